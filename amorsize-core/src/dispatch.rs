@@ -1,0 +1,321 @@
+//! Running one call: route it from the site's cache (the hot path: a few atomic loads and a
+//! comparison), then run a plain loop, a profiling head followed by the tuned rest, or a rayon
+//! parallel map with the planned minimum split length.
+
+use crate::config::{self, Mode};
+use crate::items::IntoItems;
+use crate::machine::machine;
+use crate::model::{self, Decision, Plan};
+use crate::profile::profile;
+use crate::site::Site;
+use rayon::iter::plumbing::{
+    bridge_producer_consumer, Consumer, Producer, ProducerCallback, UnindexedConsumer,
+};
+use rayon::prelude::*;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Serial calls predicted to take longer than this are always timed (the clock's tens of
+/// nanoseconds are lost in them); shorter ones are timed on every [`SAMPLE_EVERY`]th call.
+const ALWAYS_TIME_PS: u64 = 20_000_000;
+/// One short call in this many is timed to refine the cached cost.
+const SAMPLE_EVERY: u64 = 64;
+/// A timed serial call shorter than this says more about the clock than the work: counted,
+/// not learned from.
+const MIN_SAMPLE_NS: u64 = 2_000;
+
+/// Maps `f` over `items` (a `Vec`, an integer range, a slice, any [`IntoItems`]), choosing a plain loop or a parallel map from what
+/// `site` has learned. Results are in input order; `f` runs exactly once per item.
+///
+/// ```
+/// use amorsize_core::{map, Site};
+///
+/// static HASH: Site = Site::new("hash");
+///
+/// let hashes: Vec<u64> = map(&HASH, 0..10_000u64, |x| x.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+/// assert_eq!(hashes.len(), 10_000);
+/// assert_eq!(hashes[1], 0x9E37_79B9_7F4A_7C15);
+/// ```
+///
+/// A panic in `f` propagates to the caller with its original payload, as from a plain loop;
+/// the site stays usable.
+pub fn map<I, R, F>(site: &'static Site, items: I, f: F) -> Vec<R>
+where
+    I: IntoItems,
+    R: Send,
+    F: Fn(I::Item) -> R + Sync + Send,
+{
+    let iter = items.into_items();
+    let n = iter.len();
+    let call_index = site.begin_call(n);
+    if n == 0 {
+        return Vec::new();
+    }
+    let route = route(site, n, call_index);
+    iter.with_producer(Run {
+        site,
+        n,
+        f: &f,
+        route,
+        _result: PhantomData,
+    })
+}
+
+/// Maps `f` over a slice of borrowed items: [`map`] over `items.par_iter()`.
+///
+/// ```
+/// use amorsize_core::{map_slice, Site};
+///
+/// static LENGTHS: Site = Site::new("lengths");
+///
+/// let words = vec!["a".to_string(), "bb".to_string()];
+/// assert_eq!(map_slice(&LENGTHS, &words, |w: &String| w.len()), [1, 2]);
+/// ```
+pub fn map_slice<T, R, F>(site: &'static Site, items: &[T], f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync + Send,
+{
+    map(site, items, f)
+}
+
+/// How one call runs.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    /// A plain loop; `timed` when this call's time should refine the cost.
+    Serial { timed: bool },
+    /// No trustworthy cost: time the head of this call, then plan the rest.
+    Profile,
+    /// A parallel map as decided.
+    Parallel(Decision),
+}
+
+static SERIAL_LIMIT_PS: AtomicU64 = AtomicU64::new(0);
+
+/// Total work below which no call goes parallel on this machine (cached after measuring).
+#[inline]
+fn serial_limit_ps() -> u64 {
+    match SERIAL_LIMIT_PS.load(Ordering::Relaxed) {
+        0 => compute_serial_limit_ps(),
+        limit => limit,
+    }
+}
+
+#[cold]
+fn compute_serial_limit_ps() -> u64 {
+    let limit = model::serial_work_limit_ps(&machine()).max(1);
+    SERIAL_LIMIT_PS.store(limit, Ordering::Relaxed);
+    limit
+}
+
+#[inline]
+fn route(site: &Site, n: usize, call_index: u64) -> Route {
+    if n < 2 {
+        return Route::Serial { timed: false };
+    }
+    let mode = match config::mode() {
+        Mode::Auto => site.mode(),
+        forced => forced,
+    };
+    match mode {
+        Mode::Serial => serial_route(site, n, call_index),
+        Mode::Parallel => Route::Parallel(forced_parallel(site, n)),
+        Mode::Auto => match site.cost_ps() {
+            None => Route::Profile,
+            Some(per_item_ps) => {
+                let work_ps = (n as u64).saturating_mul(per_item_ps);
+                if work_ps < serial_limit_ps() {
+                    Route::Serial {
+                        timed: work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0,
+                    }
+                } else {
+                    plan_long_call(site, n, per_item_ps)
+                }
+            }
+        },
+    }
+}
+
+#[inline]
+fn serial_route(site: &Site, n: usize, call_index: u64) -> Route {
+    let work_ps = (n as u64).saturating_mul(site.cost_ps().unwrap_or(0));
+    Route::Serial {
+        timed: work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0,
+    }
+}
+
+#[cold]
+fn plan_long_call(site: &Site, n: usize, per_item_ps: u64) -> Route {
+    if !site.is_tuned() {
+        // The cost came from a short call; a call this long is worth timing properly.
+        return Route::Profile;
+    }
+    let decision = model::decide(n, per_item_ps as f64 / 1000.0, &machine());
+    site.note_decision(n, &decision);
+    match decision.plan {
+        Plan::Parallel { .. } => Route::Parallel(decision),
+        Plan::Serial => Route::Serial { timed: true },
+    }
+}
+
+#[cold]
+fn forced_parallel(site: &Site, n: usize) -> Decision {
+    let m = machine();
+    let per_item_ns = site.per_item_ns();
+    let mut decision = model::decide(n, per_item_ns.unwrap_or(f64::INFINITY), &m);
+    if !decision.plan.is_parallel() {
+        let threads = m.threads.max(1);
+        let min_len = n.div_ceil(threads * model::MAX_PIECES_PER_THREAD).max(1);
+        decision.plan = Plan::Parallel {
+            min_len,
+            threads: threads.min(n.div_ceil(min_len)),
+        };
+        if per_item_ns.is_none() {
+            decision.serial_ns = f64::NAN;
+        }
+    }
+    decision
+}
+
+/// The callback that receives the call's producer and runs the route.
+struct Run<'f, F, R> {
+    site: &'static Site,
+    n: usize,
+    f: &'f F,
+    route: Route,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<T, R, F> ProducerCallback<T> for Run<'_, F, R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync + Send,
+{
+    type Output = Vec<R>;
+
+    fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
+        let Run {
+            site, n, f, route, ..
+        } = self;
+        let mut out = Vec::with_capacity(n);
+        match route {
+            Route::Serial { timed: false } => out.extend(producer.into_iter().map(f)),
+            Route::Serial { timed: true } => {
+                let start = Instant::now();
+                out.extend(producer.into_iter().map(f));
+                observe_serial(site, n, start);
+            }
+            Route::Parallel(decision) => run_parallel(site, producer, n, f, decision, &mut out),
+            Route::Profile => {
+                let (estimate, rest) = profile(producer, n, f, &mut out);
+                site.publish_profile(estimate.per_item_ps, estimate.strong);
+                if let Some(rest) = rest {
+                    let remaining = n - estimate.done;
+                    let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
+                    let decision = model::decide(remaining, per_item_ns, &machine());
+                    site.note_decision(n, &decision);
+                    match decision.plan {
+                        Plan::Parallel { .. } => {
+                            run_parallel(site, rest, remaining, f, decision, &mut out)
+                        }
+                        Plan::Serial => out.extend(rest.into_iter().map(f)),
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cold]
+fn observe_serial(site: &Site, n: usize, start: Instant) {
+    let elapsed_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+    if elapsed_ns >= MIN_SAMPLE_NS {
+        site.observe(elapsed_ns.saturating_mul(1000) / n as u64);
+    }
+}
+
+fn run_parallel<P, F, R>(
+    site: &Site,
+    producer: P,
+    n: usize,
+    f: &F,
+    decision: Decision,
+    out: &mut Vec<R>,
+) where
+    P: Producer,
+    P::Item: Send,
+    R: Send,
+    F: Fn(P::Item) -> R + Sync + Send,
+{
+    let Plan::Parallel { min_len, threads } = decision.plan else {
+        out.extend(producer.into_iter().map(f));
+        return;
+    };
+    let start = Instant::now();
+    out.par_extend(
+        ProducerIter { producer, len: n }
+            .with_min_len(min_len)
+            .map(f),
+    );
+    let elapsed_ns = start.elapsed().as_nanos() as f64;
+    // Infer the per-item cost from the parallel time: the work each thread did, minus
+    // the fixed overhead, spread over its share of the items.
+    let m = machine();
+    let busy_ns = (elapsed_ns - m.overhead_ns).max(elapsed_ns / 2.0);
+    let sample_ps = busy_ns * 1000.0 * threads as f64 / n as f64;
+    if sample_ps.is_finite() && sample_ps >= 1.0 {
+        site.observe(sample_ps as u64);
+    }
+    if let Some(per_item_ns) = site.per_item_ns() {
+        site.note_observed_speedup(n as f64 * per_item_ns / elapsed_ns);
+    }
+}
+
+/// A rayon producer seen as an indexed parallel iterator again, so that the rest of a
+/// profiled call (or a whole call) can use rayon's `with_min_len`, `map` and collection
+/// straight into the output `Vec`.
+struct ProducerIter<P> {
+    producer: P,
+    len: usize,
+}
+
+impl<P> ParallelIterator for ProducerIter<P>
+where
+    P: Producer,
+    P::Item: Send,
+{
+    type Item = P::Item;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        bridge_producer_consumer(self.len, self.producer, consumer)
+    }
+
+    fn opt_len(&self) -> Option<usize> {
+        Some(self.len)
+    }
+}
+
+impl<P> IndexedParallelIterator for ProducerIter<P>
+where
+    P: Producer,
+    P::Item: Send,
+{
+    fn drive<C: Consumer<Self::Item>>(self, consumer: C) -> C::Result {
+        bridge_producer_consumer(self.len, self.producer, consumer)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn with_producer<CB: ProducerCallback<Self::Item>>(self, callback: CB) -> CB::Output {
+        callback.callback(self.producer)
+    }
+}

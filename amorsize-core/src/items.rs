@@ -1,0 +1,190 @@
+//! What a by-value companion (and [`map`](crate::map)) accepts as its items: collections,
+//! integer ranges of every width, and any rayon indexed parallel iterator through [`ParIter`].
+
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, Map, ParallelIterator, RepeatN, Zip};
+use std::collections::VecDeque;
+use std::ops::{Range, RangeInclusive};
+
+/// Items a parallel map can take by value, in order, with a known length.
+///
+/// Implemented for `Vec<T>`, `VecDeque<T>`, `Box<[T]>`, arrays `[T; N]`, borrowed slices
+/// (`&[T]`, `&Vec<T>`, `&[T; N]`, whose items are `&T`), `Range` and `RangeInclusive` of every
+/// primitive integer type (including `u64` and `i64`, which rayon alone cannot split by index),
+/// and any rayon indexed parallel iterator wrapped in [`ParIter`].
+pub trait IntoItems {
+    /// The item handed to the per-item function.
+    type Item: Send;
+    /// The rayon iterator the items become.
+    type Iter: IndexedParallelIterator<Item = Self::Item>;
+    /// Converts into the rayon iterator.
+    fn into_items(self) -> Self::Iter;
+}
+
+/// Any rayon indexed parallel iterator, as items: `par_f(ParIter(v.par_chunks(64)))`.
+#[derive(Clone, Debug)]
+pub struct ParIter<I>(pub I);
+
+impl<I: IndexedParallelIterator> IntoItems for ParIter<I> {
+    type Item = I::Item;
+    type Iter = I;
+    fn into_items(self) -> I {
+        self.0
+    }
+}
+
+macro_rules! via_rayon {
+    ($(impl[$($gen:tt)*] for $ty:ty => $iter:ty, item = $item:ty;)*) => {$(
+        impl<$($gen)*> IntoItems for $ty {
+            type Item = $item;
+            type Iter = $iter;
+            fn into_items(self) -> $iter {
+                self.into_par_iter()
+            }
+        }
+    )*};
+}
+
+via_rayon! {
+    impl[T: Send] for Vec<T> => rayon::vec::IntoIter<T>, item = T;
+    impl[T: Send] for VecDeque<T> => rayon::collections::vec_deque::IntoIter<T>, item = T;
+    impl[T: Send, const N: usize] for [T; N] => rayon::array::IntoIter<T, N>, item = T;
+    impl['a, T: Sync + 'a] for &'a [T] => rayon::slice::Iter<'a, T>, item = &'a T;
+    impl['a, T: Sync + 'a] for &'a Vec<T> => rayon::slice::Iter<'a, T>, item = &'a T;
+    impl['a, T: Sync + 'a, const N: usize] for &'a [T; N] => rayon::slice::Iter<'a, T>, item = &'a T;
+}
+
+impl<T: Send> IntoItems for Box<[T]> {
+    type Item = T;
+    type Iter = rayon::vec::IntoIter<T>;
+    fn into_items(self) -> Self::Iter {
+        self.into_vec().into_par_iter()
+    }
+}
+
+/// The rayon iterator behind an integer range: offsets `0..len` added to the start.
+pub type RangeItems<T> = Map<Zip<RepeatN<T>, rayon::range::Iter<usize>>, fn((T, usize)) -> T>;
+
+fn range_items<T: Clone + Send>(start: T, len: usize, add: fn((T, usize)) -> T) -> RangeItems<T> {
+    rayon::iter::repeat_n(start, len)
+        .zip(0..len)
+        .map(add)
+}
+
+/// The number of items from `start` to `end` (exclusive), if it fits a `usize`.
+fn range_len(start: i128, end: i128) -> Option<usize> {
+    if end <= start {
+        return Some(0);
+    }
+    usize::try_from(end - start).ok()
+}
+
+#[cold]
+fn too_long(range: &dyn std::fmt::Debug) -> ! {
+    panic!("amorsize: the range {range:?} holds more items than a usize can count; split it")
+}
+
+macro_rules! integer_ranges {
+    ($($t:ty),*) => {$(
+        impl IntoItems for Range<$t> {
+            type Item = $t;
+            type Iter = RangeItems<$t>;
+            fn into_items(self) -> Self::Iter {
+                let len = range_len(self.start as i128, self.end as i128)
+                    .unwrap_or_else(|| too_long(&self));
+                range_items(self.start, len, |(start, i)| start.wrapping_add(i as $t))
+            }
+        }
+
+        impl IntoItems for RangeInclusive<$t> {
+            type Item = $t;
+            type Iter = RangeItems<$t>;
+            fn into_items(self) -> Self::Iter {
+                let (start, end) = (*self.start(), *self.end());
+                let len = if self.is_empty() {
+                    0
+                } else {
+                    range_len(start as i128, end as i128 + 1).unwrap_or_else(|| too_long(&self))
+                };
+                range_items(start, len, |(start, i)| start.wrapping_add(i as $t))
+            }
+        }
+    )*};
+}
+
+integer_ranges!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+// u128 does not fit i128 arithmetic; its lengths are computed unsigned.
+impl IntoItems for Range<u128> {
+    type Item = u128;
+    type Iter = RangeItems<u128>;
+    fn into_items(self) -> Self::Iter {
+        let len = self.end.saturating_sub(self.start);
+        let len = usize::try_from(len).unwrap_or_else(|_| too_long(&self));
+        range_items(self.start, len, |(start, i)| start + i as u128)
+    }
+}
+
+impl IntoItems for Range<i128> {
+    type Item = i128;
+    type Iter = RangeItems<i128>;
+    fn into_items(self) -> Self::Iter {
+        let len = if self.end <= self.start {
+            0
+        } else {
+            let span = self.end.abs_diff(self.start);
+            usize::try_from(span).unwrap_or_else(|_| too_long(&self))
+        };
+        range_items(self.start, len, |(start, i)| start.wrapping_add(i as i128))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+
+    fn collect<I: IntoItems>(items: I) -> Vec<I::Item> {
+        items.into_items().collect()
+    }
+
+    #[test]
+    fn ranges_of_every_width_match_their_serial_iteration() {
+        assert_eq!(collect(3u64..9), (3u64..9).collect::<Vec<_>>());
+        assert_eq!(collect(-5i64..=5), (-5i64..=5).collect::<Vec<_>>());
+        assert_eq!(collect(250u8..=255), (250u8..=255).collect::<Vec<_>>());
+        assert_eq!(collect(-128i8..=127).len(), 256);
+        assert_eq!(collect(i32::MIN..i32::MIN + 3), vec![i32::MIN, i32::MIN + 1, i32::MIN + 2]);
+        assert_eq!(collect(u128::MAX - 2..u128::MAX), vec![u128::MAX - 2, u128::MAX - 1]);
+        assert_eq!(collect(-2i128..1), vec![-2, -1, 0]);
+        assert_eq!(collect(u64::MAX - 1..=u64::MAX), vec![u64::MAX - 1, u64::MAX]);
+    }
+
+    #[test]
+    fn empty_and_reversed_ranges_are_empty() {
+        assert!(collect(5u64..5).is_empty());
+        assert!(collect(9u64..3).is_empty());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 3i32..=1;
+        assert!(collect(reversed).is_empty());
+        assert!(collect(5u128..1).is_empty());
+    }
+
+    #[test]
+    fn collections_and_wrapped_iterators() {
+        assert_eq!(collect(vec![1, 2, 3]), vec![1, 2, 3]);
+        assert_eq!(collect([4, 5]), vec![4, 5]);
+        assert_eq!(collect(VecDeque::from(vec![7, 8])), vec![7, 8]);
+        assert_eq!(collect(vec![1, 2].into_boxed_slice()), vec![1, 2]);
+        let v = vec![1, 2, 3];
+        assert_eq!(collect(&v), vec![&1, &2, &3]);
+        assert_eq!(collect(ParIter(v.par_chunks(2))), vec![&[1, 2][..], &[3][..]]);
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn ranges_too_long_to_count_panic_clearly() {
+        let err = std::panic::catch_unwind(|| collect(0u128..u128::MAX).len()).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("more items than a usize can count"), "{msg}");
+    }
+}

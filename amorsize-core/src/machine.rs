@@ -1,0 +1,136 @@
+//! The machine facts the cost model needs: rayon's thread count and what going parallel
+//! costs here, measured once per process, lazily, in well under a millisecond.
+
+use crate::model::{Machine, MAX_PIECES_PER_THREAD};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static MEASURED: OnceLock<Machine> = OnceLock::new();
+static MEASURING: AtomicBool = AtomicBool::new(false);
+
+/// Used by calls that arrive while the first measurement is still running (including calls
+/// nested inside it): a typical wake-and-join cost for a small pool, so those calls lean serial.
+const PROVISIONAL_OVERHEAD_NS: f64 = 20_000.0;
+const PROVISIONAL_PER_PIECE_NS: f64 = 500.0;
+
+/// Samples per measured configuration; the median is kept.
+const SAMPLES: usize = 7;
+/// Pause that lets rayon's workers fall asleep, so one sample sees the wake-up cost a call
+/// after idle time pays.
+const IDLE_PAUSE: Duration = Duration::from_micros(200);
+
+/// The machine facts, measured on first use.
+///
+/// Never blocks: a thread that asks while another is measuring (or a call nested inside the
+/// measurement) gets provisional numbers.
+pub fn machine() -> Machine {
+    if let Some(m) = MEASURED.get() {
+        return *m;
+    }
+    measure_once()
+}
+
+#[cold]
+fn measure_once() -> Machine {
+    if MEASURING
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return MEASURED.get().copied().unwrap_or_else(provisional);
+    }
+    let measured = measure();
+    let _ = MEASURED.set(measured);
+    *MEASURED.get().unwrap_or(&measured)
+}
+
+fn provisional() -> Machine {
+    Machine {
+        threads: rayon::current_num_threads(),
+        overhead_ns: PROVISIONAL_OVERHEAD_NS,
+        per_piece_ns: PROVISIONAL_PER_PIECE_NS,
+    }
+}
+
+/// Times rayon's fork-join on empty work: `threads` pieces (the fixed cost of a parallel call)
+/// and `MAX_PIECES_PER_THREAD × threads` pieces (the cost of each extra piece).
+fn measure() -> Machine {
+    let threads = rayon::current_num_threads();
+    if threads < 2 {
+        return Machine {
+            threads,
+            overhead_ns: 0.0,
+            per_piece_ns: 0.0,
+        };
+    }
+    // Starts the pool's threads if this is the process's first parallel work.
+    rayon::join(|| black_box(0), || black_box(1));
+
+    let many = threads * MAX_PIECES_PER_THREAD;
+    let mut few_ns = [0.0; SAMPLES];
+    let mut many_ns = [0.0; SAMPLES];
+    for i in 0..SAMPLES {
+        few_ns[i] = time_empty_split(threads);
+        many_ns[i] = time_empty_split(many);
+    }
+    // Calls usually arrive after the pool has gone idle; weigh one cold wake-up in.
+    std::thread::sleep(IDLE_PAUSE);
+    let cold_ns = time_empty_split(threads);
+
+    let hot_ns = median(&mut few_ns);
+    let overhead_ns = (hot_ns + cold_ns) / 2.0;
+    let extra_pieces_per_thread = (MAX_PIECES_PER_THREAD - 1) as f64;
+    let per_piece_ns = ((median(&mut many_ns) - hot_ns) / extra_pieces_per_thread).max(50.0);
+    Machine {
+        threads,
+        overhead_ns: overhead_ns.max(1_000.0),
+        per_piece_ns,
+    }
+}
+
+fn time_empty_split(pieces: usize) -> f64 {
+    use rayon::prelude::*;
+    let start = Instant::now();
+    (0..pieces).into_par_iter().with_min_len(1).for_each(|i| {
+        black_box(i);
+    });
+    start.elapsed().as_nanos() as f64
+}
+
+/// Median of a small sample (sorts it in place). NaN-free input only.
+pub(crate) fn median(samples: &mut [f64]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        (samples[mid - 1] + samples[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_is_robust_to_one_outlier() {
+        assert_eq!(median(&mut []), 0.0);
+        assert_eq!(median(&mut [3.0]), 3.0);
+        assert_eq!(median(&mut [1.0, 1e9, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn measured_machine_is_sane() {
+        let m = machine();
+        assert_eq!(m.threads, rayon::current_num_threads());
+        assert!(m.overhead_ns.is_finite() && m.overhead_ns >= 0.0);
+        assert!(m.per_piece_ns.is_finite() && m.per_piece_ns >= 0.0);
+        // Asked again, the same numbers: measured once per process.
+        assert_eq!(machine(), m);
+    }
+}

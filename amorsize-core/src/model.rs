@@ -1,0 +1,282 @@
+//! The cost model: pure arithmetic that turns one call's length, the learned per-item cost and
+//! the machine's parallel overhead into a [`Plan`]. No clocks, no state; unit-tested with
+//! made-up numbers.
+
+/// What one call will do: run on the caller's thread, or split across rayon's pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Plan {
+    /// A plain loop on the calling thread.
+    Serial,
+    /// A rayon parallel map whose pieces hold at least `min_len` items (rayon's
+    /// `with_min_len`), spread over `threads` threads.
+    Parallel {
+        /// The minimum number of items rayon may put in one piece of work.
+        min_len: usize,
+        /// How many threads the pieces are expected to keep busy.
+        threads: usize,
+    },
+}
+
+impl Plan {
+    /// `true` for [`Plan::Parallel`].
+    pub fn is_parallel(&self) -> bool {
+        matches!(self, Plan::Parallel { .. })
+    }
+}
+
+/// What the model knows of the machine, measured once per process by
+/// [`machine`](crate::machine()).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Machine {
+    /// Threads in rayon's pool.
+    pub threads: usize,
+    /// Fixed cost of one parallel call: waking the pool, forking and joining (nanoseconds).
+    pub overhead_ns: f64,
+    /// Extra cost of every further piece a parallel call is cut into (nanoseconds).
+    pub per_piece_ns: f64,
+}
+
+/// The model's answer for one call: the plan and the times it predicts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// What to do.
+    pub plan: Plan,
+    /// Predicted time of a plain loop over the call (nanoseconds).
+    pub serial_ns: f64,
+    /// Predicted time of the best parallel split, whether or not it was chosen (nanoseconds).
+    pub parallel_ns: f64,
+}
+
+impl Decision {
+    /// Predicted speedup of the chosen plan over a plain loop (1.0 for a serial plan).
+    pub fn predicted_speedup(&self) -> f64 {
+        match self.plan {
+            Plan::Serial => 1.0,
+            Plan::Parallel { .. } => self.serial_ns / self.parallel_ns,
+        }
+    }
+}
+
+/// Going parallel must promise at least this speedup: below it the prediction's error and
+/// the machine's noise can turn a small predicted gain into a real loss.
+pub const MIN_SPEEDUP: f64 = 1.25;
+
+/// At most this many pieces per thread: enough for rayon to rebalance uneven work, few
+/// enough that one misjudged cost cannot cut a call into thousands of pieces.
+pub const MAX_PIECES_PER_THREAD: usize = 4;
+
+/// A piece must be long enough that its own scheduling cost stays under this share of it.
+pub const MAX_PIECE_OVERHEAD_SHARE: f64 = 0.05;
+
+/// Total predicted work (picoseconds) below which no call can go parallel on `machine`,
+/// whatever its length. The hot path compares a call's `n × per_item` against it before
+/// asking [`decide`]: it is a necessary condition, so it never hides a parallel plan.
+pub fn serial_work_limit_ps(machine: &Machine) -> u64 {
+    if machine.threads < 2 {
+        return u64::MAX;
+    }
+    let limit = machine.overhead_ns * MIN_SPEEDUP * 1000.0;
+    if limit.is_finite() && limit > 0.0 {
+        limit as u64
+    } else {
+        0
+    }
+}
+
+/// Chooses the plan for a call of `n` items costing `per_item_ns` each on `machine`.
+///
+/// Parallel time is modelled as the fixed overhead, plus each thread's share of the pieces'
+/// scheduling cost, plus each thread's share of the work rounded up to whole pieces. The
+/// parallel plan wins only if it is predicted [`MIN_SPEEDUP`] times faster than the loop.
+pub fn decide(n: usize, per_item_ns: f64, machine: &Machine) -> Decision {
+    let per_item_ns = if per_item_ns.is_finite() && per_item_ns > 0.0 {
+        per_item_ns
+    } else {
+        0.0
+    };
+    let serial_ns = n as f64 * per_item_ns;
+    let serial = Decision {
+        plan: Plan::Serial,
+        serial_ns,
+        parallel_ns: f64::INFINITY,
+    };
+    if n < 2 || machine.threads < 2 || per_item_ns == 0.0 {
+        return serial;
+    }
+
+    let min_len = min_len(n, per_item_ns, machine);
+    let pieces = n.div_ceil(min_len);
+    let threads = machine.threads.min(pieces);
+    if threads < 2 {
+        return serial;
+    }
+    let pieces_per_thread = pieces.div_ceil(threads);
+    // The busiest thread runs `pieces_per_thread` pieces of at most `min_len` items each
+    // (rayon halves ranges, so pieces are between `min_len` and `2 × min_len` long; using
+    // the even share below keeps the estimate unbiased when pieces are uniform).
+    let busiest_items = (n as f64 / threads as f64).max(min_len.min(n) as f64);
+    let parallel_ns = machine.overhead_ns.max(0.0)
+        + pieces_per_thread as f64 * machine.per_piece_ns.max(0.0)
+        + busiest_items * per_item_ns;
+    let decision = Decision {
+        plan: Plan::Parallel { min_len, threads },
+        serial_ns,
+        parallel_ns,
+    };
+    if decision.predicted_speedup() >= MIN_SPEEDUP {
+        decision
+    } else {
+        Decision {
+            parallel_ns,
+            ..serial
+        }
+    }
+}
+
+/// The split length for a parallel call: long enough that a piece's scheduling cost is a small
+/// share of it, and long enough that there are at most [`MAX_PIECES_PER_THREAD`] pieces per
+/// thread.
+fn min_len(n: usize, per_item_ns: f64, machine: &Machine) -> usize {
+    let max_pieces = machine.threads.saturating_mul(MAX_PIECES_PER_THREAD).max(1);
+    let by_piece_cap = n.div_ceil(max_pieces);
+    let piece_ns = machine.per_piece_ns.max(0.0) / MAX_PIECE_OVERHEAD_SHARE;
+    let by_overhead = (piece_ns / per_item_ns).ceil();
+    let by_overhead = if by_overhead >= n as f64 {
+        n
+    } else {
+        by_overhead as usize
+    };
+    by_piece_cap.max(by_overhead).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_cores() -> Machine {
+        Machine {
+            threads: 2,
+            overhead_ns: 10_000.0,
+            per_piece_ns: 200.0,
+        }
+    }
+
+    #[test]
+    fn tiny_calls_stay_serial() {
+        let m = two_cores();
+        assert_eq!(decide(0, 1000.0, &m).plan, Plan::Serial);
+        assert_eq!(decide(1, 1e9, &m).plan, Plan::Serial);
+        // 100 items of 2 ns: 0.2 µs of work against 10 µs of overhead.
+        assert_eq!(decide(100, 2.0, &m).plan, Plan::Serial);
+    }
+
+    #[test]
+    fn heavy_calls_go_parallel_on_all_threads() {
+        let m = two_cores();
+        let d = decide(64, 1_000_000.0, &m);
+        assert_eq!(d.plan, Plan::Parallel { min_len: 8, threads: 2 });
+        assert!(d.predicted_speedup() > 1.9 && d.predicted_speedup() <= 2.0);
+    }
+
+    #[test]
+    fn two_items_of_heavy_work_split_in_two() {
+        let d = decide(2, 1_000_000.0, &two_cores());
+        assert_eq!(d.plan, Plan::Parallel { min_len: 1, threads: 2 });
+    }
+
+    #[test]
+    fn break_even_sits_where_speedup_reaches_the_minimum() {
+        let m = two_cores();
+        // With 1 µs items the parallel time is 10 µs + n/2 µs (+ piece costs): serial
+        // n µs reaches 1.25× of that only once n is well above 20.
+        let first_parallel = (2..10_000)
+            .find(|&n| decide(n, 1000.0, &m).plan.is_parallel())
+            .unwrap();
+        assert!((30..100).contains(&first_parallel), "{first_parallel}");
+        // Monotone: once parallel, longer calls stay parallel.
+        for n in first_parallel..first_parallel + 2000 {
+            assert!(decide(n, 1000.0, &m).plan.is_parallel(), "n = {n}");
+        }
+        // Just below, the predicted speedup is under the minimum.
+        let below = decide(first_parallel - 1, 1000.0, &m);
+        assert_eq!(below.plan, Plan::Serial);
+        assert!(below.serial_ns / below.parallel_ns < MIN_SPEEDUP);
+    }
+
+    #[test]
+    fn pieces_are_capped_per_thread() {
+        let m = two_cores();
+        // Cheap items, huge n: the overhead bound would allow tiny pieces; the cap holds.
+        let d = decide(1_000_000, 50.0, &m);
+        match d.plan {
+            Plan::Parallel { min_len, threads } => {
+                assert_eq!(threads, 2);
+                assert_eq!(min_len, 1_000_000 / (2 * MAX_PIECES_PER_THREAD));
+            }
+            Plan::Serial => panic!("expected parallel, got {d:?}"),
+        }
+    }
+
+    #[test]
+    fn cheap_items_get_pieces_long_enough_to_pay_for_themselves() {
+        let m = two_cores();
+        // 2 ns items: a piece must run ≥ 200 ns / 5 % = 4 µs, i.e. ≥ 2000 items.
+        match decide(1_000_000, 2.0, &m).plan {
+            Plan::Parallel { min_len, .. } => assert!(min_len >= 2000, "{min_len}"),
+            Plan::Serial => panic!("1M × 2 ns = 2 ms should be parallel"),
+        }
+    }
+
+    #[test]
+    fn few_pieces_use_fewer_threads() {
+        let m = Machine {
+            threads: 16,
+            overhead_ns: 10_000.0,
+            per_piece_ns: 1_000.0,
+        };
+        // 40 items of 5 µs: pieces must run ≥ 20 µs = 4 items, so at most 10 pieces.
+        match decide(40, 5_000.0, &m).plan {
+            Plan::Parallel { min_len, threads } => {
+                assert_eq!(min_len, 4);
+                assert_eq!(threads, 10);
+            }
+            Plan::Serial => panic!("expected parallel"),
+        }
+    }
+
+    #[test]
+    fn one_thread_or_nonsense_costs_mean_serial() {
+        let one = Machine {
+            threads: 1,
+            ..two_cores()
+        };
+        assert_eq!(decide(1_000_000, 1e6, &one).plan, Plan::Serial);
+        assert_eq!(serial_work_limit_ps(&one), u64::MAX);
+        let m = two_cores();
+        for bad in [f64::NAN, f64::INFINITY, -5.0, 0.0] {
+            assert_eq!(decide(1_000_000, bad, &m).plan, Plan::Serial, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_hot_path_limit_never_hides_a_parallel_plan() {
+        let m = two_cores();
+        let limit = serial_work_limit_ps(&m);
+        for &c in &[1.0, 3.0, 50.0, 1000.0, 1e5, 1e6] {
+            for n in [2usize, 3, 10, 100, 1000, 10_000, 100_000, 1_000_000] {
+                let work_ps = (n as f64 * c * 1000.0) as u64;
+                if work_ps < limit {
+                    assert_eq!(decide(n, c, &m).plan, Plan::Serial, "n={n} c={c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_costs_do_not_overflow() {
+        let m = two_cores();
+        let d = decide(usize::MAX, 1e12, &m);
+        assert!(d.plan.is_parallel());
+        assert!(d.predicted_speedup().is_finite());
+    }
+}

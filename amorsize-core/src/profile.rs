@@ -1,0 +1,156 @@
+//! Timing real work: a call that knows no cost yet runs its first items on the caller's
+//! thread in growing, timed blocks until the per-item cost is stable, keeping every result.
+//! No dry runs: each item is computed once, here or by the plan that follows.
+
+use crate::machine::median;
+use rayon::iter::plumbing::Producer;
+use std::time::Instant;
+
+/// A block shorter than this is dominated by the clock's own cost (tens of ns per read):
+/// it only tells the next block to be longer.
+pub(crate) const MIN_BLOCK_NS: u64 = 5_000;
+/// Well-timed blocks whose median is the estimate: one preempted block cannot skew it.
+pub(crate) const GOOD_BLOCKS: usize = 3;
+/// Past this much profiled time, one or two well-timed blocks are enough: the items are
+/// heavy, and the rest of the call should get on with it in parallel.
+pub(crate) const BUDGET_NS: u64 = 200_000;
+
+/// What profiling learned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Estimate {
+    /// Estimated cost of one item (picoseconds).
+    pub per_item_ps: u64,
+    /// `true` when it comes from well-timed blocks, `false` when the input ran out first.
+    pub strong: bool,
+    /// Items already run (their results are in the output).
+    pub done: usize,
+    /// Time spent running them (nanoseconds).
+    pub spent_ns: u64,
+}
+
+/// Runs the head of `producer` (which holds `n` items) serially in timed blocks, pushing
+/// results to `out`. Returns the estimate and the untouched rest, if any.
+pub(crate) fn profile<P, F, R>(producer: P, n: usize, f: &F, out: &mut Vec<R>) -> (Estimate, Option<P>)
+where
+    P: Producer,
+    F: Fn(P::Item) -> R,
+{
+    let mut rest = Some(producer);
+    let mut done = 0usize;
+    let mut block = 1usize;
+    let mut spent_ns = 0u64;
+    let mut good_ps = [0f64; GOOD_BLOCKS];
+    let mut good = 0usize;
+
+    while let Some(remaining_producer) = rest.take() {
+        let size = block.min(n - done);
+        let head = if size == n - done {
+            remaining_producer
+        } else {
+            let (head, tail) = remaining_producer.split_at(size);
+            rest = Some(tail);
+            head
+        };
+        let start = Instant::now();
+        out.extend(head.into_iter().map(f));
+        let block_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        done += size;
+        spent_ns = spent_ns.saturating_add(block_ns);
+
+        if block_ns >= MIN_BLOCK_NS {
+            good_ps[good] = block_ns as f64 * 1000.0 / size as f64;
+            good += 1;
+            if good == GOOD_BLOCKS || spent_ns >= BUDGET_NS {
+                break;
+            }
+        } else {
+            // Aim the next block at the minimum duration, at most doubling.
+            block = block.saturating_mul(2);
+        }
+    }
+
+    let estimate = if good > 0 {
+        Estimate {
+            per_item_ps: median(&mut good_ps[..good]).max(1.0) as u64,
+            strong: good >= 2 || spent_ns >= BUDGET_NS,
+            done,
+            spent_ns,
+        }
+    } else {
+        Estimate {
+            per_item_ps: (spent_ns.saturating_mul(1000) / done.max(1) as u64).max(1),
+            strong: false,
+            done,
+            spent_ns,
+        }
+    };
+    (estimate, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::iter::plumbing::{Producer, ProducerCallback};
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Profile<'a, F> {
+        n: usize,
+        f: &'a F,
+    }
+
+    impl<'a, T, F: Fn(T) -> u64> ProducerCallback<T> for Profile<'a, F> {
+        type Output = (Estimate, Vec<u64>, usize);
+        fn callback<P: Producer<Item = T>>(self, producer: P) -> Self::Output {
+            let mut out = Vec::new();
+            let (estimate, rest) = profile(producer, self.n, self.f, &mut out);
+            let rest_len = rest.map_or(0, |p| p.into_iter().len());
+            (estimate, out, rest_len)
+        }
+    }
+
+    fn run<F: Fn(u64) -> u64>(n: usize, f: F) -> (Estimate, Vec<u64>, usize) {
+        (0..n).into_par_iter().map(|x| x as u64).with_producer(Profile { n, f: &f })
+    }
+
+    #[test]
+    fn short_input_is_consumed_whole_and_weak() {
+        let calls = AtomicUsize::new(0);
+        let (est, out, rest) = run(10, |x| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            x * 2
+        });
+        assert_eq!(out, (0..10).map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(rest, 0);
+        assert_eq!(est.done, 10);
+        assert!(!est.strong);
+        assert_eq!(calls.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn long_input_stops_early_with_results_in_order() {
+        let n = 1_000_000;
+        let (est, out, rest) = run(n, |x| x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7));
+        assert!(est.strong);
+        assert!(est.done < n / 2, "profiled {} of {n}", est.done);
+        assert_eq!(out.len() + rest, n);
+        let expected: Vec<u64> = (0..out.len() as u64)
+            .map(|x| x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7))
+            .collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn heavy_items_are_profiled_with_few_items() {
+        let spin = |x: u64| {
+            let start = Instant::now();
+            while start.elapsed().as_micros() < 300 {}
+            x
+        };
+        let (est, out, rest) = run(64, spin);
+        assert!(est.strong);
+        assert!(est.done <= 2, "profiled {} heavy items", est.done);
+        assert_eq!(out.len() + rest, 64);
+        assert!(est.per_item_ps >= 300_000_000);
+    }
+}

@@ -1,0 +1,190 @@
+//! What each site chose and why: [`report`] returns plain data with an aligned `Display`.
+
+use crate::machine::machine;
+use crate::model::{Machine, Plan, MIN_SPEEDUP};
+use crate::site::all_sites;
+use std::fmt;
+
+/// A snapshot of every site called so far and the machine facts they decided from.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The machine facts the decisions were made from.
+    pub machine: Machine,
+    /// One entry per site, in order of first call.
+    pub sites: Vec<SiteReport>,
+}
+
+/// What one site has learned and decided.
+#[derive(Clone, Debug)]
+pub struct SiteReport {
+    /// The site's name (for annotated functions, the function's path).
+    pub name: &'static str,
+    /// Calls so far.
+    pub calls: u64,
+    /// Items processed by those calls.
+    pub items: u64,
+    /// Learned cost of one item (nanoseconds), once measured.
+    pub per_item_ns: Option<f64>,
+    /// Length of the most recent call that was planned (not every short call is recorded).
+    pub last_n: Option<u64>,
+    /// The plan of that call.
+    pub plan: Option<Plan>,
+    /// The speedup over a plain loop the model predicted for it.
+    pub predicted_speedup: Option<f64>,
+    /// The speedup a timed parallel call achieved against the predicted loop time.
+    pub observed_speedup: Option<f64>,
+    /// One sentence saying why.
+    pub reason: String,
+}
+
+/// Collects a [`Report`]. Cheap, and safe to call from any thread at any time.
+pub fn report() -> Report {
+    let machine = machine();
+    let sites = all_sites()
+        .into_iter()
+        .map(|site| {
+            let per_item_ns = site.per_item_ns();
+            let last = site.last_decision();
+            let reason = reason(per_item_ns, last.map(|l| (l.0, l.1)), &machine);
+            SiteReport {
+                name: site.name(),
+                calls: site.calls(),
+                items: site.items(),
+                per_item_ns,
+                last_n: last.map(|l| l.0),
+                plan: last.map(|l| l.1),
+                predicted_speedup: last.map(|l| l.2),
+                observed_speedup: last.and_then(|l| l.3),
+                reason,
+            }
+        })
+        .collect();
+    Report { machine, sites }
+}
+
+fn reason(per_item_ns: Option<f64>, last: Option<(u64, Plan)>, machine: &Machine) -> String {
+    let Some(c) = per_item_ns else {
+        return "not measured yet: the next call profiles its first items".to_owned();
+    };
+    let Some((n, plan)) = last else {
+        return format!(
+            "{} per item; every call so far was far below the {} cost of going parallel: serial",
+            Nanos(c),
+            Nanos(machine.overhead_ns)
+        );
+    };
+    let work = Nanos(n as f64 * c);
+    match plan {
+        Plan::Serial => format!(
+            "{n} items × {} = {work}, not {MIN_SPEEDUP}× more than the {} cost of going parallel: serial",
+            Nanos(c),
+            Nanos(machine.overhead_ns)
+        ),
+        Plan::Parallel { min_len, threads } => format!(
+            "{n} items × {} = {work}, well above the {} cost of going parallel: {threads} threads, pieces of ≥ {min_len} items",
+            Nanos(c),
+            Nanos(machine.overhead_ns)
+        ),
+    }
+}
+
+/// A duration in nanoseconds, printed with a fitting unit.
+#[derive(Clone, Copy, Debug)]
+pub struct Nanos(pub f64);
+
+impl fmt::Display for Nanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0;
+        if !ns.is_finite() {
+            f.pad("?")
+        } else if ns < 1_000.0 {
+            f.pad(&format!("{ns:.1} ns"))
+        } else if ns < 1_000_000.0 {
+            f.pad(&format!("{:.1} µs", ns / 1e3))
+        } else if ns < 1_000_000_000.0 {
+            f.pad(&format!("{:.1} ms", ns / 1e6))
+        } else {
+            f.pad(&format!("{:.2} s", ns / 1e9))
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "amorsize: {} threads, {} to go parallel, {} per extra piece",
+            self.machine.threads,
+            Nanos(self.machine.overhead_ns),
+            Nanos(self.machine.per_piece_ns)
+        )?;
+        let name_w = self
+            .sites
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        writeln!(
+            f,
+            "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<24}  {:>9}  {:>8}",
+            "site", "calls", "items", "per item", "last plan", "predicted", "observed"
+        )?;
+        for s in &self.sites {
+            let plan = match (s.plan, s.last_n) {
+                (Some(Plan::Serial), Some(n)) => format!("serial (n={n})"),
+                (Some(Plan::Parallel { min_len, threads }), Some(n)) => {
+                    format!("{threads} thr, min_len {min_len} (n={n})")
+                }
+                _ => "serial".to_owned(),
+            };
+            let speedup = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.2}×"));
+            writeln!(
+                f,
+                "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<24}  {:>9}  {:>8}",
+                s.name,
+                s.calls,
+                s.items,
+                s.per_item_ns.map_or("-".to_owned(), |c| Nanos(c).to_string()),
+                plan,
+                speedup(s.predicted_speedup),
+                speedup(s.observed_speedup),
+            )?;
+            writeln!(f, "{:<name_w$}  └ {}", "", s.reason)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanos_pick_units() {
+        assert_eq!(Nanos(2.0).to_string(), "2.0 ns");
+        assert_eq!(Nanos(12_000.0).to_string(), "12.0 µs");
+        assert_eq!(Nanos(1.5e6).to_string(), "1.5 ms");
+        assert_eq!(Nanos(3e9).to_string(), "3.00 s");
+        assert_eq!(Nanos(f64::NAN).to_string(), "?");
+    }
+
+    #[test]
+    fn reasons_name_the_numbers() {
+        let m = Machine {
+            threads: 2,
+            overhead_ns: 12_000.0,
+            per_piece_ns: 100.0,
+        };
+        let r = reason(Some(2.0), Some((100, Plan::Serial)), &m);
+        assert!(r.starts_with("100 items × 2.0 ns = 200.0 ns"), "{r}");
+        assert!(r.ends_with("12.0 µs cost of going parallel: serial"), "{r}");
+        let r = reason(
+            Some(1e6),
+            Some((64, Plan::Parallel { min_len: 8, threads: 2 })),
+            &m,
+        );
+        assert!(r.contains("64 items × 1.0 ms = 64.0 ms"), "{r}");
+        assert!(r.contains("2 threads"), "{r}");
+    }
+}
