@@ -40,11 +40,12 @@ const MIN_SAMPLE_NS: u64 = 2_000;
 ///
 /// A panic in `f` propagates to the caller with its original payload, as from a plain loop;
 /// the site stays usable.
-pub fn map<I, R, F>(site: &'static Site, items: I, f: F) -> Vec<R>
+pub fn map<T, I, R, F>(site: &'static Site, items: I, f: F) -> Vec<R>
 where
-    I: IntoItems,
+    T: Send,
+    I: IntoItems<T>,
     R: Send,
-    F: Fn(I::Item) -> R + Sync + Send,
+    F: Fn(T) -> R + Sync + Send,
 {
     let iter = items.into_items();
     let n = iter.len();

@@ -11,11 +11,12 @@ use std::ops::{Range, RangeInclusive};
 /// (`&[T]`, `&Vec<T>`, `&[T; N]`, whose items are `&T`), `Range` and `RangeInclusive` of every
 /// primitive integer type (including `u64` and `i64`, which rayon alone cannot split by index),
 /// and any rayon indexed parallel iterator wrapped in [`ParIter`].
-pub trait IntoItems {
-    /// The item handed to the per-item function.
-    type Item: Send;
+///
+/// The item type is a parameter (not an associated type) so that an untyped literal range
+/// such as `0..1000` passed where `u64` items are expected becomes a `Range<u64>`.
+pub trait IntoItems<T: Send> {
     /// The rayon iterator the items become.
-    type Iter: IndexedParallelIterator<Item = Self::Item>;
+    type Iter: IndexedParallelIterator<Item = T>;
     /// Converts into the rayon iterator.
     fn into_items(self) -> Self::Iter;
 }
@@ -24,8 +25,7 @@ pub trait IntoItems {
 #[derive(Clone, Debug)]
 pub struct ParIter<I>(pub I);
 
-impl<I: IndexedParallelIterator> IntoItems for ParIter<I> {
-    type Item = I::Item;
+impl<I: IndexedParallelIterator> IntoItems<I::Item> for ParIter<I> {
     type Iter = I;
     fn into_items(self) -> I {
         self.0
@@ -34,8 +34,7 @@ impl<I: IndexedParallelIterator> IntoItems for ParIter<I> {
 
 macro_rules! via_rayon {
     ($(impl[$($gen:tt)*] for $ty:ty => $iter:ty, item = $item:ty;)*) => {$(
-        impl<$($gen)*> IntoItems for $ty {
-            type Item = $item;
+        impl<$($gen)*> IntoItems<$item> for $ty {
             type Iter = $iter;
             fn into_items(self) -> $iter {
                 self.into_par_iter()
@@ -53,8 +52,7 @@ via_rayon! {
     impl['a, T: Sync + 'a, const N: usize] for &'a [T; N] => rayon::slice::Iter<'a, T>, item = &'a T;
 }
 
-impl<T: Send> IntoItems for Box<[T]> {
-    type Item = T;
+impl<T: Send> IntoItems<T> for Box<[T]> {
     type Iter = rayon::vec::IntoIter<T>;
     fn into_items(self) -> Self::Iter {
         self.into_vec().into_par_iter()
@@ -85,8 +83,7 @@ fn too_long(range: &dyn std::fmt::Debug) -> ! {
 
 macro_rules! integer_ranges {
     ($($t:ty),*) => {$(
-        impl IntoItems for Range<$t> {
-            type Item = $t;
+        impl IntoItems<$t> for Range<$t> {
             type Iter = RangeItems<$t>;
             fn into_items(self) -> Self::Iter {
                 let len = range_len(self.start as i128, self.end as i128)
@@ -95,8 +92,7 @@ macro_rules! integer_ranges {
             }
         }
 
-        impl IntoItems for RangeInclusive<$t> {
-            type Item = $t;
+        impl IntoItems<$t> for RangeInclusive<$t> {
             type Iter = RangeItems<$t>;
             fn into_items(self) -> Self::Iter {
                 let (start, end) = (*self.start(), *self.end());
@@ -114,8 +110,7 @@ macro_rules! integer_ranges {
 integer_ranges!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
 
 // u128 does not fit i128 arithmetic; its lengths are computed unsigned.
-impl IntoItems for Range<u128> {
-    type Item = u128;
+impl IntoItems<u128> for Range<u128> {
     type Iter = RangeItems<u128>;
     fn into_items(self) -> Self::Iter {
         let len = self.end.saturating_sub(self.start);
@@ -124,8 +119,7 @@ impl IntoItems for Range<u128> {
     }
 }
 
-impl IntoItems for Range<i128> {
-    type Item = i128;
+impl IntoItems<i128> for Range<i128> {
     type Iter = RangeItems<i128>;
     fn into_items(self) -> Self::Iter {
         let len = if self.end <= self.start {
@@ -143,7 +137,7 @@ mod tests {
     use super::*;
     use rayon::prelude::*;
 
-    fn collect<I: IntoItems>(items: I) -> Vec<I::Item> {
+    fn collect<T: Send, I: IntoItems<T>>(items: I) -> Vec<T> {
         items.into_items().collect()
     }
 

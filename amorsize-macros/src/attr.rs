@@ -1,0 +1,116 @@
+//! The attribute's options: `#[amorsize::parallel(name = par_custom, mode = "serial")]`.
+
+use proc_macro2::{Span, TokenStream};
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::{Ident, LitStr};
+
+/// The options as written; `None` where the user wrote nothing.
+#[derive(Default)]
+pub struct Options {
+    /// `name = ident`: the companion's name.
+    pub name: Option<Ident>,
+    /// `mode = "auto" | "serial" | "parallel"`, with the span of the string.
+    pub mode: Option<(Mode, Span)>,
+}
+
+/// The pinned decision of one function.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Auto,
+    Serial,
+    Parallel,
+}
+
+const VALID: &str = "valid options are `name = par_custom_name` and `mode = \"auto\" | \"serial\" | \"parallel\"`";
+
+impl Options {
+    /// Parses the attribute's arguments; every mistake is collected, not just the first.
+    pub fn parse(args: TokenStream) -> Result<Options, syn::Error> {
+        let mut options = Options::default();
+        let mut errors: Option<syn::Error> = None;
+        let parser = syn::meta::parser(|meta| {
+            if let Err(err) = options.parse_one(&meta) {
+                push(&mut errors, err);
+                // Skip the rest of this option so the next one is still checked.
+                if meta.input.peek(syn::Token![=]) {
+                    let _ = meta.value().and_then(|v| v.parse::<TokenStream>());
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(args) {
+            push(&mut errors, err);
+        }
+        match errors {
+            Some(err) => Err(err),
+            None => Ok(options),
+        }
+    }
+
+    fn parse_one(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
+        let path = &meta.path;
+        if path.is_ident("name") {
+            if self.name.is_some() {
+                return Err(meta.error("`name` is given twice; keep one"));
+            }
+            let value = meta.value()?;
+            if value.peek(LitStr) {
+                let lit: LitStr = value.parse()?;
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    "`name` takes an identifier, not a string: write `name = par_custom_name` without quotes",
+                ));
+            }
+            let ident: Ident = value.parse().map_err(|err| {
+                syn::Error::new(
+                    err.span(),
+                    "`name` takes an identifier, such as `name = par_custom_name`",
+                )
+            })?;
+            self.name = Some(ident);
+            Ok(())
+        } else if path.is_ident("mode") {
+            if self.mode.is_some() {
+                return Err(meta.error("`mode` is given twice; keep one"));
+            }
+            let value = meta.value()?;
+            let lit: LitStr = value.parse().map_err(|err| {
+                syn::Error::new(
+                    err.span(),
+                    "`mode` takes a string: \"auto\", \"serial\" or \"parallel\"",
+                )
+            })?;
+            let mode = match lit.value().as_str() {
+                "auto" => Mode::Auto,
+                "serial" => Mode::Serial,
+                "parallel" => Mode::Parallel,
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        &lit,
+                        format!("unknown mode \"{other}\"; use \"auto\", \"serial\" or \"parallel\""),
+                    ))
+                }
+            };
+            self.mode = Some((mode, lit.span()));
+            Ok(())
+        } else {
+            let name = path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_else(|| quote::quote!(#path).to_string().replace(' ', ""));
+            Err(syn::Error::new_spanned(
+                path,
+                format!("unknown option `{name}`; {VALID}"),
+            ))
+        }
+    }
+}
+
+/// Adds `err` to the collected errors.
+pub fn push(errors: &mut Option<syn::Error>, err: syn::Error) {
+    match errors {
+        Some(existing) => existing.combine(err),
+        None => *errors = Some(err),
+    }
+}
