@@ -21,7 +21,10 @@ fn by_reference_from_vec_slice_and_array() {
     assert_eq!(par_mix(&[1u64, 2, 3]), vec![mix(&1), mix(&2), mix(&3)]);
     // Elements that borrow as the item type.
     let boxed: Vec<Box<u64>> = (0..50u64).map(Box::new).collect();
-    assert_eq!(par_mix(&boxed), (0..50u64).map(|x| mix(&x)).collect::<Vec<_>>());
+    assert_eq!(
+        par_mix(&boxed),
+        (0..50u64).map(|x| mix(&x)).collect::<Vec<_>>()
+    );
 }
 
 #[amorsize::parallel]
@@ -33,7 +36,11 @@ fn square(x: u64) -> u64 {
 fn by_value_from_vec_and_ranges() {
     for n in LENGTHS {
         let expected: Vec<u64> = (0..n as u64).map(square).collect();
-        assert_eq!(par_square((0..n as u64).collect::<Vec<_>>()), expected, "n = {n}");
+        assert_eq!(
+            par_square((0..n as u64).collect::<Vec<_>>()),
+            expected,
+            "n = {n}"
+        );
         assert_eq!(par_square(0..n as u64), expected, "range n = {n}");
     }
     assert_eq!(par_square(3..=5), vec![9, 16, 25]);
@@ -103,8 +110,14 @@ fn fingerprint<T: Hash>(x: &T) -> u64 {
 fn generic_functions_work_per_instantiation() {
     let nums: Vec<u32> = (0..5000).collect();
     let words: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
-    assert_eq!(par_fingerprint(&nums), nums.iter().map(fingerprint).collect::<Vec<_>>());
-    assert_eq!(par_fingerprint(&words), words.iter().map(fingerprint).collect::<Vec<_>>());
+    assert_eq!(
+        par_fingerprint(&nums),
+        nums.iter().map(fingerprint).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        par_fingerprint(&words),
+        words.iter().map(fingerprint).collect::<Vec<_>>()
+    );
 }
 
 struct Dictionary {
@@ -121,7 +134,10 @@ impl Dictionary {
 #[test]
 fn methods_get_method_companions() {
     let dict = Dictionary {
-        weights: [("a", 1), ("b", 2)].iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        weights: [("a", 1), ("b", 2)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
     };
     let words: Vec<&str> = ["a", "b", "c"].iter().cycle().take(3000).copied().collect();
     let expected: Vec<u32> = words.iter().map(|w| dict.weight(w)).collect();

@@ -112,7 +112,8 @@ pub fn set_mode(mode: Mode) {
 fn read_env_mode() -> Mode {
     let mode = parse_env_mode(std::env::var_os(MODE_ENV).as_deref());
     // A concurrent `set_mode` wins over the environment.
-    let _ = GLOBAL_MODE.compare_exchange(UNREAD, mode.to_u8(), Ordering::Relaxed, Ordering::Relaxed);
+    let _ =
+        GLOBAL_MODE.compare_exchange(UNREAD, mode.to_u8(), Ordering::Relaxed, Ordering::Relaxed);
     Mode::from_u8(GLOBAL_MODE.load(Ordering::Relaxed))
 }
 
@@ -164,7 +165,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::ffi::OsStrExt;
-            assert_eq!(parse_env_mode(Some(OsStr::from_bytes(b"\xff\xfe"))), Mode::Auto);
+            assert_eq!(
+                parse_env_mode(Some(OsStr::from_bytes(b"\xff\xfe"))),
+                Mode::Auto
+            );
         }
     }
 }

@@ -177,6 +177,7 @@ fn forced_parallel(site: &Site, n: usize) -> Decision {
             decision.serial_ns = f64::NAN;
         }
     }
+    site.note_decision(n, &decision);
     decision
 }
 
@@ -213,16 +214,22 @@ where
             Route::Profile => {
                 let (estimate, rest) = profile(producer, n, f, &mut out);
                 site.publish_profile(estimate.per_item_ps, estimate.strong);
-                if let Some(rest) = rest {
-                    let remaining = n - estimate.done;
-                    let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
-                    let decision = model::decide(remaining, per_item_ns, &machine());
-                    site.note_decision(n, &decision);
-                    match decision.plan {
-                        Plan::Parallel { .. } => {
-                            run_parallel(site, rest, remaining, f, decision, &mut out)
+                match rest {
+                    None => {
+                        let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
+                        site.note_decision(n, &model::decide(n, per_item_ns, &machine_if_known()));
+                    }
+                    Some(rest) => {
+                        let remaining = n - estimate.done;
+                        let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
+                        let decision = model::decide(remaining, per_item_ns, &machine());
+                        site.note_decision(n, &decision);
+                        match decision.plan {
+                            Plan::Parallel { .. } => {
+                                run_parallel(site, rest, remaining, f, decision, &mut out)
+                            }
+                            Plan::Serial => out.extend(rest.into_iter().map(f)),
                         }
-                        Plan::Serial => out.extend(rest.into_iter().map(f)),
                     }
                 }
             }
@@ -231,11 +238,17 @@ where
     }
 }
 
+/// The machine facts if already measured, else provisional ones: a call that ran whole
+/// while profiling must not pay for the measurement just to label its decision.
+fn machine_if_known() -> model::Machine {
+    crate::machine::measured().unwrap_or_else(crate::machine::provisional)
+}
+
 #[cold]
 fn observe_serial(site: &Site, n: usize, start: Instant) {
     let elapsed_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
     if elapsed_ns >= MIN_SAMPLE_NS {
-        site.observe(elapsed_ns.saturating_mul(1000) / n as u64);
+        site.observe(elapsed_ns.saturating_mul(1000) / n as u64, false);
     }
 }
 
@@ -269,7 +282,7 @@ fn run_parallel<P, F, R>(
     let busy_ns = (elapsed_ns - m.overhead_ns).max(elapsed_ns / 2.0);
     let sample_ps = busy_ns * 1000.0 * threads as f64 / n as f64;
     if sample_ps.is_finite() && sample_ps >= 1.0 {
-        site.observe(sample_ps as u64);
+        site.observe(sample_ps as u64, true);
     }
     if let Some(per_item_ns) = site.per_item_ns() {
         site.note_observed_speedup(n as f64 * per_item_ns / elapsed_ns);

@@ -1,7 +1,9 @@
 //! What a by-value companion (and [`map`](crate::map)) accepts as its items: collections,
 //! integer ranges of every width, and any rayon indexed parallel iterator through [`ParIter`].
 
-use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, Map, ParallelIterator, RepeatN, Zip};
+use rayon::iter::{
+    IndexedParallelIterator, IntoParallelIterator, Map, ParallelIterator, RepeatN, Zip,
+};
 use std::collections::VecDeque;
 use std::ops::{Range, RangeInclusive};
 
@@ -63,9 +65,7 @@ impl<T: Send> IntoItems<T> for Box<[T]> {
 pub type RangeItems<T> = Map<Zip<RepeatN<T>, rayon::range::Iter<usize>>, fn((T, usize)) -> T>;
 
 fn range_items<T: Clone + Send>(start: T, len: usize, add: fn((T, usize)) -> T) -> RangeItems<T> {
-    rayon::iter::repeat_n(start, len)
-        .zip(0..len)
-        .map(add)
+    rayon::iter::repeat_n(start, len).zip(0..len).map(add)
 }
 
 /// The number of items from `start` to `end` (exclusive), if it fits a `usize`.
@@ -147,13 +147,23 @@ mod tests {
         assert_eq!(collect(-5i64..=5), (-5i64..=5).collect::<Vec<_>>());
         assert_eq!(collect(250u8..=255), (250u8..=255).collect::<Vec<_>>());
         assert_eq!(collect(-128i8..=127).len(), 256);
-        assert_eq!(collect(i32::MIN..i32::MIN + 3), vec![i32::MIN, i32::MIN + 1, i32::MIN + 2]);
-        assert_eq!(collect(u128::MAX - 2..u128::MAX), vec![u128::MAX - 2, u128::MAX - 1]);
+        assert_eq!(
+            collect(i32::MIN..i32::MIN + 3),
+            vec![i32::MIN, i32::MIN + 1, i32::MIN + 2]
+        );
+        assert_eq!(
+            collect(u128::MAX - 2..u128::MAX),
+            vec![u128::MAX - 2, u128::MAX - 1]
+        );
         assert_eq!(collect(-2i128..1), vec![-2, -1, 0]);
-        assert_eq!(collect(u64::MAX - 1..=u64::MAX), vec![u64::MAX - 1, u64::MAX]);
+        assert_eq!(
+            collect(u64::MAX - 1..=u64::MAX),
+            vec![u64::MAX - 1, u64::MAX]
+        );
     }
 
     #[test]
+    #[allow(clippy::reversed_empty_ranges)]
     fn empty_and_reversed_ranges_are_empty() {
         assert!(collect(5u64..5).is_empty());
         assert!(collect(9u64..3).is_empty());
@@ -171,7 +181,10 @@ mod tests {
         assert_eq!(collect(vec![1, 2].into_boxed_slice()), vec![1, 2]);
         let v = vec![1, 2, 3];
         assert_eq!(collect(&v), vec![&1, &2, &3]);
-        assert_eq!(collect(ParIter(v.par_chunks(2))), vec![&[1, 2][..], &[3][..]]);
+        assert_eq!(
+            collect(ParIter(v.par_chunks(2))),
+            vec![&[1, 2][..], &[3][..]]
+        );
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub fn machine() -> Machine {
     measure_once()
 }
 
+/// The machine facts if they have been measured already.
+pub(crate) fn measured() -> Option<Machine> {
+    MEASURED.get().copied()
+}
+
 #[cold]
 fn measure_once() -> Machine {
     if MEASURING
@@ -45,7 +50,7 @@ fn measure_once() -> Machine {
     *MEASURED.get().unwrap_or(&measured)
 }
 
-fn provisional() -> Machine {
+pub(crate) fn provisional() -> Machine {
     Machine {
         threads: rayon::current_num_threads(),
         overhead_ns: PROVISIONAL_OVERHEAD_NS,

@@ -63,7 +63,7 @@ pub const MIN_SPEEDUP: f64 = 1.25;
 
 /// At most this many pieces per thread: enough for rayon to rebalance uneven work, few
 /// enough that one misjudged cost cannot cut a call into thousands of pieces.
-pub const MAX_PIECES_PER_THREAD: usize = 4;
+pub const MAX_PIECES_PER_THREAD: usize = 16;
 
 /// A piece must be long enough that its own scheduling cost stays under this share of it.
 pub const MAX_PIECE_OVERHEAD_SHARE: f64 = 0.05;
@@ -174,14 +174,26 @@ mod tests {
     fn heavy_calls_go_parallel_on_all_threads() {
         let m = two_cores();
         let d = decide(64, 1_000_000.0, &m);
-        assert_eq!(d.plan, Plan::Parallel { min_len: 8, threads: 2 });
+        assert_eq!(
+            d.plan,
+            Plan::Parallel {
+                min_len: 2,
+                threads: 2
+            }
+        );
         assert!(d.predicted_speedup() > 1.9 && d.predicted_speedup() <= 2.0);
     }
 
     #[test]
     fn two_items_of_heavy_work_split_in_two() {
         let d = decide(2, 1_000_000.0, &two_cores());
-        assert_eq!(d.plan, Plan::Parallel { min_len: 1, threads: 2 });
+        assert_eq!(
+            d.plan,
+            Plan::Parallel {
+                min_len: 1,
+                threads: 2
+            }
+        );
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub(crate) struct Estimate {
 
 /// Runs the head of `producer` (which holds `n` items) serially in timed blocks, pushing
 /// results to `out`. Returns the estimate and the untouched rest, if any.
-pub(crate) fn profile<P, F, R>(producer: P, n: usize, f: &F, out: &mut Vec<R>) -> (Estimate, Option<P>)
+pub(crate) fn profile<P, F, R>(
+    producer: P,
+    n: usize,
+    f: &F,
+    out: &mut Vec<R>,
+) -> (Estimate, Option<P>)
 where
     P: Producer,
     F: Fn(P::Item) -> R,
@@ -110,7 +115,10 @@ mod tests {
     }
 
     fn run<F: Fn(u64) -> u64>(n: usize, f: F) -> (Estimate, Vec<u64>, usize) {
-        (0..n).into_par_iter().map(|x| x as u64).with_producer(Profile { n, f: &f })
+        (0..n)
+            .into_par_iter()
+            .map(|x| x as u64)
+            .with_producer(Profile { n, f: &f })
     }
 
     #[test]

@@ -37,6 +37,29 @@ pub struct SiteReport {
     pub reason: String,
 }
 
+impl SiteReport {
+    /// The plan a call of `n` items would get from this site's learned cost on `machine`
+    /// (pass the report's [`Report::machine`]); `None` while the cost is unknown.
+    pub fn plan_for(&self, n: usize, machine: &Machine) -> Option<Plan> {
+        self.per_item_ns
+            .map(|c| crate::model::decide(n, c, machine).plan)
+    }
+}
+
+impl Report {
+    /// The entry of the site whose name is `name`, or failing that, the first whose name
+    /// ends with `::name` (so a function can be found by its bare name).
+    pub fn site(&self, name: &str) -> Option<&SiteReport> {
+        self.sites.iter().find(|s| s.name == name).or_else(|| {
+            self.sites.iter().find(|s| {
+                s.name
+                    .strip_suffix(name)
+                    .is_some_and(|prefix| prefix.ends_with("::"))
+            })
+        })
+    }
+}
+
 /// Collects a [`Report`]. Cheap, and safe to call from any thread at any time.
 pub fn report() -> Report {
     let machine = machine();
@@ -145,7 +168,8 @@ impl fmt::Display for Report {
                 s.name,
                 s.calls,
                 s.items,
-                s.per_item_ns.map_or("-".to_owned(), |c| Nanos(c).to_string()),
+                s.per_item_ns
+                    .map_or("-".to_owned(), |c| Nanos(c).to_string()),
                 plan,
                 speedup(s.predicted_speedup),
                 speedup(s.observed_speedup),
@@ -181,7 +205,13 @@ mod tests {
         assert!(r.ends_with("12.0 µs cost of going parallel: serial"), "{r}");
         let r = reason(
             Some(1e6),
-            Some((64, Plan::Parallel { min_len: 8, threads: 2 })),
+            Some((
+                64,
+                Plan::Parallel {
+                    min_len: 8,
+                    threads: 2,
+                },
+            )),
             &m,
         );
         assert!(r.contains("64 items × 1.0 ms = 64.0 ms"), "{r}");

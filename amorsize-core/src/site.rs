@@ -148,7 +148,11 @@ impl Site {
     /// measured overhead. `None` while the cost is unknown (such a call profiles first).
     pub fn plan_for(&self, n: usize) -> Option<Decision> {
         let per_item_ns = self.per_item_ns()?;
-        Some(crate::model::decide(n, per_item_ns, &crate::machine::machine()))
+        Some(crate::model::decide(
+            n,
+            per_item_ns,
+            &crate::machine::machine(),
+        ))
     }
 
     /// The site for the instantiation of a generic function named by `key` (typically
@@ -234,19 +238,19 @@ impl Site {
             self.drift_streak.store(0, Ordering::Relaxed);
         } else if self.state.load(Ordering::Acquire) != TUNED {
             self.per_item_ps.store(per_item_ps, Ordering::Relaxed);
-            let _ = self.state.compare_exchange(
-                UNTUNED,
-                WEAK,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
+            let _ = self
+                .state
+                .compare_exchange(UNTUNED, WEAK, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
     /// Refines the cached cost with a per-item sample from a later call. One sample moves
     /// the cost by at most a quarter of a factor two; a sustained drift replaces it.
+    ///
+    /// A `rough` sample (inferred from a parallel call's wall time, which preemption and
+    /// lower all-core clocks inflate) only counts toward drift, never toward refinement.
     #[cold]
-    pub(crate) fn observe(&self, sample_ps: u64) {
+    pub(crate) fn observe(&self, sample_ps: u64, rough: bool) {
         let sample_ps = sample_ps.max(1);
         let Some(old) = self.cost_ps() else {
             self.publish_profile(sample_ps, false);
@@ -265,9 +269,13 @@ impl Site {
         } else if self.drift_streak.load(Ordering::Relaxed) != 0 {
             self.drift_streak.store(0, Ordering::Relaxed);
         }
+        if rough {
+            return;
+        }
         let clamped = sample_ps.clamp(old / 2, old.saturating_mul(2)) as i128;
         let updated = old as i128 + (clamped - old as i128) / 4;
-        self.per_item_ps.store(updated.max(1) as u64, Ordering::Relaxed);
+        self.per_item_ps
+            .store(updated.max(1) as u64, Ordering::Relaxed);
     }
 
     /// Remembers what a call of `n` items decided, for reports. Stores only on change, so
@@ -289,7 +297,9 @@ impl Site {
     /// Remembers the speedup a timed parallel call achieved over the predicted loop time.
     pub(crate) fn note_observed_speedup(&self, speedup: f64) {
         if speedup.is_finite() && speedup > 0.0 {
-            self.last.observed_speedup.store(speedup.to_bits(), Ordering::Relaxed);
+            self.last
+                .observed_speedup
+                .store(speedup.to_bits(), Ordering::Relaxed);
         }
     }
 
@@ -311,7 +321,12 @@ impl Site {
         let predicted = f64::from_bits(self.last.predicted_speedup.load(Ordering::Relaxed));
         let observed = self.last.observed_speedup.load(Ordering::Relaxed);
         let observed = (observed != 0).then(|| f64::from_bits(observed));
-        Some((self.last.n.load(Ordering::Relaxed), plan, predicted, observed))
+        Some((
+            self.last.n.load(Ordering::Relaxed),
+            plan,
+            predicted,
+            observed,
+        ))
     }
 
     #[cold]
@@ -356,9 +371,12 @@ mod tests {
         assert_eq!(SITE.cost_ps(), Some(20_000));
         assert!(SITE.is_tuned());
         // One wild sample moves the cost by at most a quarter of a factor two.
-        SITE.observe(20_000_000);
+        SITE.observe(20_000_000, false);
         assert_eq!(SITE.cost_ps(), Some(25_000));
-        SITE.observe(25_000);
+        SITE.observe(25_000, false);
+        // A rough sample alone does not move it.
+        SITE.observe(40_000, true);
+        assert_eq!(SITE.cost_ps(), Some(25_000));
         assert_eq!(SITE.cost_ps(), Some(25_000));
     }
 
@@ -366,10 +384,10 @@ mod tests {
     fn sustained_drift_replaces_the_cost() {
         static SITE: Site = Site::new("drift");
         SITE.publish_profile(1_000, true);
-        SITE.observe(100_000);
-        SITE.observe(100_000);
+        SITE.observe(100_000, true);
+        SITE.observe(100_000, false);
         assert!(SITE.cost_ps().unwrap() < 5_000);
-        SITE.observe(100_000);
+        SITE.observe(100_000, true);
         assert_eq!(SITE.cost_ps(), Some(100_000));
     }
 
@@ -391,7 +409,10 @@ mod tests {
         static LISTED: Site = Site::new("listed");
         LISTED.begin_call(3);
         LISTED.begin_call(4);
-        let count = all_sites().into_iter().filter(|s| std::ptr::eq(*s, &LISTED)).count();
+        let count = all_sites()
+            .into_iter()
+            .filter(|s| std::ptr::eq(*s, &LISTED))
+            .count();
         assert_eq!(count, 1);
         assert_eq!(LISTED.calls(), 2);
         assert_eq!(LISTED.items(), 7);

@@ -22,7 +22,8 @@ pub enum Mode {
     Parallel,
 }
 
-const VALID: &str = "valid options are `name = par_custom_name` and `mode = \"auto\" | \"serial\" | \"parallel\"`";
+const VALID: &str =
+    "valid options are `name = par_custom_name` and `mode = \"auto\" | \"serial\" | \"parallel\"`";
 
 impl Options {
     /// Parses the attribute's arguments; every mistake is collected, not just the first.
@@ -88,7 +89,9 @@ impl Options {
                 other => {
                     return Err(syn::Error::new_spanned(
                         &lit,
-                        format!("unknown mode \"{other}\"; use \"auto\", \"serial\" or \"parallel\""),
+                        format!(
+                            "unknown mode \"{other}\"; use \"auto\", \"serial\" or \"parallel\""
+                        ),
                     ))
                 }
             };

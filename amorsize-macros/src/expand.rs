@@ -280,6 +280,8 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     quote! {
         #(#cfgs)*
         #[doc = #doc]
+        // The added bounds restate the user's own, where clippy would see them twice.
+        #[allow(clippy::multiple_bound_locations)]
         #vis #fn_token #companion_name<#params>(
             #receiver_param #items_param, #(#context_params),*
         ) -> ::std::vec::Vec<#ret_ty>

@@ -26,7 +26,10 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
         );
     }
     if let Some(variadic) = &sig.variadic {
-        fail(variadic, "#[amorsize::parallel] does not support variadic functions");
+        fail(
+            variadic,
+            "#[amorsize::parallel] does not support variadic functions",
+        );
     }
     if let Receiver::Other(receiver) = &shape.receiver {
         let message = match &receiver.kind {
@@ -52,26 +55,24 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
             };
             fail(&sig.ident, message);
         }
-        Some((arg, pass)) => {
-            match pass {
-                ItemPass::Borrowed { reference, target } => {
-                    if let Some(mutability) = &reference.mutability {
-                        fail(
+        Some((arg, pass)) => match pass {
+            ItemPass::Borrowed { reference, target } => {
+                if let Some(mutability) = &reference.mutability {
+                    fail(
                             mutability,
                             "items run in parallel and are read-only: take the item as `&T` or by value, not `&mut T`",
                         );
-                    }
-                    if has_impl_trait(target) {
-                        fail(&arg.ty, "`impl Trait` items are not supported; name the type with a generic parameter: `fn f<T: Trait>(x: &T)`");
-                    }
                 }
-                ItemPass::Owned(ty) => {
-                    if has_impl_trait(ty) {
-                        fail(&arg.ty, "`impl Trait` items are not supported; name the type with a generic parameter: `fn f<T: Trait>(x: T)`");
-                    }
+                if has_impl_trait(target) {
+                    fail(&arg.ty, "`impl Trait` items are not supported; name the type with a generic parameter: `fn f<T: Trait>(x: &T)`");
                 }
             }
-        }
+            ItemPass::Owned(ty) => {
+                if has_impl_trait(ty) {
+                    fail(&arg.ty, "`impl Trait` items are not supported; name the type with a generic parameter: `fn f<T: Trait>(x: T)`");
+                }
+            }
+        },
     }
 
     for context in &shape.context {
@@ -85,7 +86,10 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
             }
         }
         if has_impl_trait(ty) {
-            fail(ty, "`impl Trait` parameters are not supported; name the type with a generic parameter");
+            fail(
+                ty,
+                "`impl Trait` parameters are not supported; name the type with a generic parameter",
+            );
         }
     }
 
