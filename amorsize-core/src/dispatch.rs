@@ -73,11 +73,11 @@ where
 /// let words = vec!["a".to_string(), "bb".to_string()];
 /// assert_eq!(map_slice(&LENGTHS, &words, |w: &String| w.len()), [1, 2]);
 /// ```
-pub fn map_slice<T, R, F>(site: &'static Site, items: &[T], f: F) -> Vec<R>
+pub fn map_slice<'a, T, R, F>(site: &'static Site, items: &'a [T], f: F) -> Vec<R>
 where
     T: Sync,
     R: Send,
-    F: Fn(&T) -> R + Sync + Send,
+    F: Fn(&'a T) -> R + Sync + Send,
 {
     map(site, items, f)
 }

@@ -34,8 +34,8 @@ impl Options {
             if let Err(err) = options.parse_one(&meta) {
                 push(&mut errors, err);
                 // Skip the rest of this option so the next one is still checked.
-                if meta.input.peek(syn::Token![=]) {
-                    let _ = meta.value().and_then(|v| v.parse::<TokenStream>());
+                while !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                    let _ = meta.input.parse::<proc_macro2::TokenTree>();
                 }
             }
             Ok(())

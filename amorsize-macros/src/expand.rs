@@ -135,6 +135,9 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             bounds.push(syn::parse_quote_spanned! {span=>
                 #s: ::core::borrow::Borrow<#target> + ::core::marker::Sync
             });
+            // Checked where the function is defined, so a non-`Sync` item type is reported
+            // at the user's parameter even before any call.
+            bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
             (
                 quote!(#items: &#lifetime [#s]),
                 quote!(<#s as ::core::borrow::Borrow<#target>>::borrow(#item_var)),
@@ -261,10 +264,14 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     );
 
     let closure_param = match pass {
-        ItemPass::Borrowed { target, .. } if is_generic_sized(target, &sig.generics) => {
-            quote!(#item_var: &#target)
+        ItemPass::Borrowed { target, reference } if is_generic_sized(target, &sig.generics) => {
+            let lifetime = &reference.lifetime;
+            quote!(#item_var: &#lifetime #target)
         }
-        ItemPass::Borrowed { .. } => quote!(#item_var: &__AmorsizeS),
+        ItemPass::Borrowed { reference, .. } => {
+            let lifetime = &reference.lifetime;
+            quote!(#item_var: &#lifetime __AmorsizeS)
+        }
         ItemPass::Owned(ty) => quote!(#item_var: #ty),
     };
     let fn_token = &sig.fn_token;

@@ -1,0 +1,6 @@
+#[amorsize::parallel]
+async fn fetch(id: &u64) -> u64 {
+    *id
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[amorsize::parallel]
+fn show(x: &impl std::fmt::Display) -> String {
+    x.to_string()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[amorsize::parallel]
+fn bump(x: &mut u64) {
+    *x += 1;
+}
+
+fn main() {}

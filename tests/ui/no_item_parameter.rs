@@ -1,0 +1,6 @@
+#[amorsize::parallel]
+fn seed() -> u64 {
+    42
+}
+
+fn main() {}

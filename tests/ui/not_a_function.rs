@@ -1,0 +1,6 @@
+#[amorsize::parallel]
+struct Scores {
+    values: Vec<u64>,
+}
+
+fn main() {}
