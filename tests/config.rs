@@ -1,0 +1,68 @@
+//! The `AMORSIZE` environment variable: valid values force a mode, anything else warns once
+//! and means `auto`. Each case runs this test binary again as a child with the variable set.
+
+use std::process::Command;
+
+#[amorsize::parallel]
+fn probe(x: &u64) -> u64 {
+    x + 1
+}
+
+/// Prints the mode the process runs in; the parent reads it from the child's output.
+#[test]
+fn child_reports_mode() {
+    assert_eq!(par_probe(&[1, 2, 3]), vec![2, 3, 4]);
+    println!("mode={}", amorsize::mode());
+}
+
+fn run_child(value: &str) -> (String, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_reports_mode",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("AMORSIZE", value)
+        .output()
+        .expect("the test binary runs");
+    assert!(out.status.success(), "child failed for AMORSIZE={value:?}");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn valid_values_force_the_mode() {
+    for (value, mode) in [
+        ("serial", "serial"),
+        ("PARALLEL", "parallel"),
+        (" auto ", "auto"),
+    ] {
+        let (stdout, stderr) = run_child(value);
+        assert!(
+            stdout.contains(&format!("mode={mode}")),
+            "{value}: {stdout}"
+        );
+        assert!(!stderr.contains("warning"), "{value}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_values_warn_once_and_mean_auto() {
+    for value in ["fast", "2", "serial,parallel"] {
+        let (stdout, stderr) = run_child(value);
+        assert!(stdout.contains("mode=auto"), "{value}: {stdout}");
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("amorsize: warning"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{value}: {stderr}");
+        assert!(
+            warnings[0].contains("use one of `auto`, `serial`, `parallel`"),
+            "{}",
+            warnings[0]
+        );
+    }
+}
