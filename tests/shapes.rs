@@ -143,3 +143,59 @@ fn methods_get_method_companions() {
     let expected: Vec<u32> = words.iter().map(|w| dict.weight(w)).collect();
     assert_eq!(dict.par_weight(&words), expected);
 }
+
+mod module {
+    /// A documented, public function in a module: the companion is public too.
+    #[amorsize::parallel]
+    #[inline]
+    pub fn describe(x: &u16) -> String {
+        format!("<{x}>")
+    }
+
+    #[amorsize::parallel(name = halve_all)]
+    pub(crate) fn halve(x: &u16) -> Option<u16> {
+        (x % 2 == 0).then_some(x / 2)
+    }
+}
+
+#[amorsize::parallel]
+fn parse(s: &str) -> Result<u32, std::num::ParseIntError> {
+    s.parse()
+}
+
+#[amorsize::parallel]
+fn split(x: &u64) -> (u32, u32) {
+    ((*x >> 32) as u32, *x as u32)
+}
+
+#[amorsize::parallel]
+fn record(_x: &u64) {}
+
+#[test]
+fn visibility_names_and_return_types() {
+    let xs: Vec<u16> = (0..3000).collect();
+    assert_eq!(
+        module::par_describe(&xs),
+        xs.iter().map(module::describe).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        module::halve_all(&xs),
+        xs.iter().map(module::halve).collect::<Vec<_>>()
+    );
+    let texts: Vec<String> = (0..3000)
+        .map(|i| {
+            if i % 7 == 0 {
+                "x".into()
+            } else {
+                i.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        par_parse(&texts),
+        texts.iter().map(|s| parse(s)).collect::<Vec<_>>()
+    );
+    let wide: Vec<u64> = (0..3000).map(|i| i << 31).collect();
+    assert_eq!(par_split(&wide), wide.iter().map(split).collect::<Vec<_>>());
+    assert_eq!(par_record(&wide).len(), 3000);
+}
