@@ -223,6 +223,14 @@ where
                         let remaining = n - estimate.done;
                         let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
                         let decision = model::decide(remaining, per_item_ns, &machine());
+                        log::debug!(
+                            target: "amorsize",
+                            "{}: first {} of {n} items profiled; rest planned {:?} (predicted speedup {:.2}x)",
+                            site.name(),
+                            estimate.done,
+                            decision.plan,
+                            decision.predicted_speedup()
+                        );
                         site.note_decision(n, &decision);
                         match decision.plan {
                             Plan::Parallel { .. } => {

@@ -19,7 +19,9 @@ const PROVISIONAL_PER_PIECE_NS: f64 = 500.0;
 const SAMPLES: usize = 7;
 /// Pause that lets rayon's workers fall asleep, so one sample sees the wake-up cost a call
 /// after idle time pays.
-const IDLE_PAUSE: Duration = Duration::from_micros(200);
+const IDLE_PAUSE: Duration = Duration::from_micros(150);
+/// Cold (after idle) samples; the median is kept.
+const COLD_SAMPLES: usize = 3;
 
 /// The machine facts, measured on first use.
 ///
@@ -46,6 +48,13 @@ fn measure_once() -> Machine {
         return MEASURED.get().copied().unwrap_or_else(provisional);
     }
     let measured = measure();
+    log::debug!(
+        target: "amorsize",
+        "machine: {} threads, {:.0} ns to go parallel, {:.0} ns per extra piece",
+        measured.threads,
+        measured.overhead_ns,
+        measured.per_piece_ns
+    );
     let _ = MEASURED.set(measured);
     *MEASURED.get().unwrap_or(&measured)
 }
@@ -79,9 +88,14 @@ fn measure() -> Machine {
         few_ns[i] = time_empty_split(threads);
         many_ns[i] = time_empty_split(many);
     }
-    // Calls usually arrive after the pool has gone idle; weigh one cold wake-up in.
-    std::thread::sleep(IDLE_PAUSE);
-    let cold_ns = time_empty_split(threads);
+    // Calls usually arrive after the pool has gone idle; weigh the cold wake-up in (the
+    // median of a few, so one descheduled worker cannot make it milliseconds).
+    let mut cold_samples = [0.0; COLD_SAMPLES];
+    for sample in &mut cold_samples {
+        std::thread::sleep(IDLE_PAUSE);
+        *sample = time_empty_split(threads);
+    }
+    let cold_ns = median(&mut cold_samples);
 
     let hot_ns = median(&mut few_ns);
     let overhead_ns = (hot_ns + cold_ns) / 2.0;

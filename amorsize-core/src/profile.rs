@@ -75,9 +75,20 @@ where
     }
 
     let estimate = if good > 0 {
+        // With three blocks the median shrugs off one outlier. With fewer, the fastest
+        // block is the better guess: noise (preemption, first-touch page faults, a cold
+        // cache on the very first item) only ever adds time.
+        let per_item_ps = if good >= GOOD_BLOCKS {
+            median(&mut good_ps[..good])
+        } else {
+            good_ps[..good]
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
+        };
         Estimate {
-            per_item_ps: median(&mut good_ps[..good]).max(1.0) as u64,
-            strong: good >= 2 || spent_ns >= BUDGET_NS,
+            per_item_ps: per_item_ps.max(1.0) as u64,
+            strong: good >= GOOD_BLOCKS || spent_ns >= BUDGET_NS,
             done,
             spent_ns,
         }

@@ -232,6 +232,13 @@ impl Site {
     #[cold]
     pub(crate) fn publish_profile(&self, per_item_ps: u64, strong: bool) {
         let per_item_ps = per_item_ps.max(1);
+        log::debug!(
+            target: "amorsize",
+            "{}: profiled {} per item ({})",
+            self.name,
+            crate::report::Nanos(per_item_ps as f64 / 1000.0),
+            if strong { "well timed" } else { "short call, provisional" }
+        );
         if strong {
             self.per_item_ps.store(per_item_ps, Ordering::Relaxed);
             self.state.store(TUNED, Ordering::Release);
@@ -262,6 +269,13 @@ impl Site {
         if drifted {
             let streak = self.drift_streak.fetch_add(1, Ordering::Relaxed) + 1;
             if streak >= DRIFT_STREAK {
+                log::debug!(
+                    target: "amorsize",
+                    "{}: re-tuned, per-item cost drifted from {} to {}",
+                    self.name,
+                    crate::report::Nanos(old as f64 / 1000.0),
+                    crate::report::Nanos(sample_ps as f64 / 1000.0)
+                );
                 self.drift_streak.store(0, Ordering::Relaxed);
                 self.per_item_ps.store(sample_ps, Ordering::Relaxed);
                 return;

@@ -1,0 +1,53 @@
+//! Diagnostics: reading `amorsize::report()` for a few workloads.
+//!
+//! Run: `cargo run --release --example diagnostics` (a few seconds; `-- --quick` is the same
+//! run, kept for CI symmetry). Set `RUST_LOG`-style logging in your own program to see the
+//! debug lines amorsize logs through the `log` facade when a site is profiled or re-tuned.
+//!
+//! Expect: `checksum` (nanoseconds per item) stays a plain loop on short calls; `render`
+//! (microseconds) goes parallel on long calls only; `simulate` (a millisecond) goes parallel
+//! even for a handful of items. Each row ends with the sentence saying why.
+
+use std::hint::black_box;
+
+#[amorsize::parallel]
+fn checksum(x: &u64) -> u64 {
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7
+}
+
+#[amorsize::parallel]
+fn render(row: &u32) -> String {
+    (0..40)
+        .map(|i| char::from(b'a' + ((row + i) % 26) as u8))
+        .collect()
+}
+
+#[amorsize::parallel]
+fn simulate(seed: u64) -> u64 {
+    (0..400_000u64).fold(seed, |a, i| black_box(a.rotate_left(9) ^ i).wrapping_mul(5))
+}
+
+fn main() {
+    let ids: Vec<u64> = (0..1_000).collect();
+    let rows: Vec<u32> = (0..50_000).collect();
+
+    black_box(par_checksum(&ids));
+    black_box(par_render(&rows[..100]));
+    black_box(par_render(&rows));
+    black_box(par_simulate(0..8u64));
+
+    let report = amorsize::report();
+    println!("{report}");
+
+    println!("The same facts as data:");
+    for site in &report.sites {
+        println!(
+            "  {:<28} per item {:>10}  plan for 10 items: {:<40}  plan for 1M items: {:?}",
+            site.name,
+            site.per_item_ns
+                .map_or("-".into(), |c| amorsize::Nanos(c).to_string()),
+            format!("{:?}", site.plan_for(10, &report.machine)),
+            site.plan_for(1_000_000, &report.machine),
+        );
+    }
+}
