@@ -4,12 +4,12 @@
 
 use crate::config::{self, Mode};
 use crate::items::IntoItems;
-use crate::machine::machine;
+use crate::machine::{machine, observe_overhead, serial_limit_ps};
 use crate::model::{self, Decision, Plan};
 use crate::profile::profile;
 use crate::site::Site;
 use rayon::iter::plumbing::{
-    bridge_producer_consumer, Consumer, Producer, ProducerCallback, UnindexedConsumer,
+    bridge_producer_consumer, Consumer, Folder, Producer, ProducerCallback, UnindexedConsumer,
 };
 use rayon::prelude::*;
 use std::marker::PhantomData;
@@ -91,24 +91,6 @@ enum Route {
     Profile,
     /// A parallel map as decided.
     Parallel(Decision),
-}
-
-static SERIAL_LIMIT_PS: AtomicU64 = AtomicU64::new(0);
-
-/// Total work below which no call goes parallel on this machine (cached after measuring).
-#[inline]
-fn serial_limit_ps() -> u64 {
-    match SERIAL_LIMIT_PS.load(Ordering::Relaxed) {
-        0 => compute_serial_limit_ps(),
-        limit => limit,
-    }
-}
-
-#[cold]
-fn compute_serial_limit_ps() -> u64 {
-    let limit = model::serial_work_limit_ps(&machine()).max(1);
-    SERIAL_LIMIT_PS.store(limit, Ordering::Relaxed);
-    limit
 }
 
 #[inline]
@@ -256,7 +238,7 @@ fn machine_if_known() -> model::Machine {
 fn observe_serial(site: &Site, n: usize, start: Instant) {
     let elapsed_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
     if elapsed_ns >= MIN_SAMPLE_NS {
-        site.observe(elapsed_ns.saturating_mul(1000) / n as u64, false);
+        site.observe(elapsed_ns.saturating_mul(1000) / n as u64);
     }
 }
 
@@ -277,23 +259,83 @@ fn run_parallel<P, F, R>(
         out.extend(producer.into_iter().map(f));
         return;
     };
+    let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
     out.par_extend(
-        ProducerIter { producer, len: n }
-            .with_min_len(min_len)
-            .map(f),
+        ProducerIter {
+            producer: TimedProducer {
+                inner: producer,
+                busy_ns: &busy_ns,
+            },
+            len: n,
+        }
+        .with_min_len(min_len)
+        .map(f),
     );
     let elapsed_ns = start.elapsed().as_nanos() as f64;
-    // Infer the per-item cost from the parallel time: the work each thread did, minus
-    // the fixed overhead, spread over its share of the items.
-    let m = machine();
-    let busy_ns = (elapsed_ns - m.overhead_ns).max(elapsed_ns / 2.0);
-    let sample_ps = busy_ns * 1000.0 * threads as f64 / n as f64;
-    if sample_ps.is_finite() && sample_ps >= 1.0 {
-        site.observe(sample_ps as u64, true);
+    let busy_ns = busy_ns.load(Ordering::Relaxed) as f64;
+    // The pieces' own time is the per-item cost as paid in parallel; the rest of the wall
+    // time, once the work is spread over the threads, is what going parallel cost. Few
+    // pieces leave threads idle at the end: that is imbalance, not overhead.
+    let predicted_loop_ns = site.per_item_ns().map(|c| n as f64 * c);
+    site.observe((busy_ns * 1000.0 / n as f64) as u64);
+    // Overhead is learned from calls short enough for it to matter, split finely enough to
+    // balance; the last piece's expected wait (half a piece) is imbalance, not overhead.
+    let pieces = n.div_ceil(min_len);
+    let per_thread_ns = busy_ns / threads as f64;
+    if pieces >= 4 * threads && per_thread_ns < 20.0 * machine().overhead_ns {
+        observe_overhead(elapsed_ns - per_thread_ns - busy_ns / pieces as f64 / 2.0);
     }
-    if let Some(per_item_ns) = site.per_item_ns() {
-        site.note_observed_speedup(n as f64 * per_item_ns / elapsed_ns);
+    if let Some(loop_ns) = predicted_loop_ns {
+        site.note_observed_speedup(loop_ns / elapsed_ns);
+    }
+}
+
+/// A producer that adds the time each leaf piece takes to run to `busy_ns`. Rayon runs every
+/// piece it no longer splits through `fold_with`; pieces hold at least `min_len` items, so
+/// two clock reads per piece are lost in the work.
+struct TimedProducer<'a, P> {
+    inner: P,
+    busy_ns: &'a AtomicU64,
+}
+
+impl<P: Producer> Producer for TimedProducer<'_, P> {
+    type Item = P::Item;
+    type IntoIter = P::IntoIter;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.inner.into_iter()
+    }
+
+    fn min_len(&self) -> usize {
+        self.inner.min_len()
+    }
+
+    fn max_len(&self) -> usize {
+        self.inner.max_len()
+    }
+
+    fn split_at(self, index: usize) -> (Self, Self) {
+        let (left, right) = self.inner.split_at(index);
+        let busy_ns = self.busy_ns;
+        (
+            TimedProducer {
+                inner: left,
+                busy_ns,
+            },
+            TimedProducer {
+                inner: right,
+                busy_ns,
+            },
+        )
+    }
+
+    fn fold_with<G: Folder<Self::Item>>(self, folder: G) -> G {
+        let start = Instant::now();
+        let folder = self.inner.fold_with(folder);
+        let piece_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.busy_ns.fetch_add(piece_ns, Ordering::Relaxed);
+        folder
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::model::{Machine, MAX_PIECES_PER_THREAD};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -23,20 +23,85 @@ const IDLE_PAUSE: Duration = Duration::from_micros(150);
 /// Cold (after idle) samples; the median is kept.
 const COLD_SAMPLES: usize = 3;
 
-/// The machine facts, measured on first use.
+/// The overhead learned from timed parallel calls (`f64` bits; 0 until the first).
+static LEARNED_OVERHEAD_NS: AtomicU64 = AtomicU64::new(0);
+/// The break-even total work for the current overhead (picoseconds); 0 means recompute.
+static SERIAL_LIMIT_PS: AtomicU64 = AtomicU64::new(0);
+/// A learned overhead never drops below this: no fork-join is free.
+const MIN_OVERHEAD_NS: f64 = 1_000.0;
+
+/// The machine facts: measured on first use, then the overhead is refined by every
+/// well-split parallel call, so it reflects how this program's calls actually find the pool
+/// (hot, right after other parallel work, or cold, after serial stretches that let the idle
+/// cores sleep).
 ///
 /// Never blocks: a thread that asks while another is measuring (or a call nested inside the
 /// measurement) gets provisional numbers.
 pub fn machine() -> Machine {
-    if let Some(m) = MEASURED.get() {
-        return *m;
-    }
-    measure_once()
+    let measured = match MEASURED.get() {
+        Some(m) => *m,
+        None => measure_once(),
+    };
+    with_learned_overhead(measured)
 }
 
 /// The machine facts if they have been measured already.
 pub(crate) fn measured() -> Option<Machine> {
-    MEASURED.get().copied()
+    MEASURED.get().copied().map(with_learned_overhead)
+}
+
+fn with_learned_overhead(mut m: Machine) -> Machine {
+    let learned = LEARNED_OVERHEAD_NS.load(Ordering::Relaxed);
+    if learned != 0 {
+        m.overhead_ns = f64::from_bits(learned);
+    }
+    m
+}
+
+/// Total work (picoseconds) below which no call can go parallel; cached until the
+/// overhead changes.
+#[inline]
+pub(crate) fn serial_limit_ps() -> u64 {
+    match SERIAL_LIMIT_PS.load(Ordering::Relaxed) {
+        0 => compute_serial_limit_ps(),
+        limit => limit,
+    }
+}
+
+#[cold]
+fn compute_serial_limit_ps() -> u64 {
+    let limit = crate::model::serial_work_limit_ps(&machine()).max(1);
+    if MEASURED.get().is_some() {
+        SERIAL_LIMIT_PS.store(limit, Ordering::Relaxed);
+    }
+    limit
+}
+
+/// Each sample moves the learned overhead by this factor, up or down.
+const OVERHEAD_STEP: f64 = 1.0625;
+
+/// Refines the overhead with what a parallel call paid beyond its pieces' work: its wall
+/// time minus the pieces' summed time spread over the threads.
+///
+/// The estimate steps a fixed factor toward each sample, which converges on the samples'
+/// median: on a machine whose idle cores wake slowly, most calls find the pool awake and a
+/// few pay milliseconds, and the typical call is what the plan should be made for.
+#[cold]
+pub(crate) fn observe_overhead(sample_ns: f64) {
+    let Some(current) = measured() else {
+        return;
+    };
+    if !sample_ns.is_finite() || current.threads < 2 {
+        return;
+    }
+    let current_ns = current.overhead_ns.max(MIN_OVERHEAD_NS);
+    let updated = if sample_ns > current_ns {
+        current_ns * OVERHEAD_STEP
+    } else {
+        (current_ns / OVERHEAD_STEP).max(MIN_OVERHEAD_NS)
+    };
+    LEARNED_OVERHEAD_NS.store(updated.to_bits(), Ordering::Relaxed);
+    SERIAL_LIMIT_PS.store(0, Ordering::Relaxed);
 }
 
 #[cold]
@@ -56,6 +121,7 @@ fn measure_once() -> Machine {
         measured.per_piece_ns
     );
     let _ = MEASURED.set(measured);
+    SERIAL_LIMIT_PS.store(0, Ordering::Relaxed);
     *MEASURED.get().unwrap_or(&measured)
 }
 
@@ -150,6 +216,28 @@ mod tests {
         assert!(m.overhead_ns.is_finite() && m.overhead_ns >= 0.0);
         assert!(m.per_piece_ns.is_finite() && m.per_piece_ns >= 0.0);
         // Asked again, the same numbers: measured once per process.
-        assert_eq!(machine(), m);
+        assert_eq!(machine().threads, m.threads);
+        assert_eq!(machine().per_piece_ns, m.per_piece_ns);
+    }
+
+    #[test]
+    fn learned_overhead_moves_slowly_and_stays_positive() {
+        let before = machine();
+        if before.threads < 2 {
+            return;
+        }
+        observe_overhead(f64::NAN);
+        observe_overhead(before.overhead_ns * 1e6);
+        let after = machine().overhead_ns;
+        // One huge sample moves it by at most an eighth of a factor four.
+        assert!(
+            after <= before.overhead_ns.max(MIN_OVERHEAD_NS) * 1.375 + 1.0,
+            "{after}"
+        );
+        for _ in 0..200 {
+            observe_overhead(-5.0);
+        }
+        assert_eq!(machine().overhead_ns, MIN_OVERHEAD_NS);
+        assert!(serial_limit_ps() > 0);
     }
 }

@@ -11,6 +11,16 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+/// Low bits of the packed counter: items.
+const ITEM_BITS: u32 = 40;
+const ITEM_MASK: u64 = (1 << ITEM_BITS) - 1;
+const ONE_CALL: u64 = 1 << ITEM_BITS;
+/// Spill once either field is half full: the other half absorbs concurrent adds.
+const SPILL_CALLS: u64 = 1 << 22;
+const SPILL_ITEMS: u64 = 1 << 38;
+/// Calls this long count their items in the spill counter directly.
+const MAX_PACKED_ITEMS_PER_CALL: u64 = 1 << 32;
+
 /// No cost learned yet: the next call profiles.
 const UNTUNED: u8 = 0;
 /// A cost learned from a call too short to time well: good enough to keep short calls
@@ -50,8 +60,11 @@ pub struct Site {
     mode: Mode,
     state: AtomicU8,
     per_item_ps: AtomicU64,
-    calls: AtomicU64,
-    items: AtomicU64,
+    /// Calls (high [`CALL_BITS`]) and items (low [`ITEM_BITS`]) packed, so that counting a
+    /// call is one atomic add; moved into the spill counters long before either overflows.
+    counts: AtomicU64,
+    calls_spilled: AtomicU64,
+    items_spilled: AtomicU64,
     drift_streak: AtomicU32,
     last: LastCall,
     registered: AtomicBool,
@@ -92,8 +105,9 @@ impl Site {
             mode: Mode::Auto,
             state: AtomicU8::new(UNTUNED),
             per_item_ps: AtomicU64::new(0),
-            calls: AtomicU64::new(0),
-            items: AtomicU64::new(0),
+            counts: AtomicU64::new(0),
+            calls_spilled: AtomicU64::new(0),
+            items_spilled: AtomicU64::new(0),
             drift_streak: AtomicU32::new(0),
             last: LastCall {
                 n: AtomicU64::new(0),
@@ -126,12 +140,14 @@ impl Site {
 
     /// How many calls ran through this site.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        let packed = self.counts.load(Ordering::Relaxed);
+        self.calls_spilled.load(Ordering::Relaxed) + (packed >> ITEM_BITS)
     }
 
     /// How many items those calls processed in all.
     pub fn items(&self) -> u64 {
-        self.items.load(Ordering::Relaxed)
+        let packed = self.counts.load(Ordering::Relaxed);
+        self.items_spilled.load(Ordering::Relaxed) + (packed & ITEM_MASK)
     }
 
     /// The learned cost of one item, once a call has measured it.
@@ -203,12 +219,54 @@ impl Site {
     /// Counts a call of `n` items and returns its index (0 for the first call).
     #[inline]
     pub(crate) fn begin_call(&'static self, n: usize) -> u64 {
-        let index = self.calls.fetch_add(1, Ordering::Relaxed);
-        self.items.fetch_add(n as u64, Ordering::Relaxed);
+        let n = n as u64;
+        if n >= MAX_PACKED_ITEMS_PER_CALL {
+            return self.begin_huge_call(n);
+        }
+        let old = self.counts.fetch_add(ONE_CALL | n, Ordering::Relaxed);
+        let index = old >> ITEM_BITS;
+        if index >= SPILL_CALLS || old & ITEM_MASK >= SPILL_ITEMS {
+            self.spill();
+        }
         if index == 0 {
             self.register();
         }
         index
+    }
+
+    #[cold]
+    fn begin_huge_call(&'static self, n: u64) -> u64 {
+        self.items_spilled.fetch_add(n, Ordering::Relaxed);
+        let old = self.counts.fetch_add(ONE_CALL, Ordering::Relaxed);
+        self.register();
+        old >> ITEM_BITS
+    }
+
+    /// Moves the packed counts into the spill counters (readers may see the moved amount
+    /// twice for an instant, never lose it).
+    #[cold]
+    fn spill(&self) {
+        let mut packed = self.counts.load(Ordering::Relaxed);
+        while packed >> ITEM_BITS >= SPILL_CALLS || packed & ITEM_MASK >= SPILL_ITEMS {
+            self.calls_spilled
+                .fetch_add(packed >> ITEM_BITS, Ordering::Relaxed);
+            self.items_spilled
+                .fetch_add(packed & ITEM_MASK, Ordering::Relaxed);
+            match self
+                .counts
+                .compare_exchange(packed, 0, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(current) => {
+                    // Someone counted meanwhile: take the additions back and retry.
+                    self.calls_spilled
+                        .fetch_sub(packed >> ITEM_BITS, Ordering::Relaxed);
+                    self.items_spilled
+                        .fetch_sub(packed & ITEM_MASK, Ordering::Relaxed);
+                    packed = current;
+                }
+            }
+        }
     }
 
     /// The cached per-item cost in picoseconds, if any.
@@ -251,13 +309,15 @@ impl Site {
         }
     }
 
-    /// Refines the cached cost with a per-item sample from a later call. One sample moves
-    /// the cost by at most a quarter of a factor two; a sustained drift replaces it.
+    /// Refines the cached cost with a per-item sample from a later call: a timed serial
+    /// call, or the summed time of a parallel call's pieces (which, unlike the call's wall
+    /// time, does not include waiting for idle threads). One sample moves the cost by at most
+    /// a quarter of a factor two; a sustained drift replaces it.
     ///
-    /// A `rough` sample (inferred from a parallel call's wall time, which preemption and
-    /// lower all-core clocks inflate) only counts toward drift, never toward refinement.
+    /// Samples cover the whole input, so they also correct a first estimate taken from a
+    /// head that was cheaper (a skewed input) or slower (fresh memory) than the rest.
     #[cold]
-    pub(crate) fn observe(&self, sample_ps: u64, rough: bool) {
+    pub(crate) fn observe(&self, sample_ps: u64) {
         let sample_ps = sample_ps.max(1);
         let Some(old) = self.cost_ps() else {
             self.publish_profile(sample_ps, false);
@@ -282,9 +342,6 @@ impl Site {
             }
         } else if self.drift_streak.load(Ordering::Relaxed) != 0 {
             self.drift_streak.store(0, Ordering::Relaxed);
-        }
-        if rough {
-            return;
         }
         let clamped = sample_ps.clamp(old / 2, old.saturating_mul(2)) as i128;
         let updated = old as i128 + (clamped - old as i128) / 4;
@@ -385,12 +442,9 @@ mod tests {
         assert_eq!(SITE.cost_ps(), Some(20_000));
         assert!(SITE.is_tuned());
         // One wild sample moves the cost by at most a quarter of a factor two.
-        SITE.observe(20_000_000, false);
+        SITE.observe(20_000_000);
         assert_eq!(SITE.cost_ps(), Some(25_000));
-        SITE.observe(25_000, false);
-        // A rough sample alone does not move it.
-        SITE.observe(40_000, true);
-        assert_eq!(SITE.cost_ps(), Some(25_000));
+        SITE.observe(25_000);
         assert_eq!(SITE.cost_ps(), Some(25_000));
     }
 
@@ -398,11 +452,51 @@ mod tests {
     fn sustained_drift_replaces_the_cost() {
         static SITE: Site = Site::new("drift");
         SITE.publish_profile(1_000, true);
-        SITE.observe(100_000, true);
-        SITE.observe(100_000, false);
+        SITE.observe(100_000);
+        SITE.observe(100_000);
         assert!(SITE.cost_ps().unwrap() < 5_000);
-        SITE.observe(100_000, true);
+        SITE.observe(100_000);
         assert_eq!(SITE.cost_ps(), Some(100_000));
+    }
+
+    #[test]
+    fn packed_counters_spill_without_losing_counts() {
+        static COUNTED: Site = Site::new("counted");
+        let huge = MAX_PACKED_ITEMS_PER_CALL as usize;
+        COUNTED.begin_call(huge);
+        COUNTED.begin_call(huge);
+        COUNTED.begin_call(5);
+        assert_eq!(COUNTED.calls(), 3);
+        assert_eq!(COUNTED.items(), 2 * huge as u64 + 5);
+        // Push the packed items past the spill point with calls just under the huge limit.
+        let big = (MAX_PACKED_ITEMS_PER_CALL - 1) as usize;
+        let rounds = (SPILL_ITEMS / (big as u64)) as usize + 2;
+        for _ in 0..rounds {
+            COUNTED.begin_call(big);
+        }
+        assert_eq!(COUNTED.calls(), 3 + rounds as u64);
+        assert_eq!(
+            COUNTED.items(),
+            2 * huge as u64 + 5 + rounds as u64 * big as u64
+        );
+        assert!(COUNTED.counts.load(Ordering::Relaxed) & ITEM_MASK < SPILL_ITEMS);
+    }
+
+    #[test]
+    fn counting_from_many_threads_is_exact() {
+        static SHARED: Site = Site::new("shared_counts");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for i in 0..10_000 {
+                        SHARED.begin_call(i % 7);
+                    }
+                });
+            }
+        });
+        assert_eq!(SHARED.calls(), 80_000);
+        let per_thread: u64 = (0..10_000u64).map(|i| i % 7).sum();
+        assert_eq!(SHARED.items(), 8 * per_thread);
     }
 
     #[test]

@@ -1,0 +1,527 @@
+//! The benchmark matrix: amorsize against a plain loop, rayon's default and the best
+//! hand-tuned `with_min_len` (the "oracle"), over workloads and input lengths.
+//!
+//! Run: `cargo run --release --example bench_matrix` (a few minutes on 2 cores), or
+//! `-- --quick` for a smoke run of a few seconds (what CI runs). `-- --reps N` sets the
+//! repetitions per configuration (default 11, quick 3).
+//!
+//! Every configuration of a cell runs inside one loop, in an order shuffled each repetition,
+//! so machine noise hits all of them alike; times are medians. Each cell gets a
+//! fresh `Site`, so "first" is a true first call (profiling included). The machine's parallel
+//! overhead is measured once before the matrix, as in any process that has made one long call.
+//!
+//! Columns: loop, rayon (default `par_iter`), oracle (the best of the loop and a sweep of
+//! `with_min_len` values, with the length it used: what a careful hand-tuner would pick), first and steady amorsize calls, steady / best(loop, rayon), steady /
+//! oracle, and amorsize's predicted speedup over the loop against the observed one
+//! (loop / steady). A summary with the geometric means and worst cells follows.
+
+use amorsize::{Nanos, Plan, Site};
+use rayon::prelude::*;
+use std::hint::black_box;
+use std::time::Instant;
+
+fn cheap(x: &u64) -> u64 {
+    let y = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    y ^ (y >> 29)
+}
+
+/// Never inlined: every strategy then runs the very same machine code. (Inlined, this loop
+/// compiled differently at each call site, and one copy ran 1.5× faster than another.)
+#[inline(never)]
+fn rounds(seed: u64, n: u64) -> u64 {
+    (0..n).fold(seed, |acc, i| {
+        black_box(acc.rotate_left(7) ^ i).wrapping_mul(3)
+    })
+}
+
+fn medium(x: &u64) -> u64 {
+    rounds(*x, 1_000)
+}
+
+fn heavy(x: &u64) -> u64 {
+    rounds(*x, 800_000)
+}
+
+/// The item's value is its cost in rounds: sorted by cost, so cost grows along the input.
+fn skewed(x: &u64) -> u64 {
+    rounds(*x, *x)
+}
+
+fn vowels(s: &str) -> usize {
+    s.bytes()
+        .filter(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u'))
+        .count()
+}
+
+fn collatz(x: u64) -> u32 {
+    let (mut x, mut steps) = (x.max(1), 0u32);
+    while x != 1 && steps < 1_000 {
+        x = if x % 2 == 0 { x / 2 } else { 3 * x + 1 };
+        steps += 1;
+    }
+    steps
+}
+
+#[amorsize::parallel]
+fn inner(x: &u64) -> u64 {
+    rounds(*x, 1_000)
+}
+
+fn inner_items(x: u64) -> Vec<u64> {
+    (x..x + 64).collect()
+}
+
+/// One cell: the same work through each strategy.
+struct Cell<'a> {
+    workload: &'static str,
+    label: String,
+    n: usize,
+    plain: Box<dyn Fn() + 'a>,
+    rayon: Box<dyn Fn() + 'a>,
+    min_len: Box<dyn Fn(usize) + 'a>,
+    amorsize: Box<dyn Fn(&'static Site) + 'a>,
+}
+
+struct Row {
+    workload: &'static str,
+    label: String,
+    n: usize,
+    plain: f64,
+    rayon: f64,
+    oracle: f64,
+    /// `None` when the loop beat every swept length.
+    oracle_len: Option<usize>,
+    first: f64,
+    steady: f64,
+    plan: Option<Plan>,
+    predicted: Option<f64>,
+}
+
+impl Row {
+    fn best(&self) -> f64 {
+        self.plain.min(self.rayon)
+    }
+    fn observed(&self) -> f64 {
+        self.plain / self.steady
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let reps = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { 3 } else { 11 });
+
+    let start = Instant::now();
+    let machine = amorsize::machine();
+    println!(
+        "bench_matrix: {} threads; machine measured in {} ({} to go parallel, {} per extra piece); {} reps, medians\n",
+        machine.threads,
+        Nanos(start.elapsed().as_nanos() as f64),
+        Nanos(machine.overhead_ns),
+        Nanos(machine.per_piece_ns),
+        reps
+    );
+
+    let sizes = |full: &[usize], quick_sizes: &[usize]| -> Vec<usize> {
+        if quick {
+            quick_sizes.to_vec()
+        } else {
+            full.to_vec()
+        }
+    };
+
+    // Inputs live for the whole run.
+    let max_n = if quick { 100_000 } else { 1_000_000 };
+    let numbers: Vec<u64> = (0..max_n as u64).collect();
+    let strings: Vec<String> = (0..max_n)
+        .map(|i| format!("item {i} lorem ipsum dolor sit amet"))
+        .collect();
+    let skew_inputs: Vec<Vec<u64>> = sizes(&[1_000, 10_000, 50_000], &[1_000])
+        .into_iter()
+        .map(|n| (0..n as u64).map(|i| i * 4_000 / n as u64).collect())
+        .collect();
+
+    let mut cells: Vec<Cell> = Vec::new();
+    for n in sizes(&[10, 100, 1_000, 10_000, 100_000, 1_000_000], &[10, 10_000]) {
+        cells.push(slice_cell("cheap", &numbers[..n], cheap));
+    }
+    for n in sizes(&[10, 100, 1_000, 10_000, 100_000], &[100]) {
+        cells.push(slice_cell("medium", &numbers[..n], medium));
+    }
+    for n in sizes(&[2, 8, 64], &[4]) {
+        cells.push(slice_cell("heavy", &numbers[..n], heavy));
+    }
+    for items in &skew_inputs {
+        cells.push(slice_cell("skewed", items, skewed));
+    }
+    for n in sizes(&[100, 10_000, 1_000_000], &[10_000]) {
+        cells.push(string_cell(&strings[..n]));
+    }
+    for n in sizes(&[1_000, 100_000], &[1_000]) {
+        cells.push(range_cell(n));
+    }
+    for n in sizes(&[16, 256], &[16]) {
+        cells.push(nested_cell(&numbers[..n]));
+    }
+    let (small, large) = if quick { (100, 10_000) } else { (100, 100_000) };
+    cells.push(alternating_cell(&numbers[..small], &numbers[..large]));
+
+    let rows: Vec<Row> = cells.iter().map(|cell| run(cell, reps)).collect();
+    print_table(&rows);
+    summarize(&rows);
+    let machine = amorsize::machine();
+    println!(
+        "\nmachine after the run: {} to go parallel (learned from the parallel calls)",
+        Nanos(machine.overhead_ns)
+    );
+    println!("total time {}", Nanos(start.elapsed().as_nanos() as f64));
+}
+
+/// `f` is generic (a function item, zero-sized) rather than a `fn` pointer, as in real use:
+/// through a pointer the loop could still inline it but the runtime could not.
+fn slice_cell<'a, F>(workload: &'static str, items: &'a [u64], f: F) -> Cell<'a>
+where
+    F: Fn(&u64) -> u64 + Sync + Send + Copy + 'a,
+{
+    Cell {
+        workload,
+        label: items.len().to_string(),
+        n: items.len(),
+        plain: Box::new(move || {
+            black_box(items.iter().map(f).collect::<Vec<_>>());
+        }),
+        rayon: Box::new(move || {
+            black_box(items.par_iter().map(f).collect::<Vec<_>>());
+        }),
+        min_len: Box::new(move |m| {
+            black_box(items.par_iter().with_min_len(m).map(f).collect::<Vec<_>>());
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map_slice(site, items, f));
+        }),
+    }
+}
+
+fn string_cell(items: &[String]) -> Cell<'_> {
+    Cell {
+        workload: "strings",
+        label: items.len().to_string(),
+        n: items.len(),
+        plain: Box::new(move || {
+            black_box(items.iter().map(|s| vowels(s)).collect::<Vec<_>>());
+        }),
+        rayon: Box::new(move || {
+            black_box(items.par_iter().map(|s| vowels(s)).collect::<Vec<_>>());
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                items
+                    .par_iter()
+                    .with_min_len(m)
+                    .map(|s| vowels(s))
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map_slice(site, items, |s: &String| vowels(s)));
+        }),
+    }
+}
+
+fn range_cell<'a>(n: usize) -> Cell<'a> {
+    let end = n as u64 + 1;
+    Cell {
+        workload: "range",
+        label: n.to_string(),
+        n,
+        plain: Box::new(move || {
+            black_box((1..end).map(collatz).collect::<Vec<_>>());
+        }),
+        rayon: Box::new(move || {
+            // rayon cannot index a u64 range; its default is the unindexed collect.
+            black_box((1..end).into_par_iter().map(collatz).collect::<Vec<_>>());
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                (1..n + 1)
+                    .into_par_iter()
+                    .with_min_len(m)
+                    .map(|x| collatz(x as u64))
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map(site, 1..end, collatz));
+        }),
+    }
+}
+
+fn nested_cell(items: &[u64]) -> Cell<'_> {
+    Cell {
+        workload: "nested",
+        label: format!("{}×64", items.len()),
+        n: items.len(),
+        plain: Box::new(move || {
+            let out: Vec<u64> = items
+                .iter()
+                .map(|&x| inner_items(x).iter().map(inner).fold(0, |a, b| a ^ b))
+                .collect();
+            black_box(out);
+        }),
+        rayon: Box::new(move || {
+            let out: Vec<u64> = items
+                .par_iter()
+                .map(|&x| {
+                    inner_items(x)
+                        .par_iter()
+                        .map(inner)
+                        .reduce(|| 0, |a, b| a ^ b)
+                })
+                .collect();
+            black_box(out);
+        }),
+        min_len: Box::new(move |m| {
+            let out: Vec<u64> = items
+                .par_iter()
+                .with_min_len(m)
+                .map(|&x| inner_items(x).iter().map(inner).fold(0, |a, b| a ^ b))
+                .collect();
+            black_box(out);
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map_slice(site, items, |&x: &u64| {
+                par_inner(&inner_items(x)).iter().fold(0, |a, b| a ^ b)
+            }));
+        }),
+    }
+}
+
+fn alternating_cell<'a>(small: &'a [u64], large: &'a [u64]) -> Cell<'a> {
+    Cell {
+        workload: "alternating",
+        label: format!("{}+{}", small.len(), large.len()),
+        n: large.len(),
+        plain: Box::new(move || {
+            black_box(small.iter().map(medium).collect::<Vec<_>>());
+            black_box(large.iter().map(medium).collect::<Vec<_>>());
+        }),
+        rayon: Box::new(move || {
+            black_box(small.par_iter().map(medium).collect::<Vec<_>>());
+            black_box(large.par_iter().map(medium).collect::<Vec<_>>());
+        }),
+        min_len: Box::new(move |m| {
+            // Hand-tuned: the loop for the small call, the swept length for the large one.
+            black_box(small.iter().map(medium).collect::<Vec<_>>());
+            black_box(
+                large
+                    .par_iter()
+                    .with_min_len(m)
+                    .map(medium)
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map_slice(site, small, medium));
+            black_box(amorsize::map_slice(site, large, medium));
+        }),
+    }
+}
+
+/// The `with_min_len` values the oracle sweeps for `n` items.
+fn sweep(n: usize, threads: usize) -> Vec<usize> {
+    let mut lens: Vec<usize> = [1, n / 256, n / 64, n / 16, n / (4 * threads), n / threads]
+        .into_iter()
+        .map(|m| m.max(1))
+        .collect();
+    lens.sort_unstable();
+    lens.dedup();
+    lens
+}
+
+fn run(cell: &Cell, reps: usize) -> Row {
+    let name: &'static str =
+        Box::leak(format!("{}/{}", cell.workload, cell.label).into_boxed_str());
+    let site: &'static Site = Box::leak(Box::new(Site::new(name)));
+    // Warm the allocator and caches with two untimed loops (the first output of a new size
+    // is mmapped and returned on free; the second comes from the heap and stays), so that
+    // "first" measures the profiling call, not the process's first touch of fresh pages.
+    (cell.plain)();
+    (cell.plain)();
+    let first = time(|| (cell.amorsize)(site));
+
+    // Short configurations repeat inside one timed sample (at least ~20 µs of loop time),
+    // so that clock granularity and interrupts do not swamp nanosecond-scale calls.
+    let batch = {
+        let once = time(|| (cell.plain)()).max(1.0);
+        ((20_000.0 / once).ceil() as usize).clamp(1, 10_000)
+    };
+    let lens = sweep(cell.n, rayon::current_num_threads());
+    // Configurations: 0 loop, 1 rayon, 2 amorsize, 3.. one per swept length.
+    let configs = 3 + lens.len();
+    let mut samples = vec![Vec::with_capacity(reps); configs];
+    let mut order: Vec<usize> = (0..configs).collect();
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64 ^ cell.n as u64;
+    for _ in 0..reps {
+        // A fresh order every repetition. Rotating is not enough: it keeps each
+        // configuration behind the same predecessor, and a parallel run right after a
+        // serial one pays for waking idle cores (measured here: up to 1.5× slower).
+        for i in (1..configs).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        for &config in &order {
+            let t = time(|| {
+                for _ in 0..batch {
+                    match config {
+                        0 => (cell.plain)(),
+                        1 => (cell.rayon)(),
+                        2 => (cell.amorsize)(site),
+                        k => (cell.min_len)(lens[k - 3]),
+                    }
+                }
+            });
+            samples[config].push(t / batch as f64);
+        }
+    }
+    let medians: Vec<f64> = samples.into_iter().map(median).collect();
+    // The oracle is what a hand-tuner would pick: the loop, or the best swept length.
+    let (oracle_len, oracle) = medians[3..]
+        .iter()
+        .copied()
+        .zip(lens.iter().map(|&m| Some(m)))
+        .fold(
+            (None, medians[0]),
+            |best, (t, m)| if t < best.1 { (m, t) } else { best },
+        );
+    let decision = site.plan_for(cell.n);
+    Row {
+        workload: cell.workload,
+        label: cell.label.clone(),
+        n: cell.n,
+        plain: medians[0],
+        rayon: medians[1],
+        oracle,
+        oracle_len,
+        first,
+        steady: medians[2],
+        plan: decision.map(|d| d.plan),
+        predicted: decision.map(|d| d.predicted_speedup()),
+    }
+}
+
+fn time(run: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    run();
+    start.elapsed().as_nanos() as f64
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<12} {:>12} {:>10} {:>10} {:>18} {:>10} {:>10} {:>8} {:>8} {:>16} {:>9} {:>9}",
+        "workload",
+        "n",
+        "loop",
+        "rayon",
+        "oracle (min_len)",
+        "first",
+        "steady",
+        "/best",
+        "/oracle",
+        "plan",
+        "predicted",
+        "observed"
+    );
+    for r in rows {
+        let plan = match r.plan {
+            Some(Plan::Serial) => "serial".to_string(),
+            Some(Plan::Parallel { min_len, threads }) => format!("{threads}t ml={min_len}"),
+            None => "-".to_string(),
+        };
+        println!(
+            "{:<12} {:>12} {:>10} {:>10} {:>18} {:>10} {:>10} {:>7.2}× {:>7.2}× {:>16} {:>8.2}× {:>8.2}×",
+            r.workload,
+            r.label,
+            Nanos(r.plain).to_string(),
+            Nanos(r.rayon).to_string(),
+            format!(
+                "{} ({})",
+                Nanos(r.oracle),
+                r.oracle_len.map_or("loop".to_string(), |m| m.to_string())
+            ),
+            Nanos(r.first).to_string(),
+            Nanos(r.steady).to_string(),
+            r.steady / r.best(),
+            r.steady / r.oracle,
+            plan,
+            r.predicted.unwrap_or(f64::NAN),
+            r.observed(),
+        );
+    }
+}
+
+fn geomean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, count) = values.fold((0.0, 0usize), |(s, c), v| (s + v.ln(), c + 1));
+    (sum / count.max(1) as f64).exp()
+}
+
+fn summarize(rows: &[Row]) {
+    let vs_best: Vec<f64> = rows.iter().map(|r| r.steady / r.best()).collect();
+    let worst = rows
+        .iter()
+        .zip(&vs_best)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .expect("at least one cell");
+    println!("\nsummary (targets in brackets)");
+    println!(
+        "  amorsize / best(loop, rayon): geomean {:.3} [≤ 0.95], worst {:.3} at {} n={} [≤ 1.15]",
+        geomean(vs_best.iter().copied()),
+        worst.1,
+        worst.0.workload,
+        worst.0.label
+    );
+    println!(
+        "  amorsize / oracle:            geomean {:.3} [≤ 1.10]",
+        geomean(rows.iter().map(|r| r.steady / r.oracle))
+    );
+    let first_worst = rows
+        .iter()
+        .filter(|r| r.n >= 10_000)
+        .map(|r| (r, r.first / r.best()))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((r, ratio)) = first_worst {
+        println!(
+            "  first call / best, n ≥ 10 000: worst {ratio:.3} at {} n={} [≤ 1.5]",
+            r.workload, r.label
+        );
+    }
+    let parallel: Vec<(&Row, f64)> = rows
+        .iter()
+        .filter(|r| matches!(r.plan, Some(Plan::Parallel { .. })))
+        .filter_map(|r| r.predicted.map(|p| (r, p / r.observed() - 1.0)))
+        .collect();
+    if let Some((r, err)) = parallel
+        .iter()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+    {
+        let within = parallel.iter().filter(|(_, e)| e.abs() <= 0.25).count();
+        println!(
+            "  predicted vs observed speedup, parallel cells: {within} of {} within ±25 %, worst {:+.0} % at {} n={} [all within ±25 %]",
+            parallel.len(),
+            err * 100.0,
+            r.workload,
+            r.label
+        );
+    }
+}
