@@ -10,6 +10,7 @@ fn model(c: &mut Criterion) {
     let machine = Machine {
         threads: 2,
         overhead_ns: 15_000.0,
+        cold_overhead_ns: 150_000.0,
         per_piece_ns: 100.0,
     };
     c.bench_function("decide (parallel answer)", |b| {

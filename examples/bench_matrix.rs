@@ -119,10 +119,11 @@ fn main() {
     let start = Instant::now();
     let machine = amorsize::machine();
     println!(
-        "bench_matrix: {} threads; machine measured in {} ({} to go parallel, {} per extra piece); {} reps, medians\n",
+        "bench_matrix: {} threads; machine measured in {} ({} to go parallel, {} after idling, {} per extra piece); {} reps, medians\n",
         machine.threads,
         Nanos(start.elapsed().as_nanos() as f64),
         Nanos(machine.overhead_ns),
+        Nanos(machine.cold_overhead_ns),
         Nanos(machine.per_piece_ns),
         reps
     );
@@ -176,8 +177,9 @@ fn main() {
     summarize(&rows);
     let machine = amorsize::machine();
     println!(
-        "\nmachine after the run: {} to go parallel (learned from the parallel calls)",
-        Nanos(machine.overhead_ns)
+        "\nmachine after the run (learned from the parallel calls): {} to go parallel, {} after idling",
+        Nanos(machine.overhead_ns),
+        Nanos(machine.cold_overhead_ns)
     );
     println!("total time {}", Nanos(start.elapsed().as_nanos() as f64));
 }
@@ -494,6 +496,10 @@ fn summarize(rows: &[Row]) {
     println!(
         "  amorsize / oracle:            geomean {:.3} [≤ 1.10]",
         geomean(rows.iter().map(|r| r.steady / r.oracle))
+    );
+    println!(
+        "  bound: oracle / best(loop, rayon) geomean {:.3} (what a perfect choice among these strategies reaches)",
+        geomean(rows.iter().map(|r| r.oracle / r.best()))
     );
     let first_worst = rows
         .iter()

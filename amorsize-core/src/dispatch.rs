@@ -4,7 +4,7 @@
 
 use crate::config::{self, Mode};
 use crate::items::IntoItems;
-use crate::machine::{machine, observe_overhead, serial_limit_ps};
+use crate::machine::{machine_for_call, note_pool_used, observe_overhead, serial_limit_ps};
 use crate::model::{self, Decision, Plan};
 use crate::profile::profile;
 use crate::site::Site;
@@ -89,8 +89,8 @@ enum Route {
     Serial { timed: bool },
     /// No trustworthy cost: time the head of this call, then plan the rest.
     Profile,
-    /// A parallel map as decided.
-    Parallel(Decision),
+    /// A parallel map as decided; `cold` when the pool was idle as it was planned.
+    Parallel { decision: Decision, cold: bool },
 }
 
 #[inline]
@@ -104,7 +104,7 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
     };
     match mode {
         Mode::Serial => serial_route(site, n, call_index),
-        Mode::Parallel => Route::Parallel(forced_parallel(site, n)),
+        Mode::Parallel => forced_parallel(site, n),
         Mode::Auto => match site.cost_ps() {
             None => Route::Profile,
             Some(per_item_ps) => {
@@ -135,17 +135,18 @@ fn plan_long_call(site: &Site, n: usize, per_item_ps: u64) -> Route {
         // The cost came from a short call; a call this long is worth timing properly.
         return Route::Profile;
     }
-    let decision = model::decide(n, per_item_ps as f64 / 1000.0, &machine());
+    let (m, cold) = machine_for_call();
+    let decision = model::decide(n, per_item_ps as f64 / 1000.0, &m);
     site.note_decision(n, &decision);
     match decision.plan {
-        Plan::Parallel { .. } => Route::Parallel(decision),
+        Plan::Parallel { .. } => Route::Parallel { decision, cold },
         Plan::Serial => Route::Serial { timed: true },
     }
 }
 
 #[cold]
-fn forced_parallel(site: &Site, n: usize) -> Decision {
-    let m = machine();
+fn forced_parallel(site: &Site, n: usize) -> Route {
+    let (m, cold) = machine_for_call();
     let per_item_ns = site.per_item_ns();
     let mut decision = model::decide(n, per_item_ns.unwrap_or(f64::INFINITY), &m);
     if !decision.plan.is_parallel() {
@@ -160,7 +161,7 @@ fn forced_parallel(site: &Site, n: usize) -> Decision {
         }
     }
     site.note_decision(n, &decision);
-    decision
+    Route::Parallel { decision, cold }
 }
 
 /// The callback that receives the call's producer and runs the route.
@@ -192,7 +193,9 @@ where
                 out.extend(producer.into_iter().map(f));
                 observe_serial(site, n, start);
             }
-            Route::Parallel(decision) => run_parallel(site, producer, n, f, decision, &mut out),
+            Route::Parallel { decision, cold } => {
+                run_parallel(site, producer, n, f, decision, cold, &mut out)
+            }
             Route::Profile => {
                 let (estimate, rest) = profile(producer, n, f, &mut out);
                 site.publish_profile(estimate.per_item_ps, estimate.strong);
@@ -204,7 +207,8 @@ where
                     Some(rest) => {
                         let remaining = n - estimate.done;
                         let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
-                        let decision = model::decide(remaining, per_item_ns, &machine());
+                        let (m, cold) = machine_for_call();
+                        let decision = model::decide(remaining, per_item_ns, &m);
                         log::debug!(
                             target: "amorsize",
                             "{}: first {} of {n} items profiled; rest planned {:?} (predicted speedup {:.2}x)",
@@ -216,7 +220,7 @@ where
                         site.note_decision(n, &decision);
                         match decision.plan {
                             Plan::Parallel { .. } => {
-                                run_parallel(site, rest, remaining, f, decision, &mut out)
+                                run_parallel(site, rest, remaining, f, decision, cold, &mut out)
                             }
                             Plan::Serial => out.extend(rest.into_iter().map(f)),
                         }
@@ -248,6 +252,7 @@ fn run_parallel<P, F, R>(
     n: usize,
     f: &F,
     decision: Decision,
+    cold: bool,
     out: &mut Vec<R>,
 ) where
     P: Producer,
@@ -283,9 +288,14 @@ fn run_parallel<P, F, R>(
     // balance; the last piece's expected wait (half a piece) is imbalance, not overhead.
     let pieces = n.div_ceil(min_len);
     let per_thread_ns = busy_ns / threads as f64;
-    if pieces >= 4 * threads && per_thread_ns < 20.0 * machine().overhead_ns {
-        observe_overhead(elapsed_ns - per_thread_ns - busy_ns / pieces as f64 / 2.0);
+    let overhead_ns = decision.parallel_ns - decision.serial_ns / threads as f64;
+    if pieces >= 4 * threads && per_thread_ns < 20.0 * overhead_ns.max(1_000.0) {
+        observe_overhead(
+            elapsed_ns - per_thread_ns - busy_ns / pieces as f64 / 2.0,
+            cold,
+        );
     }
+    note_pool_used();
     if let Some(loop_ns) = predicted_loop_ns {
         site.note_observed_speedup(loop_ns / elapsed_ns);
     }

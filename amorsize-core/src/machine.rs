@@ -17,23 +17,31 @@ const PROVISIONAL_PER_PIECE_NS: f64 = 500.0;
 
 /// Samples per measured configuration; the median is kept.
 const SAMPLES: usize = 7;
-/// Pause that lets rayon's workers fall asleep, so one sample sees the wake-up cost a call
-/// after idle time pays.
+/// Pause that lets rayon's workers fall asleep, so the cold samples see a wake-up.
 const IDLE_PAUSE: Duration = Duration::from_micros(150);
 /// Cold (after idle) samples; the median is kept.
 const COLD_SAMPLES: usize = 3;
 
-/// The overhead learned from timed parallel calls (`f64` bits; 0 until the first).
-static LEARNED_OVERHEAD_NS: AtomicU64 = AtomicU64::new(0);
-/// The break-even total work for the current overhead (picoseconds); 0 means recompute.
+/// A pool unused for this long is planned for as cold: its workers sleep, and on virtual
+/// machines their cores may be halted (measured on the 2-core development VM: a join of two
+/// 500 µs halves took 526 µs back to back, 1114 µs after 2 ms of serial work).
+pub const COLD_AFTER: Duration = Duration::from_millis(1);
+
+/// The overheads learned from timed parallel calls (`f64` bits; 0 until the first).
+static LEARNED_HOT_NS: AtomicU64 = AtomicU64::new(0);
+static LEARNED_COLD_NS: AtomicU64 = AtomicU64::new(0);
+/// The break-even total work for the current hot overhead (picoseconds); 0 means recompute.
 static SERIAL_LIMIT_PS: AtomicU64 = AtomicU64::new(0);
+/// When a parallel call last finished, in nanoseconds since [`epoch`]; 0 for never.
+static POOL_LAST_USED_NS: AtomicU64 = AtomicU64::new(0);
 /// A learned overhead never drops below this: no fork-join is free.
 const MIN_OVERHEAD_NS: f64 = 1_000.0;
+/// Each sample moves a learned overhead by this factor, up or down.
+const OVERHEAD_STEP: f64 = 1.0625;
 
-/// The machine facts: measured on first use, then the overhead is refined by every
-/// well-split parallel call, so it reflects how this program's calls actually find the pool
-/// (hot, right after other parallel work, or cold, after serial stretches that let the idle
-/// cores sleep).
+/// The machine facts: measured on first use; then both overheads are refined by the
+/// program's own short, well-split parallel calls, so they reflect how its calls really find
+/// the pool.
 ///
 /// Never blocks: a thread that asks while another is measuring (or a call nested inside the
 /// measurement) gets provisional numbers.
@@ -42,24 +50,58 @@ pub fn machine() -> Machine {
         Some(m) => *m,
         None => measure_once(),
     };
-    with_learned_overhead(measured)
+    with_learned(measured)
 }
 
 /// The machine facts if they have been measured already.
 pub(crate) fn measured() -> Option<Machine> {
-    MEASURED.get().copied().map(with_learned_overhead)
+    MEASURED.get().copied().map(with_learned)
 }
 
-fn with_learned_overhead(mut m: Machine) -> Machine {
-    let learned = LEARNED_OVERHEAD_NS.load(Ordering::Relaxed);
-    if learned != 0 {
-        m.overhead_ns = f64::from_bits(learned);
+fn with_learned(mut m: Machine) -> Machine {
+    let hot = LEARNED_HOT_NS.load(Ordering::Relaxed);
+    if hot != 0 {
+        m.overhead_ns = f64::from_bits(hot);
+    }
+    let cold = LEARNED_COLD_NS.load(Ordering::Relaxed);
+    if cold != 0 {
+        m.cold_overhead_ns = f64::from_bits(cold);
     }
     m
 }
 
-/// Total work (picoseconds) below which no call can go parallel; cached until the
-/// overhead changes.
+/// The machine as a call starting now will find it: with the cold overhead in
+/// `overhead_ns` when the pool has been idle for [`COLD_AFTER`]. Reads the clock: cold path.
+pub(crate) fn machine_for_call() -> (Machine, bool) {
+    let mut m = machine();
+    let cold = pool_idle() >= COLD_AFTER;
+    if cold {
+        m.overhead_ns = m.cold_overhead_ns;
+    }
+    (m, cold)
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// How long since a parallel call last finished (forever if none has).
+fn pool_idle() -> Duration {
+    match POOL_LAST_USED_NS.load(Ordering::Relaxed) {
+        0 => Duration::MAX,
+        last => epoch().elapsed().saturating_sub(Duration::from_nanos(last)),
+    }
+}
+
+/// Records that a parallel call just finished: the pool is awake.
+pub(crate) fn note_pool_used() {
+    let now = epoch().elapsed().as_nanos().clamp(1, u64::MAX as u128) as u64;
+    POOL_LAST_USED_NS.store(now, Ordering::Relaxed);
+}
+
+/// Total work (picoseconds) below which no call can go parallel (computed from the hot
+/// overhead, the smaller one, so it never hides a parallel plan); cached until it changes.
 #[inline]
 pub(crate) fn serial_limit_ps() -> u64 {
     match SERIAL_LIMIT_PS.load(Ordering::Relaxed) {
@@ -70,37 +112,43 @@ pub(crate) fn serial_limit_ps() -> u64 {
 
 #[cold]
 fn compute_serial_limit_ps() -> u64 {
-    let limit = crate::model::serial_work_limit_ps(&machine()).max(1);
+    let m = machine();
+    let hot = Machine {
+        overhead_ns: m.overhead_ns.min(m.cold_overhead_ns),
+        ..m
+    };
+    let limit = crate::model::serial_work_limit_ps(&hot).max(1);
     if MEASURED.get().is_some() {
         SERIAL_LIMIT_PS.store(limit, Ordering::Relaxed);
     }
     limit
 }
 
-/// Each sample moves the learned overhead by this factor, up or down.
-const OVERHEAD_STEP: f64 = 1.0625;
-
-/// Refines the overhead with what a parallel call paid beyond its pieces' work: its wall
-/// time minus the pieces' summed time spread over the threads.
+/// Refines the hot or the cold overhead with what a parallel call paid beyond its pieces'
+/// work.
 ///
 /// The estimate steps a fixed factor toward each sample, which converges on the samples'
-/// median: on a machine whose idle cores wake slowly, most calls find the pool awake and a
-/// few pay milliseconds, and the typical call is what the plan should be made for.
+/// median: a few calls that pay milliseconds (a descheduled worker) do not drag it up.
 #[cold]
-pub(crate) fn observe_overhead(sample_ns: f64) {
+pub(crate) fn observe_overhead(sample_ns: f64, cold: bool) {
     let Some(current) = measured() else {
         return;
     };
     if !sample_ns.is_finite() || current.threads < 2 {
         return;
     }
-    let current_ns = current.overhead_ns.max(MIN_OVERHEAD_NS);
+    let (cell, current_ns) = if cold {
+        (&LEARNED_COLD_NS, current.cold_overhead_ns)
+    } else {
+        (&LEARNED_HOT_NS, current.overhead_ns)
+    };
+    let current_ns = current_ns.max(MIN_OVERHEAD_NS);
     let updated = if sample_ns > current_ns {
         current_ns * OVERHEAD_STEP
     } else {
         (current_ns / OVERHEAD_STEP).max(MIN_OVERHEAD_NS)
     };
-    LEARNED_OVERHEAD_NS.store(updated.to_bits(), Ordering::Relaxed);
+    cell.store(updated.to_bits(), Ordering::Relaxed);
     SERIAL_LIMIT_PS.store(0, Ordering::Relaxed);
 }
 
@@ -115,9 +163,10 @@ fn measure_once() -> Machine {
     let measured = measure();
     log::debug!(
         target: "amorsize",
-        "machine: {} threads, {:.0} ns to go parallel, {:.0} ns per extra piece",
+        "machine: {} threads, {:.0} ns to go parallel ({:.0} ns after idling), {:.0} ns per extra piece",
         measured.threads,
         measured.overhead_ns,
+        measured.cold_overhead_ns,
         measured.per_piece_ns
     );
     let _ = MEASURED.set(measured);
@@ -129,18 +178,21 @@ pub(crate) fn provisional() -> Machine {
     Machine {
         threads: rayon::current_num_threads(),
         overhead_ns: PROVISIONAL_OVERHEAD_NS,
+        cold_overhead_ns: PROVISIONAL_OVERHEAD_NS,
         per_piece_ns: PROVISIONAL_PER_PIECE_NS,
     }
 }
 
-/// Times rayon's fork-join on empty work: `threads` pieces (the fixed cost of a parallel call)
-/// and `MAX_PIECES_PER_THREAD × threads` pieces (the cost of each extra piece).
+/// Times rayon's fork-join on empty work: `threads` pieces back to back (the hot overhead)
+/// and after short idle pauses (a first guess at the cold one), and
+/// `MAX_PIECES_PER_THREAD × threads` pieces (the cost of each extra piece).
 fn measure() -> Machine {
     let threads = rayon::current_num_threads();
     if threads < 2 {
         return Machine {
             threads,
             overhead_ns: 0.0,
+            cold_overhead_ns: 0.0,
             per_piece_ns: 0.0,
         };
     }
@@ -154,22 +206,21 @@ fn measure() -> Machine {
         few_ns[i] = time_empty_split(threads);
         many_ns[i] = time_empty_split(many);
     }
-    // Calls usually arrive after the pool has gone idle; weigh the cold wake-up in (the
-    // median of a few, so one descheduled worker cannot make it milliseconds).
     let mut cold_samples = [0.0; COLD_SAMPLES];
     for sample in &mut cold_samples {
         std::thread::sleep(IDLE_PAUSE);
         *sample = time_empty_split(threads);
     }
-    let cold_ns = median(&mut cold_samples);
+    note_pool_used();
 
-    let hot_ns = median(&mut few_ns);
-    let overhead_ns = (hot_ns + cold_ns) / 2.0;
+    let hot_ns = median(&mut few_ns).max(MIN_OVERHEAD_NS);
+    let cold_ns = median(&mut cold_samples).max(hot_ns);
     let extra_pieces_per_thread = (MAX_PIECES_PER_THREAD - 1) as f64;
     let per_piece_ns = ((median(&mut many_ns) - hot_ns) / extra_pieces_per_thread).max(50.0);
     Machine {
         threads,
-        overhead_ns: overhead_ns.max(1_000.0),
+        overhead_ns: hot_ns,
+        cold_overhead_ns: cold_ns,
         per_piece_ns,
     }
 }
@@ -221,23 +272,24 @@ mod tests {
     }
 
     #[test]
-    fn learned_overhead_moves_slowly_and_stays_positive() {
+    fn learned_overheads_move_one_step_at_a_time_and_stay_positive() {
         let before = machine();
         if before.threads < 2 {
             return;
         }
-        observe_overhead(f64::NAN);
-        observe_overhead(before.overhead_ns * 1e6);
-        let after = machine().overhead_ns;
-        // One huge sample moves it by at most an eighth of a factor four.
-        assert!(
-            after <= before.overhead_ns.max(MIN_OVERHEAD_NS) * 1.375 + 1.0,
-            "{after}"
-        );
-        for _ in 0..200 {
-            observe_overhead(-5.0);
+        observe_overhead(f64::NAN, false);
+        observe_overhead(before.overhead_ns * 1e6, false);
+        let after = machine();
+        assert!(after.overhead_ns <= before.overhead_ns.max(MIN_OVERHEAD_NS) * OVERHEAD_STEP + 1.0);
+        for _ in 0..400 {
+            observe_overhead(-5.0, false);
+            observe_overhead(1e9, true);
         }
-        assert_eq!(machine().overhead_ns, MIN_OVERHEAD_NS);
-        assert!(serial_limit_ps() > 0);
+        let after = machine();
+        assert_eq!(after.overhead_ns, MIN_OVERHEAD_NS);
+        assert!(after.cold_overhead_ns > 1e6);
+        // The hot-path limit follows the smaller, hot overhead.
+        let expected = crate::model::serial_work_limit_ps(&after);
+        assert_eq!(serial_limit_ps(), expected.max(1));
     }
 }

@@ -30,8 +30,12 @@ impl Plan {
 pub struct Machine {
     /// Threads in rayon's pool.
     pub threads: usize,
-    /// Fixed cost of one parallel call: waking the pool, forking and joining (nanoseconds).
+    /// Fixed cost of one parallel call that finds the pool awake: forking and joining
+    /// (nanoseconds). The model plans with this field.
     pub overhead_ns: f64,
+    /// The same after the pool has idled, when its threads must be woken first
+    /// (nanoseconds). The runtime puts it in `overhead_ns` for calls that find the pool cold.
+    pub cold_overhead_ns: f64,
     /// Extra cost of every further piece a parallel call is cut into (nanoseconds).
     pub per_piece_ns: f64,
 }
@@ -157,6 +161,7 @@ mod tests {
         Machine {
             threads: 2,
             overhead_ns: 10_000.0,
+            cold_overhead_ns: 100_000.0,
             per_piece_ns: 200.0,
         }
     }
@@ -244,6 +249,7 @@ mod tests {
         let m = Machine {
             threads: 16,
             overhead_ns: 10_000.0,
+            cold_overhead_ns: 10_000.0,
             per_piece_ns: 1_000.0,
         };
         // 40 items of 5 µs: pieces must run ≥ 20 µs = 4 items, so at most 10 pieces.

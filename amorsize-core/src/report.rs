@@ -136,9 +136,10 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "amorsize: {} threads, {} to go parallel, {} per extra piece",
+            "amorsize: {} threads; going parallel costs {} with the pool awake, {} after it idled; {} per extra piece",
             self.machine.threads,
             Nanos(self.machine.overhead_ns),
+            Nanos(self.machine.cold_overhead_ns),
             Nanos(self.machine.per_piece_ns)
         )?;
         let name_w = self
@@ -198,6 +199,7 @@ mod tests {
         let m = Machine {
             threads: 2,
             overhead_ns: 12_000.0,
+            cold_overhead_ns: 120_000.0,
             per_piece_ns: 100.0,
         };
         let r = reason(Some(2.0), Some((100, Plan::Serial)), &m);
