@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let size = sweep::Size::from_args();
     let sweeps = sweep::speedup_sweep(size);
     let dir = chart::output_dir()?;
-    println!("{:<16} {:>9} {:>11} {:>11} {:>11} {:>9} {:>9}  amorsize plan", "per item", "n", "loop", "rayon", "amorsize", "rayon ×", "amors. ×");
+    println!(
+        "{:<16} {:>9} {:>11} {:>11} {:>11} {:>9} {:>9}  amorsize plan",
+        "per item", "n", "loop", "rayon", "amorsize", "rayon ×", "amors. ×"
+    );
     for s in &sweeps {
         for p in &s.points {
             println!(

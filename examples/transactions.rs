@@ -125,7 +125,14 @@ impl Rng {
 
 fn generate(n: usize) -> Vec<String> {
     const MERCHANTS: [&str; 8] = [
-        "grocer", "fuel", "airline", "casino", "books", "pharmacy", "electronics", "cafe",
+        "grocer",
+        "fuel",
+        "airline",
+        "casino",
+        "books",
+        "pharmacy",
+        "electronics",
+        "cafe",
     ];
     const COUNTRIES: [&str; 7] = ["US", "DE", "FR", "JP", "BR", "GB", "ZZ"];
     let mut rng = Rng(42);
@@ -155,7 +162,11 @@ fn model() -> Model {
     }
 }
 
-fn aggregate(records: &[Record], checks: &[Result<(), Reject>], scores: &[f32]) -> HashMap<u32, Summary> {
+fn aggregate(
+    records: &[Record],
+    checks: &[Result<(), Reject>],
+    scores: &[f32],
+) -> HashMap<u32, Summary> {
     let mut accounts: HashMap<u32, Summary> = HashMap::new();
     for ((r, check), &score) in records.iter().zip(checks).zip(scores) {
         if check.is_err() {
@@ -191,13 +202,26 @@ fn main() {
     let n = if quick { 20_000 } else { 200_000 };
     let lines = generate(n);
     let model = model();
-    println!("transactions: {n} generated CSV records (seed 42), {} rayon threads\n", rayon::current_num_threads());
+    println!(
+        "transactions: {n} generated CSV records (seed 42), {} rayon threads\n",
+        rayon::current_num_threads()
+    );
 
     // The plain serial pipeline, for reference.
     let s_parse = timed(|| lines.iter().map(|l| parse(l)).collect::<Vec<_>>());
     let records: Vec<Record> = s_parse.value.iter().flatten().cloned().collect();
-    let s_validate = timed(|| records.iter().map(|r| validate(r, &model)).collect::<Vec<_>>());
-    let s_score = timed(|| records.iter().map(|r| fraud_score(r, &model)).collect::<Vec<_>>());
+    let s_validate = timed(|| {
+        records
+            .iter()
+            .map(|r| validate(r, &model))
+            .collect::<Vec<_>>()
+    });
+    let s_score = timed(|| {
+        records
+            .iter()
+            .map(|r| fraud_score(r, &model))
+            .collect::<Vec<_>>()
+    });
     let serial_accounts = aggregate(&records, &s_validate.value, &s_score.value);
 
     // The same pipeline through the companions. The first batch teaches amorsize each
@@ -214,13 +238,23 @@ fn main() {
         assert_eq!(a_validate.value, s_validate.value);
         assert_eq!(a_score.value, s_score.value);
         accounts = agg.value;
-        rows.push((batch, a_parse.seconds, a_validate.seconds, a_score.seconds, agg.seconds));
+        rows.push((
+            batch,
+            a_parse.seconds,
+            a_validate.seconds,
+            a_score.seconds,
+            agg.seconds,
+        ));
     }
     assert_eq!(accounts, serial_accounts);
     black_box(&accounts);
 
-    let rate = |count: usize, seconds: f64| format!("{:>7.2} M rec/s", count as f64 / seconds / 1e6);
-    println!("{:<14} {:>22} {:>22} {:>22}", "", "parse", "validate", "fraud score");
+    let rate =
+        |count: usize, seconds: f64| format!("{:>7.2} M rec/s", count as f64 / seconds / 1e6);
+    println!(
+        "{:<14} {:>22} {:>22} {:>22}",
+        "", "parse", "validate", "fraud score"
+    );
     println!(
         "{:<14} {:>9.2} ms {} {:>9.2} ms {} {:>9.2} ms {}",
         "serial",

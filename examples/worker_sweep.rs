@@ -23,14 +23,24 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("cost_1us over {} items; median times\n", sweep.n);
     print!("{:>10}", "min_len");
     for t in &sweep.threads {
-        print!(" {:>12}", format!("{t} thread{}", if *t == 1 { "" } else { "s" }));
+        print!(
+            " {:>12}",
+            format!("{t} thread{}", if *t == 1 { "" } else { "s" })
+        );
     }
     println!();
     for (m_index, m) in sweep.min_lens.iter().enumerate() {
         print!("{m:>10}");
         for (t_index, t) in sweep.threads.iter().enumerate() {
-            let mark = if sweep.amorsize_choice == Some((*t, *m)) { " ◀" } else { "  " };
-            print!(" {:>10}{mark}", Nanos(sweep.times_ns[t_index][m_index]).to_string());
+            let mark = if sweep.amorsize_choice == Some((*t, *m)) {
+                " ◀"
+            } else {
+                "  "
+            };
+            print!(
+                " {:>10}{mark}",
+                Nanos(sweep.times_ns[t_index][m_index]).to_string()
+            );
         }
         println!();
     }

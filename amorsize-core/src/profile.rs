@@ -11,6 +11,18 @@ use std::time::Instant;
 pub(crate) const MIN_BLOCK_NS: u64 = 5_000;
 /// Well-timed blocks whose median is the estimate: one preempted block cannot skew it.
 pub(crate) const GOOD_BLOCKS: usize = 3;
+/// The last [`GOOD_BLOCKS`] well-timed blocks agree when the slowest is within this factor
+/// of the fastest; until then the first items' cold start (caches, page faults, lazy
+/// initialisation in user code) may still be in them, and profiling goes on.
+pub(crate) const STABLE_SPREAD: f64 = 1.5;
+
+fn stable(window: &[f64]) -> bool {
+    let (lo, hi) = window.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
+        (lo.min(x), hi.max(x))
+    });
+    hi <= lo * STABLE_SPREAD
+}
+
 /// Past this much profiled time, one or two well-timed blocks are enough: the items are
 /// heavy, and the rest of the call should get on with it in parallel.
 pub(crate) const BUDGET_NS: u64 = 200_000;
@@ -44,7 +56,8 @@ where
     let mut done = 0usize;
     let mut block = 1usize;
     let mut spent_ns = 0u64;
-    let mut good_ps = [0f64; GOOD_BLOCKS];
+    // The last well-timed blocks' per-item costs, oldest first.
+    let mut window = [0f64; GOOD_BLOCKS];
     let mut good = 0usize;
 
     while let Some(remaining_producer) = rest.take() {
@@ -62,10 +75,14 @@ where
         done += size;
         spent_ns = spent_ns.saturating_add(block_ns);
 
-        if block_ns >= MIN_BLOCK_NS {
-            good_ps[good] = block_ns as f64 * 1000.0 / size as f64;
+        // A one-item block is the most exposed to a cold start (first touches of caches,
+        // pages, lazily built state), so it counts only when it alone exhausts the budget.
+        let well_timed = block_ns >= MIN_BLOCK_NS && (size >= 2 || block_ns >= BUDGET_NS);
+        if well_timed {
+            window.rotate_left(1);
+            window[GOOD_BLOCKS - 1] = block_ns as f64 * 1000.0 / size as f64;
             good += 1;
-            if good == GOOD_BLOCKS || spent_ns >= BUDGET_NS {
+            if (good >= GOOD_BLOCKS && stable(&window)) || spent_ns >= BUDGET_NS {
                 break;
             }
         } else {
@@ -74,21 +91,20 @@ where
         }
     }
 
-    let estimate = if good > 0 {
+    let kept = good.min(GOOD_BLOCKS);
+    let recent = &mut window[GOOD_BLOCKS - kept..];
+    let estimate = if kept > 0 {
         // With three blocks the median shrugs off one outlier. With fewer, the fastest
         // block is the better guess: noise (preemption, first-touch page faults, a cold
         // cache on the very first item) only ever adds time.
-        let per_item_ps = if good >= GOOD_BLOCKS {
-            median(&mut good_ps[..good])
+        let per_item_ps = if kept >= GOOD_BLOCKS {
+            median(recent)
         } else {
-            good_ps[..good]
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min)
+            recent.iter().copied().fold(f64::INFINITY, f64::min)
         };
         Estimate {
             per_item_ps: per_item_ps.max(1.0) as u64,
-            strong: good >= GOOD_BLOCKS || spent_ns >= BUDGET_NS,
+            strong: kept >= GOOD_BLOCKS || spent_ns >= BUDGET_NS,
             done,
             spent_ns,
         }
@@ -157,6 +173,20 @@ mod tests {
             .map(|x| x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7))
             .collect();
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_slow_start_is_not_taken_for_the_cost() {
+        // The first 3 items are 20× slower (a cold start); the rest cost ~1 µs.
+        let spin = |x: u64| {
+            let d = if x < 3 { 20 } else { 1 };
+            let start = Instant::now();
+            while start.elapsed().as_micros() < d {}
+            x
+        };
+        let (est, _, _) = run(5_000, spin);
+        assert!(est.strong);
+        assert!(est.per_item_ps < 3_000_000, "{est:?}");
     }
 
     #[test]

@@ -89,7 +89,11 @@ pub fn write_svg(path: &Path, chart: &Chart) -> Result<(), Box<dyn Error>> {
 }
 
 fn draw<'a, X>(
-    ctx: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    ctx: &mut ChartContext<
+        'a,
+        SVGBackend<'a>,
+        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
+    >,
     chart: &Chart,
     y_max: f64,
 ) -> Result<(), Box<dyn Error>>
@@ -111,9 +115,12 @@ where
         .draw()?;
     for (i, series) in chart.series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        ctx.draw_series(LineSeries::new(series.points.iter().copied(), color.stroke_width(2)))?
-            .label(series.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        ctx.draw_series(LineSeries::new(
+            series.points.iter().copied(),
+            color.stroke_width(2),
+        ))?
+        .label(series.name.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         ctx.draw_series(
             series
                 .points

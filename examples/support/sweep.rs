@@ -41,7 +41,9 @@ impl Size {
 /// Never inlined, so that every strategy runs the same machine code.
 #[inline(never)]
 fn rounds(seed: u64, n: u64) -> u64 {
-    (0..n).fold(seed, |acc, i| black_box(acc.rotate_left(7) ^ i).wrapping_mul(3))
+    (0..n).fold(seed, |acc, i| {
+        black_box(acc.rotate_left(7) ^ i).wrapping_mul(3)
+    })
 }
 
 /// About 10 ns per item.
@@ -86,19 +88,73 @@ type Companion = fn(&[u64]) -> Vec<u64>;
 pub fn speedup_sweep(size: Size) -> Vec<CostSweep> {
     let workloads: [(&'static str, &'static str, PerItem, Companion, &[usize]); 3] = match size {
         Size::Full => [
-            ("~10 ns per item", "cost_10ns", cost_10ns, par_cost_10ns, &[10, 100, 1_000, 10_000, 100_000, 1_000_000]),
-            ("~1 µs per item", "cost_1us", cost_1us, par_cost_1us, &[2, 10, 30, 100, 1_000, 10_000]),
-            ("~50 µs per item", "cost_50us", cost_50us, par_cost_50us, &[2, 4, 8, 32, 128]),
+            (
+                "~10 ns per item",
+                "cost_10ns",
+                cost_10ns,
+                par_cost_10ns,
+                &[10, 100, 1_000, 10_000, 100_000, 1_000_000],
+            ),
+            (
+                "~1 µs per item",
+                "cost_1us",
+                cost_1us,
+                par_cost_1us,
+                &[2, 10, 30, 100, 1_000, 10_000],
+            ),
+            (
+                "~50 µs per item",
+                "cost_50us",
+                cost_50us,
+                par_cost_50us,
+                &[2, 4, 8, 32, 128],
+            ),
         ],
         Size::Quick => [
-            ("~10 ns per item", "cost_10ns", cost_10ns, par_cost_10ns, &[10, 1_000, 100_000]),
-            ("~1 µs per item", "cost_1us", cost_1us, par_cost_1us, &[2, 30, 1_000]),
-            ("~50 µs per item", "cost_50us", cost_50us, par_cost_50us, &[2, 8]),
+            (
+                "~10 ns per item",
+                "cost_10ns",
+                cost_10ns,
+                par_cost_10ns,
+                &[10, 1_000, 100_000],
+            ),
+            (
+                "~1 µs per item",
+                "cost_1us",
+                cost_1us,
+                par_cost_1us,
+                &[2, 30, 1_000],
+            ),
+            (
+                "~50 µs per item",
+                "cost_50us",
+                cost_50us,
+                par_cost_50us,
+                &[2, 8],
+            ),
         ],
         Size::Tiny => [
-            ("~10 ns per item", "cost_10ns", cost_10ns, par_cost_10ns, &[10, 1_000]),
-            ("~1 µs per item", "cost_1us", cost_1us, par_cost_1us, &[2, 30]),
-            ("~50 µs per item", "cost_50us", cost_50us, par_cost_50us, &[2, 4]),
+            (
+                "~10 ns per item",
+                "cost_10ns",
+                cost_10ns,
+                par_cost_10ns,
+                &[10, 1_000],
+            ),
+            (
+                "~1 µs per item",
+                "cost_1us",
+                cost_1us,
+                par_cost_1us,
+                &[2, 30],
+            ),
+            (
+                "~50 µs per item",
+                "cost_50us",
+                cost_50us,
+                par_cost_50us,
+                &[2, 4],
+            ),
         ],
     };
     let mut sweeps = Vec::new();
@@ -107,17 +163,20 @@ pub fn speedup_sweep(size: Size) -> Vec<CostSweep> {
         for &n in lengths {
             let items: Vec<u64> = (0..n as u64).collect();
             black_box(par_f(&items)); // let amorsize learn before timing the steady state
-            let times = interleaved(size.reps(), &mut [
-                &mut || {
-                    black_box(items.iter().map(f).collect::<Vec<_>>());
-                },
-                &mut || {
-                    black_box(items.par_iter().map(f).collect::<Vec<_>>());
-                },
-                &mut || {
-                    black_box(par_f(&items));
-                },
-            ]);
+            let times = interleaved(
+                size.reps(),
+                &mut [
+                    &mut || {
+                        black_box(items.iter().map(f).collect::<Vec<_>>());
+                    },
+                    &mut || {
+                        black_box(items.par_iter().map(f).collect::<Vec<_>>());
+                    },
+                    &mut || {
+                        black_box(par_f(&items));
+                    },
+                ],
+            );
             let report = amorsize::report();
             let parallel = report
                 .site(site)
@@ -131,7 +190,11 @@ pub fn speedup_sweep(size: Size) -> Vec<CostSweep> {
                 parallel,
             });
         }
-        sweeps.push(CostSweep { label, site, points });
+        sweeps.push(CostSweep {
+            label,
+            site,
+            points,
+        });
     }
     sweeps
 }
@@ -196,9 +259,12 @@ pub fn worker_sweep(size: Size) -> Result<WorkerSweep, rayon::ThreadPoolBuildErr
     for _ in 0..3 {
         black_box(par_cost_1us(&items));
     }
-    let amorsize_ns = interleaved(size.reps(), &mut [&mut || {
-        black_box(par_cost_1us(&items));
-    }])[0];
+    let amorsize_ns = interleaved(
+        size.reps(),
+        &mut [&mut || {
+            black_box(par_cost_1us(&items));
+        }],
+    )[0];
     let report = amorsize::report();
     let amorsize_choice = report
         .site("cost_1us")
@@ -228,7 +294,13 @@ pub fn worker_sweep(size: Size) -> Result<WorkerSweep, rayon::ThreadPoolBuildErr
                 .map(|&m| {
                     let items = &items;
                     Box::new(move || {
-                        black_box(items.par_iter().with_min_len(m).map(cost_1us).collect::<Vec<_>>());
+                        black_box(
+                            items
+                                .par_iter()
+                                .with_min_len(m)
+                                .map(cost_1us)
+                                .collect::<Vec<_>>(),
+                        );
                     }) as Box<dyn FnMut() + '_>
                 })
                 .collect();
