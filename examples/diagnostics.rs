@@ -1,14 +1,30 @@
 //! Diagnostics: reading `amorsize::report()` for a few workloads.
 //!
 //! Run: `cargo run --release --example diagnostics` (a few seconds; `-- --quick` is the same
-//! run, kept for CI symmetry). Set `RUST_LOG`-style logging in your own program to see the
-//! debug lines amorsize logs through the `log` facade when a site is profiled or re-tuned.
+//! run, kept for CI symmetry). A ten-line logger at the top shows the debug lines amorsize
+//! sends through the `log` facade (machine measured, a site profiled or re-tuned); in your own
+//! program, your usual logger shows them once debug is enabled for the target `amorsize`.
 //!
 //! Expect: `checksum` (nanoseconds per item) stays a plain loop on short calls; `render`
 //! (microseconds) goes parallel on long calls only; `simulate` (a millisecond) goes parallel
 //! even for a handful of items. Each row ends with the sentence saying why.
 
 use std::hint::black_box;
+
+/// Prints every `amorsize` debug record to stderr.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.target() == "amorsize"
+    }
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            eprintln!("[{} {}] {}", record.level(), record.target(), record.args());
+        }
+    }
+    fn flush(&self) {}
+}
 
 #[amorsize::parallel]
 fn checksum(x: &u64) -> u64 {
@@ -28,6 +44,9 @@ fn simulate(seed: u64) -> u64 {
 }
 
 fn main() {
+    if log::set_logger(&StderrLogger).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
     let ids: Vec<u64> = (0..1_000).collect();
     let rows: Vec<u32> = (0..50_000).collect();
 

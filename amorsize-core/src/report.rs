@@ -149,23 +149,33 @@ impl fmt::Display for Report {
             .max()
             .unwrap_or(4)
             .max(4);
-        writeln!(
-            f,
-            "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<24}  {:>9}  {:>8}",
-            "site", "calls", "items", "per item", "last plan", "predicted", "observed"
-        )?;
-        for s in &self.sites {
-            let plan = match (s.plan, s.last_n) {
+        let plans: Vec<String> = self
+            .sites
+            .iter()
+            .map(|s| match (s.plan, s.last_n) {
                 (Some(Plan::Serial), Some(n)) => format!("serial (n={n})"),
                 (Some(Plan::Parallel { min_len, threads }), Some(n)) => {
                     format!("{threads} thr, min_len {min_len} (n={n})")
                 }
                 _ => "serial".to_owned(),
-            };
+            })
+            .collect();
+        let plan_w = plans
+            .iter()
+            .map(|p| p.chars().count())
+            .max()
+            .unwrap_or(9)
+            .max(9);
+        writeln!(
+            f,
+            "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<plan_w$}  {:>9}  {:>8}",
+            "site", "calls", "items", "per item", "last plan", "predicted", "observed"
+        )?;
+        for (s, plan) in self.sites.iter().zip(&plans) {
             let speedup = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.2}×"));
             writeln!(
                 f,
-                "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<24}  {:>9}  {:>8}",
+                "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<plan_w$}  {:>9}  {:>8}",
                 s.name,
                 s.calls,
                 s.items,

@@ -75,6 +75,7 @@ pub fn write_svg(path: &Path, chart: &Chart) -> Result<(), Box<dyn Error>> {
     builder
         .caption(chart.title, ("sans-serif", 22))
         .margin(16)
+        .margin_right(48)
         .x_label_area_size(48)
         .y_label_area_size(64);
     if chart.log_x {
