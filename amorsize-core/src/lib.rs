@@ -21,15 +21,17 @@
 //!
 //! # How a call is decided
 //! 1. The first call of a site times its own first items, serially, in growing blocks, until
-//!    the per-item cost is stable (the median of several well-timed blocks). Those results are
-//!    kept: nothing runs twice.
+//!    the per-item cost is stable (the median of three agreeing well-timed blocks). Those
+//!    results are kept: nothing runs twice.
 //! 2. Once per process, the cost of going parallel on this machine (rayon's wake-up,
-//!    fork and join) is measured on empty work.
+//!    fork and join) is measured on empty work; later parallel calls refine it, separately
+//!    for a pool that is awake and one that has idled.
 //! 3. The [cost model](model::decide) compares a plain loop with a parallel map split into
 //!    pieces of at least `min_len` items, and goes parallel only if that is predicted to be at
 //!    least [`MIN_SPEEDUP`](model::MIN_SPEEDUP) times faster.
 //! 4. Later calls read the cached cost (an atomic load), compare the call's total work with
-//!    the break-even point, and run. Some calls are timed to refine the cost and follow drift.
+//!    the break-even point, and run. Some serial calls, and the pieces of every parallel
+//!    call, are timed to refine the cost and follow drift.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
