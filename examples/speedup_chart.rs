@@ -19,7 +19,6 @@ use std::error::Error;
 fn main() -> Result<(), Box<dyn Error>> {
     let size = sweep::Size::from_args();
     let sweeps = sweep::speedup_sweep(size);
-    let dir = chart::output_dir()?;
     println!(
         "{:<16} {:>9} {:>11} {:>11} {:>11} {:>9} {:>9}  amorsize plan",
         "per item", "n", "loop", "rayon", "amorsize", "rayon ×", "amors. ×"
@@ -42,9 +41,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("(× = speedup over the plain loop; above 1 is faster)\n");
     for s in &sweeps {
         let (series, markers) = s.chart_data();
-        let path = dir.join(format!("speedup_{}.svg", s.site));
-        chart::write_svg(
-            &path,
+        chart::write_to_output(
+            &format!("speedup_{}.svg", s.site),
             &chart::Chart {
                 title: &format!("Speedup over a plain loop, {}", s.label),
                 x_label: "items per call (n)",
@@ -54,7 +52,6 @@ fn main() -> Result<(), Box<dyn Error>> {
                 markers: &markers,
             },
         )?;
-        println!("wrote {}", path.display());
     }
     Ok(())
 }

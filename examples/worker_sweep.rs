@@ -59,9 +59,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let (series, markers) = sweep.chart_data();
-    let path = chart::output_dir()?.join("worker_sweep.svg");
-    chart::write_svg(
-        &path,
+    chart::write_to_output(
+        "worker_sweep.svg",
         &chart::Chart {
             title: &format!("cost_1us × {} items: time by threads and min_len", sweep.n),
             x_label: "with_min_len (items per piece, at least)",
@@ -71,6 +70,5 @@ fn main() -> Result<(), Box<dyn Error>> {
             markers: &markers,
         },
     )?;
-    println!("wrote {}", path.display());
     Ok(())
 }

@@ -52,6 +52,14 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(255, 127, 14),
 ];
 
+/// Draws `chart` into `file_name` under [`output_dir`] and prints where it went.
+pub fn write_to_output(file_name: &str, chart: &Chart) -> Result<PathBuf, Box<dyn Error>> {
+    let path = output_dir()?.join(file_name);
+    write_svg(&path, chart)?;
+    println!("wrote {}", path.display());
+    Ok(path)
+}
+
 /// Draws `chart` into the SVG file at `path`.
 pub fn write_svg(path: &Path, chart: &Chart) -> Result<(), Box<dyn Error>> {
     let points = chart.series.iter().flat_map(|s| s.points.iter());
