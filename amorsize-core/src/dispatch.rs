@@ -266,17 +266,27 @@ fn run_parallel<P, F, R>(
     };
     let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
-    out.par_extend(
-        ProducerIter {
-            producer: TimedProducer {
-                inner: producer,
-                busy_ns: &busy_ns,
-            },
-            len: n,
-        }
-        .with_min_len(min_len)
-        .map(f),
-    );
+    if cold
+        && threads >= 2
+        && worth_sharing::<R>(site.per_item_ns())
+        && rayon::current_thread_index().is_none()
+    {
+        // The pool is asleep and this thread is not one of its workers: work here while
+        // it wakes rather than wait for it.
+        crate::shared::map_into(producer, n, f, min_len, threads - 1, out, &busy_ns);
+    } else {
+        out.par_extend(
+            ProducerIter {
+                producer: TimedProducer {
+                    inner: producer,
+                    busy_ns: &busy_ns,
+                },
+                len: n,
+            }
+            .with_min_len(min_len)
+            .map(f),
+        );
+    }
     let elapsed_ns = start.elapsed().as_nanos() as f64;
     let busy_ns = busy_ns.load(Ordering::Relaxed) as f64;
     // The pieces' own time is the per-item cost as paid in parallel; the rest of the wall
@@ -299,6 +309,13 @@ fn run_parallel<P, F, R>(
     if let Some(loop_ns) = predicted_loop_ns {
         site.note_observed_speedup(loop_ns / elapsed_ns);
     }
+}
+
+/// Whether the caller-participating path pays: its helpers' results are copied into the
+/// output afterwards (about a nanosecond per 10 bytes), which must stay a small share of the
+/// work (at least 2 ns of work per byte of result).
+fn worth_sharing<R>(per_item_ns: Option<f64>) -> bool {
+    per_item_ns.is_some_and(|c| c >= 2.0 * std::mem::size_of::<R>().max(1) as f64)
 }
 
 /// A producer that adds the time each leaf piece takes to run to `busy_ns`. Rayon runs every

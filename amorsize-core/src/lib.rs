@@ -43,6 +43,7 @@ mod machine;
 pub mod model;
 mod profile;
 mod report;
+mod shared;
 mod site;
 
 pub use config::{mode, set_mode, Mode, ParseModeError, MODE_ENV};
