@@ -101,3 +101,32 @@ fn panics_mid_profiling_drop_partial_results_cleanly_and_recover() {
     assert_eq!(out[12_345], "12345");
     assert_eq!(out.len(), 50_000);
 }
+
+static IDLE_PANICS_AT: AtomicU64 = AtomicU64::new(u64::MAX);
+
+#[amorsize::parallel]
+fn fragile_after_idle(x: &u64) -> u64 {
+    if *x == IDLE_PANICS_AT.load(Ordering::Relaxed) {
+        panic!("idle {x}");
+    }
+    (0..200).fold(*x, |a, i| std::hint::black_box(a.rotate_left(5) ^ i))
+}
+
+#[test]
+fn calls_that_find_the_pool_idle_are_correct_and_propagate_panics() {
+    two_threads();
+    let items: Vec<u64> = (0..20_000).collect();
+    let expected: Vec<u64> = items.iter().map(fragile_after_idle).collect();
+    assert_eq!(par_fragile_after_idle(&items), expected);
+    // Idle pool: such calls let the calling thread work while the pool wakes.
+    for bad in [0, 10_000, 19_999] {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(par_fragile_after_idle(&items), expected);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        IDLE_PANICS_AT.store(bad, Ordering::Relaxed);
+        let err = catch_unwind(|| par_fragile_after_idle(&items)).unwrap_err();
+        assert_eq!(payload(err), format!("idle {bad}"));
+        IDLE_PANICS_AT.store(u64::MAX, Ordering::Relaxed);
+    }
+    assert_eq!(par_fragile_after_idle(&items), expected);
+}
