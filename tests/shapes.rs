@@ -199,3 +199,61 @@ fn visibility_names_and_return_types() {
     assert_eq!(par_split(&wide), wide.iter().map(split).collect::<Vec<_>>());
     assert_eq!(par_record(&wide).len(), 3000);
 }
+
+pub struct Tagged<'a> {
+    pub tag: &'a str,
+    pub value: u32,
+}
+
+#[amorsize::parallel]
+fn tagged_value(x: &Tagged<'_>, scale: &Tagged<'_>) -> u32 {
+    x.value * scale.value + x.tag.len() as u32
+}
+
+#[amorsize::parallel]
+fn through_double_ref(s: &&str) -> usize {
+    s.len()
+}
+
+#[amorsize::parallel]
+fn first_word(line: &str) -> &str {
+    line.split(' ').next().unwrap_or("")
+}
+
+#[amorsize::parallel]
+fn owned_tagged(x: Tagged<'_>) -> u32 {
+    x.value
+}
+
+#[test]
+fn elided_lifetimes_in_items_contexts_and_results() {
+    let names: Vec<String> = (0..2000).map(|i| format!("w{i} rest")).collect();
+    let tagged: Vec<Tagged> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Tagged {
+            tag: n,
+            value: i as u32,
+        })
+        .collect();
+    let scale = Tagged { tag: "s", value: 3 };
+    let expected: Vec<u32> = tagged.iter().map(|t| tagged_value(t, &scale)).collect();
+    assert_eq!(par_tagged_value(&tagged, &scale), expected);
+
+    let strs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let refs: Vec<&&str> = strs.iter().collect();
+    assert_eq!(
+        par_through_double_ref(&refs),
+        strs.iter().map(|s| s.len()).collect::<Vec<_>>()
+    );
+
+    let firsts = par_first_word(&names);
+    assert_eq!(
+        firsts,
+        names.iter().map(|n| first_word(n)).collect::<Vec<_>>()
+    );
+    assert_eq!(firsts[7], "w7");
+
+    let values: Vec<u32> = tagged.iter().map(|t| t.value).collect();
+    assert_eq!(par_owned_tagged(tagged), values);
+}

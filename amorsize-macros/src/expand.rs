@@ -114,20 +114,31 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
 
     let mut generics = sig.generics.clone();
     let mut bounds: Vec<WherePredicate> = Vec::new();
+    // Elided lifetimes in the item's type (`&Wrapper<'_>`, `&&str`) cannot appear in the
+    // companion's bounds: they get named lifetime parameters of the companion instead.
+    let mut named_lifetimes = Vec::new();
+    let named_item = match pass {
+        ItemPass::Borrowed { target, .. } => name_elided_lifetimes(target, &mut named_lifetimes),
+        ItemPass::Owned(ty) => name_elided_lifetimes(ty, &mut named_lifetimes),
+    };
     let (items_param, call_item, mapper) = match pass {
         ItemPass::Borrowed { reference, target } if is_generic_sized(target, &sig.generics) => {
             // `Borrow` would leave a generic `T` uninferable (a `String` borrows as both
             // `String` and `str`): take a slice of exactly `T`.
+            let target = &named_item;
             let lifetime = &reference.lifetime;
             let span = item_arg.ty.span();
-            bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            if !has_lifetimes(target) {
+                bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            }
             (
                 quote!(#items: &#lifetime [#target]),
                 quote!(#item_var),
                 quote!(::amorsize::__private::map_slice),
             )
         }
-        ItemPass::Borrowed { reference, target } => {
+        ItemPass::Borrowed { reference, .. } => {
+            let target = &named_item;
             let lifetime = &reference.lifetime;
             let s = format_ident!("__AmorsizeS");
             generics.params.push(syn::parse_quote!(#s));
@@ -136,21 +147,28 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                 #s: ::core::borrow::Borrow<#target> + ::core::marker::Sync
             });
             // Checked where the function is defined, so a non-`Sync` item type is reported
-            // at the user's parameter even before any call.
-            bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            // at the user's parameter even before any call. Not for types with lifetimes: a
+            // where-clause would pin every other `Sync` proof about that type (a context
+            // parameter of the same type, say) to the same lifetime.
+            if !has_lifetimes(target) {
+                bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            }
             (
                 quote!(#items: &#lifetime [#s]),
                 quote!(<#s as ::core::borrow::Borrow<#target>>::borrow(#item_var)),
                 quote!(::amorsize::__private::map_slice),
             )
         }
-        ItemPass::Owned(ty) => {
+        ItemPass::Owned(_) => {
+            let ty = &named_item;
             let i = format_ident!("__AmorsizeI");
             generics.params.push(syn::parse_quote!(#i));
             let span = item_arg.ty.span();
-            bounds.push(syn::parse_quote_spanned! {span=>
-                #ty: ::core::marker::Send
-            });
+            if !has_lifetimes(ty) {
+                bounds.push(syn::parse_quote_spanned! {span=>
+                    #ty: ::core::marker::Send
+                });
+            }
             bounds.push(syn::parse_quote! {
                 #i: ::amorsize::__private::IntoItems<#ty>
             });
@@ -161,9 +179,22 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             )
         }
     };
-    bounds.push(syn::parse_quote_spanned! {ret_span=>
-        #ret_ty: ::core::marker::Send
-    });
+    for lifetime in named_lifetimes.into_iter().rev() {
+        generics
+            .params
+            .insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(lifetime)));
+    }
+    // The remaining bounds only make errors point at the user's code; a type with elided
+    // lifetimes cannot be named in them, and the runtime's own bounds still hold it.
+    let return_has_lifetimes = match &sig.output {
+        ReturnType::Default => false,
+        ReturnType::Type(_, ty) => has_lifetimes(ty),
+    };
+    if !return_has_lifetimes {
+        bounds.push(syn::parse_quote_spanned! {ret_span=>
+            #ret_ty: ::core::marker::Send
+        });
+    }
     if let Receiver::Shared = shape.receiver {
         let span = sig.inputs.first().map_or_else(|| name.span(), |a| a.span());
         bounds.push(syn::parse_quote_spanned! {span=> Self: ::core::marker::Sync });
@@ -181,12 +212,16 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                 unreachable!("by_ref contexts are references")
             };
             let target = &reference.elem;
-            bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            if !has_lifetimes(target) {
+                bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            }
             context_args.push(quote!(#ident));
         } else {
-            bounds.push(syn::parse_quote_spanned! {span=>
-                #ty: ::core::clone::Clone + ::core::marker::Sync
-            });
+            if !has_lifetimes(ty) {
+                bounds.push(syn::parse_quote_spanned! {span=>
+                    #ty: ::core::clone::Clone + ::core::marker::Sync
+                });
+            }
             context_args.push(quote!(::core::clone::Clone::clone(&#ident)));
         }
     }
@@ -266,13 +301,13 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let closure_param = match pass {
         ItemPass::Borrowed { target, reference } if is_generic_sized(target, &sig.generics) => {
             let lifetime = &reference.lifetime;
-            quote!(#item_var: &#lifetime #target)
+            quote!(#item_var: &#lifetime #named_item)
         }
         ItemPass::Borrowed { reference, .. } => {
             let lifetime = &reference.lifetime;
             quote!(#item_var: &#lifetime __AmorsizeS)
         }
-        ItemPass::Owned(ty) => quote!(#item_var: #ty),
+        ItemPass::Owned(_) => quote!(#item_var: #named_item),
     };
     let fn_token = &sig.fn_token;
     let body_span = name.span();
@@ -297,6 +332,59 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             #body
         }
     }
+}
+
+/// Renames elided lifetimes (`'_`, `&T`) in `ty` to fresh named ones, returned in `named`.
+/// Lifetimes inside `fn(&T)` types and `Fn(&T)` sugar are higher-ranked and left alone.
+fn name_elided_lifetimes(ty: &syn::Type, named: &mut Vec<syn::Lifetime>) -> syn::Type {
+    use syn::visit_mut::VisitMut;
+    struct Namer<'a>(&'a mut Vec<syn::Lifetime>);
+    impl Namer<'_> {
+        fn fresh(&mut self, span: proc_macro2::Span) -> syn::Lifetime {
+            let lifetime = syn::Lifetime::new(&format!("'__amorsize_{}", self.0.len()), span);
+            self.0.push(lifetime.clone());
+            lifetime
+        }
+    }
+    impl VisitMut for Namer<'_> {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident == "_" {
+                *lifetime = self.fresh(lifetime.span());
+            }
+        }
+        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+            if reference.lifetime.is_none() {
+                reference.lifetime = Some(self.fresh(reference.and_token.span));
+            }
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+        fn visit_type_fn_ptr_mut(&mut self, _: &mut syn::TypeFnPtr) {}
+        fn visit_parenthesized_generic_arguments_mut(
+            &mut self,
+            _: &mut syn::ParenthesizedGenericArguments,
+        ) {
+        }
+    }
+    let mut ty = ty.clone();
+    Namer(named).visit_type_mut(&mut ty);
+    ty
+}
+
+/// `true` when `ty` mentions a lifetime, named or elided (references included).
+fn has_lifetimes(ty: &syn::Type) -> bool {
+    use syn::visit::Visit;
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
+            self.0 = true;
+        }
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
 }
 
 /// `true` when a borrowed item's type names one of the function's type parameters and is
