@@ -186,11 +186,12 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     }
     // The remaining bounds only make errors point at the user's code; a type with elided
     // lifetimes cannot be named in them, and the runtime's own bounds still hold it.
-    let return_has_lifetimes = match &sig.output {
+    // `impl Trait` cannot appear in a where-clause either.
+    let return_unnameable = match &sig.output {
         ReturnType::Default => false,
-        ReturnType::Type(_, ty) => has_lifetimes(ty),
+        ReturnType::Type(_, ty) => has_lifetimes(ty) || crate::valid::has_impl_trait(ty),
     };
-    if !return_has_lifetimes {
+    if !return_unnameable {
         bounds.push(syn::parse_quote_spanned! {ret_span=>
             #ret_ty: ::core::marker::Send
         });

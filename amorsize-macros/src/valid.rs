@@ -99,7 +99,7 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
     }
 }
 
-fn has_impl_trait(ty: &Type) -> bool {
+pub fn has_impl_trait(ty: &Type) -> bool {
     struct Finder(bool);
     impl<'ast> Visit<'ast> for Finder {
         fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
