@@ -59,6 +59,7 @@ pub use amorsize_core::{
 /// | `fn f(x: &f64, factor: f64, offset: &f64) -> R` | `par_f(&xs, 2.0, &off)`: later parameters are shared by every item; `&U` needs `U: Sync`, a value `U` needs `U: Clone + Sync` (cloned per item) |
 /// | `fn f<T: Hash>(x: &T) -> u64` | `par_f(&items)`: each instantiation learns its own cost |
 /// | `fn f(&self, w: &str) -> R` in an inherent `impl` | `value.par_f(&words)`; needs `Self: Sync` |
+/// | `fn new(x: &u32) -> Self` in an inherent `impl` | `Type::par_new(&xs)`: associated functions whose signature mentions `Self` |
 ///
 /// The item must be `Sync` when borrowed, `Send` when owned, and `R: Send`; the compiler
 /// says so at your parameter when it is not.
@@ -87,8 +88,11 @@ pub use amorsize_core::{
 /// `unsafe fn`; `&mut` items or parameters; `self` by value or `&mut self`; `impl Trait`
 /// parameters; unknown, repeated or malformed options.
 ///
-/// An associated function without `self` inside an `impl` is not supported (the companion
-/// would call it as a free function): use a free function or a `&self` method.
+/// Associated functions without `self` work when their signature mentions `Self`
+/// (`fn new(x: &u32) -> Self` gives `Type::par_new`). One that never mentions `Self` cannot
+/// be told apart from a free function, so its companion would call it as one and rustc reports
+/// "cannot find function": use a free function, a `&self` method, or mention `Self`.
+/// Companions cannot be added to trait impls (a trait impl may only define the trait's items).
 pub use amorsize_macros::parallel;
 
 /// Used by the code `#[amorsize::parallel]` generates. Not public API: may change in any

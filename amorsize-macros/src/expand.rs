@@ -259,7 +259,10 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     } else {
         quote!(::<#(#type_args),*>)
     };
-    let callee = if is_method {
+    // An associated function without `self` is recognisable only when its signature
+    // mentions `Self`; it is then called through `Self` too.
+    let associated = is_method || mentions_self(sig);
+    let callee = if associated {
         quote!(Self::#name #turbofish)
     } else {
         quote!(#name #turbofish)
@@ -271,7 +274,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         (quote!(), quote!())
     };
 
-    let site_key = if is_method {
+    let site_key = if associated {
         Some(quote!((Self, #(#key_types,)*)))
     } else if key_types.is_empty() {
         None
@@ -288,7 +291,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         Mode::Parallel => quote!(Parallel),
     };
     let name_str = name.to_string();
-    let link = if is_method {
+    let link = if associated {
         format!("Self::{name}")
     } else {
         name_str.clone()
@@ -369,6 +372,30 @@ fn name_elided_lifetimes(ty: &syn::Type, named: &mut Vec<syn::Lifetime>) -> syn:
     let mut ty = ty.clone();
     Namer(named).visit_type_mut(&mut ty);
     ty
+}
+
+/// `true` when the signature's parameter or result types mention `Self`.
+fn mentions_self(sig: &syn::Signature) -> bool {
+    use syn::visit::Visit;
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            if path.segments.first().is_some_and(|s| s.ident == "Self") {
+                self.0 = true;
+            }
+            syn::visit::visit_path(self, path);
+        }
+    }
+    let mut finder = Finder(false);
+    for arg in &sig.inputs {
+        if let syn::FnArg::Typed(pat_type) = arg {
+            finder.visit_type(&pat_type.ty);
+        }
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        finder.visit_type(ty);
+    }
+    finder.0
 }
 
 /// `true` when `ty` mentions a lifetime, named or elided (references included).

@@ -1,6 +1,7 @@
 //! Less common shapes users write: methods of generic impls, `impl Trait` results, `const fn`,
 //! `_` and `mut` patterns, array items, functions declared inside a function body, and
-//! elided lifetimes in item, context and result types.
+//! elided lifetimes in item, context and result types, associated functions that mention
+//! `Self`.
 
 use std::collections::HashMap;
 
@@ -56,7 +57,25 @@ fn first_char(s: &str) -> &str {
     &s[..1]
 }
 
+#[derive(Debug, PartialEq)]
+pub struct Point(u32);
+
+impl Point {
+    /// Associated functions without `self` work when their signature mentions `Self`.
+    #[amorsize::parallel]
+    pub fn new(x: &u32) -> Self {
+        Point(*x)
+    }
+
+    #[amorsize::parallel]
+    fn doubled(p: &Self) -> u32 {
+        p.0 * 2
+    }
+}
+
 fn main() {
+    assert_eq!(Point::par_new(&[1, 2]), vec![Point(1), Point(2)]);
+    assert_eq!(Point::par_doubled(&[Point(3)]), vec![6]);
     fn local_scope() -> Vec<u64> {
         #[amorsize::parallel]
         fn local(x: &u64) -> u64 {
