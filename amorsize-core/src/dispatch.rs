@@ -6,7 +6,7 @@ use crate::config::{self, Mode};
 use crate::items::IntoItems;
 use crate::machine::{machine_for_call, note_pool_used, observe_overhead, serial_limit_ps};
 use crate::model::{self, Decision, Plan};
-use crate::profile::profile;
+use crate::profile::{elapsed_ns, profile};
 use crate::site::Site;
 use rayon::iter::plumbing::{
     bridge_producer_consumer, Consumer, Folder, Producer, ProducerCallback, UnindexedConsumer,
@@ -103,16 +103,17 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
         forced => forced,
     };
     match mode {
-        Mode::Serial => serial_route(site, n, call_index),
+        Mode::Serial => {
+            let work_ps = (n as u64).saturating_mul(site.cost_ps().unwrap_or(0));
+            serial_route(work_ps, call_index)
+        }
         Mode::Parallel => forced_parallel(site, n),
         Mode::Auto => match site.cost_ps() {
             None => Route::Profile,
             Some(per_item_ps) => {
                 let work_ps = (n as u64).saturating_mul(per_item_ps);
                 if work_ps < serial_limit_ps() {
-                    Route::Serial {
-                        timed: work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0,
-                    }
+                    serial_route(work_ps, call_index)
                 } else {
                     plan_long_call(site, n, per_item_ps)
                 }
@@ -121,9 +122,10 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
     }
 }
 
+/// A plain loop over `work_ps` of predicted work, timed when long enough for the clock not
+/// to matter, or as one sample in [`SAMPLE_EVERY`].
 #[inline]
-fn serial_route(site: &Site, n: usize, call_index: u64) -> Route {
-    let work_ps = (n as u64).saturating_mul(site.cost_ps().unwrap_or(0));
+fn serial_route(work_ps: u64, call_index: u64) -> Route {
     Route::Serial {
         timed: work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0,
     }
@@ -240,7 +242,7 @@ fn machine_if_known() -> model::Machine {
 
 #[cold]
 fn observe_serial(site: &Site, n: usize, start: Instant) {
-    let elapsed_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+    let elapsed_ns = elapsed_ns(start);
     if elapsed_ns >= MIN_SAMPLE_NS {
         site.observe(elapsed_ns.saturating_mul(1000) / n as u64);
     }
@@ -264,11 +266,12 @@ fn run_parallel<P, F, R>(
         out.extend(producer.into_iter().map(f));
         return;
     };
+    let per_item_ns = site.per_item_ns();
     let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
     if cold
         && threads >= 2
-        && worth_sharing::<R>(site.per_item_ns())
+        && worth_sharing::<R>(per_item_ns)
         && rayon::current_thread_index().is_none()
     {
         // The pool is asleep and this thread is not one of its workers: work here while
@@ -292,7 +295,7 @@ fn run_parallel<P, F, R>(
     // The pieces' own time is the per-item cost as paid in parallel; the rest of the wall
     // time, once the work is spread over the threads, is what going parallel cost. Few
     // pieces leave threads idle at the end: that is imbalance, not overhead.
-    let predicted_loop_ns = site.per_item_ns().map(|c| n as f64 * c);
+    let predicted_loop_ns = per_item_ns.map(|c| n as f64 * c);
     site.observe((busy_ns * 1000.0 / n as f64) as u64);
     // Overhead is learned from calls short enough for it to matter, split finely enough to
     // balance; the last piece's expected wait (half a piece) is imbalance, not overhead.
@@ -360,8 +363,7 @@ impl<P: Producer> Producer for TimedProducer<'_, P> {
     fn fold_with<G: Folder<Self::Item>>(self, folder: G) -> G {
         let start = Instant::now();
         let folder = self.inner.fold_with(folder);
-        let piece_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-        self.busy_ns.fetch_add(piece_ns, Ordering::Relaxed);
+        self.busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
         folder
     }
 }

@@ -27,6 +27,11 @@ fn stable(window: &[f64]) -> bool {
 /// heavy, and the rest of the call should get on with it in parallel.
 pub(crate) const BUDGET_NS: u64 = 200_000;
 
+/// Nanoseconds since `start`, saturating (a `u64` of nanoseconds spans 584 years).
+pub(crate) fn elapsed_ns(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// What profiling learned.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Estimate {
@@ -71,7 +76,7 @@ where
         };
         let start = Instant::now();
         out.extend(head.into_iter().map(f));
-        let block_ns = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        let block_ns = elapsed_ns(start);
         done += size;
         spent_ns = spent_ns.saturating_add(block_ns);
 

@@ -8,6 +8,7 @@
 //! caller starts at once and the helpers join in whenever they wake. The price is a copy of
 //! the helpers' results into the output, which is why hot calls keep rayon's own path.
 
+use crate::profile::elapsed_ns;
 use rayon::iter::plumbing::Producer;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -105,7 +106,7 @@ pub(crate) fn map_into<P, F, R>(
                     };
                     let start = Instant::now();
                     let part: Vec<R> = piece.into_iter().map(f).collect();
-                    busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
                     lock(&back_parts).push((number, part));
                 }
             });
@@ -117,7 +118,7 @@ pub(crate) fn map_into<P, F, R>(
             };
             let start = Instant::now();
             out.extend(piece.into_iter().map(f));
-            busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
         }
     });
     // Every item was taken (a stop only happens on a panic, which has propagated by now).

@@ -60,7 +60,7 @@ pub struct Site {
     mode: Mode,
     state: AtomicU8,
     per_item_ps: AtomicU64,
-    /// Calls (high [`CALL_BITS`]) and items (low [`ITEM_BITS`]) packed, so that counting a
+    /// Calls (the bits above [`ITEM_BITS`]) and items (the low [`ITEM_BITS`]) packed, so that counting a
     /// call is one atomic add; moved into the spill counters long before either overflows.
     counts: AtomicU64,
     calls_spilled: AtomicU64,

@@ -230,30 +230,26 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let (_, _, where_clause) = generics.split_for_impl();
     let params = &generics.params;
 
-    // Type and const parameters, for the call's turbofish and the per-instantiation site key.
-    let type_args: Vec<TokenStream> = sig
-        .generics
-        .params
-        .iter()
-        .filter_map(|p| match p {
-            GenericParam::Type(t) => Some(t.ident.to_token_stream()),
-            GenericParam::Const(c) => Some(c.ident.to_token_stream()),
-            GenericParam::Lifetime(_) => None,
-        })
-        .collect();
-    let key_types: Vec<TokenStream> = sig
-        .generics
-        .params
-        .iter()
-        .filter_map(|p| match p {
-            GenericParam::Type(t) => Some(t.ident.to_token_stream()),
-            GenericParam::Const(c) if is_usize(&c.ty) => {
-                let ident = &c.ident;
-                Some(quote!([(); #ident]))
+    // Type and const parameters, for the call's turbofish and the per-instantiation site key
+    // (a usize const parameter keys as the type `[(); N]`; other consts share one site).
+    let mut type_args: Vec<TokenStream> = Vec::new();
+    let mut key_types: Vec<TokenStream> = Vec::new();
+    for param in &sig.generics.params {
+        match param {
+            GenericParam::Type(t) => {
+                type_args.push(t.ident.to_token_stream());
+                key_types.push(t.ident.to_token_stream());
             }
-            _ => None,
-        })
-        .collect();
+            GenericParam::Const(c) => {
+                let ident = &c.ident;
+                type_args.push(ident.to_token_stream());
+                if is_usize(&c.ty) {
+                    key_types.push(quote!([(); #ident]));
+                }
+            }
+            GenericParam::Lifetime(_) => {}
+        }
+    }
     let turbofish = if type_args.is_empty() {
         quote!()
     } else {
