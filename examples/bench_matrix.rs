@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo run --release --example bench_matrix` (a few minutes on 2 cores), or
 //! `-- --quick` for a smoke run of a few seconds (what CI runs). `-- --reps N` sets the
-//! repetitions per configuration (default 11, quick 3).
+//! repetitions per configuration (default 11, quick 3); `-- --only strings` runs one
+//! workload's cells.
 //!
 //! Every configuration of a cell runs inside one loop, in an order shuffled each repetition,
 //! so machine noise hits all of them alike; times are medians. Each cell gets a
@@ -172,6 +173,13 @@ fn main() {
     let (small, large) = if quick { (100, 10_000) } else { (100, 100_000) };
     cells.push(alternating_cell(&numbers[..small], &numbers[..large]));
 
+    if let Some(only) = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+    {
+        cells.retain(|cell| cell.workload == only);
+    }
     let rows: Vec<Row> = cells.iter().map(|cell| run(cell, reps)).collect();
     print_table(&rows);
     summarize(&rows);

@@ -269,13 +269,10 @@ fn run_parallel<P, F, R>(
     let per_item_ns = site.per_item_ns();
     let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
-    if cold
-        && threads >= 2
-        && worth_sharing::<R>(per_item_ns)
-        && rayon::current_thread_index().is_none()
-    {
-        // The pool is asleep and this thread is not one of its workers: work here while
-        // it wakes rather than wait for it.
+    if threads >= 2 && rayon::current_thread_index().is_none() {
+        // This thread is not one of the pool's workers: it works from the front while
+        // helpers take pieces from the back as soon as they wake, rather than wait for
+        // the pool to do it all.
         crate::shared::map_into(producer, n, f, min_len, threads - 1, out, &busy_ns);
     } else {
         out.par_extend(
@@ -312,13 +309,6 @@ fn run_parallel<P, F, R>(
     if let Some(loop_ns) = predicted_loop_ns {
         site.note_observed_speedup(loop_ns / elapsed_ns);
     }
-}
-
-/// Whether the caller-participating path pays: its helpers' results are copied into the
-/// output afterwards (about a nanosecond per 10 bytes), which must stay a small share of the
-/// work (at least 2 ns of work per byte of result).
-fn worth_sharing<R>(per_item_ns: Option<f64>) -> bool {
-    per_item_ns.is_some_and(|c| c >= 2.0 * std::mem::size_of::<R>().max(1) as f64)
 }
 
 /// A producer that adds the time each leaf piece takes to run to `busy_ns`. Rayon runs every

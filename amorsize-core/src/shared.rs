@@ -1,56 +1,70 @@
 //! A parallel map in which the calling thread works too: it takes pieces from the front of
-//! the items while helpers on rayon's pool take pieces from the back.
+//! the items while helpers on rayon's pool take pieces from the back, each piece writing its
+//! results straight into its own slots of the output.
 //!
-//! Used for calls from outside the pool that find it idle. rayon would inject the whole job
-//! and block the caller until a pool thread wakes; on virtual machines an idle core can take
+//! Used for calls from outside the pool. rayon would inject the whole job and block the
+//! caller until pool threads have done it all; on virtual machines an idle core can take
 //! hundreds of microseconds to come back (measured on the 2-core development VM: a join of two
-//! 500 µs halves took 1.1 ms after 2 ms of serial work, against 0.53 ms back to back). Here the
-//! caller starts at once and the helpers join in whenever they wake. The price is a copy of
-//! the helpers' results into the output, which is why hot calls keep rayon's own path.
+//! 500 µs halves took 1.1 ms after 2 ms of serial work, against 0.53 ms back to back). Here
+//! the caller starts at once and helpers join in whenever they wake.
+//!
+//! Helpers that have not started by the time the caller has taken the last piece are never
+//! waited for: they find the door closed and return without touching the call's data. A call
+//! on an idle or busy pool therefore costs at most a loop plus the price of asking for help
+//! (a job injected into the pool) and of finishing the piece a late helper took.
 
 use crate::profile::elapsed_ns;
 use rayon::iter::plumbing::Producer;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::any::Any;
+use std::mem::MaybeUninit;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-/// The items nobody has taken yet.
-struct Middle<P> {
+/// The items and output slots nobody has taken yet, always the same length.
+struct Middle<'s, P, R> {
     producer: Option<P>,
-    len: usize,
-    /// Pieces taken from the back so far (numbers them: a later one sits further forward).
-    taken_from_back: usize,
+    slots: &'s mut [MaybeUninit<R>],
+    /// Where `slots` starts in the call's output.
+    offset: usize,
 }
 
-/// Takes up to `chunk` items from the front (`from_back == false`) or the back.
-fn take<P: Producer>(
-    middle: &Mutex<Middle<P>>,
+/// One piece of work: items, the slots their results go to, and where those slots start.
+type Piece<'s, P, R> = (P, &'s mut [MaybeUninit<R>], usize);
+
+/// Takes up to `chunk` items (and as many slots) from the front, or from the back.
+fn take<'s, P: Producer, R>(
+    middle: &Mutex<Middle<'s, P, R>>,
     chunk: usize,
     from_back: bool,
-) -> Option<(P, usize)> {
+) -> Option<Piece<'s, P, R>> {
     let mut m = lock(middle);
-    if m.len == 0 {
+    let len = m.slots.len();
+    if len == 0 {
         return None;
     }
-    let take = chunk.clamp(1, m.len);
+    let take = chunk.clamp(1, len);
     let producer = m.producer.take()?;
-    let piece = if take == m.len {
-        producer
-    } else if from_back {
-        let (rest, back) = producer.split_at(m.len - take);
+    let slots = std::mem::take(&mut m.slots);
+    if take == len {
+        return Some((producer, slots, m.offset));
+    }
+    if from_back {
+        let (rest, back) = producer.split_at(len - take);
+        let (rest_slots, back_slots) = slots.split_at_mut(len - take);
         m.producer = Some(rest);
-        back
+        m.slots = rest_slots;
+        Some((back, back_slots, m.offset + len - take))
     } else {
         let (front, rest) = producer.split_at(take);
+        let (front_slots, rest_slots) = slots.split_at_mut(take);
+        let offset = m.offset;
         m.producer = Some(rest);
-        front
-    };
-    m.len -= take;
-    let number = m.taken_from_back;
-    if from_back {
-        m.taken_from_back += 1;
+        m.slots = rest_slots;
+        m.offset += take;
+        Some((front, front_slots, offset))
     }
-    Some((piece, number))
 }
 
 /// No user code runs under these locks, so a poisoned one still holds consistent data.
@@ -60,21 +74,161 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Sets `stop` if dropped while panicking, so the other side stops taking new pieces.
-struct StopOnPanic<'a>(&'a AtomicBool);
+/// The slots of one piece, of which the first `written` hold results. Dropped before the
+/// piece is complete (a panic in `f`), it drops those results.
+struct Filling<'s, R> {
+    slots: &'s mut [MaybeUninit<R>],
+    written: usize,
+}
 
-impl Drop for StopOnPanic<'_> {
+impl<R> Drop for Filling<'_, R> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.store(true, Ordering::Relaxed);
+        let written = &mut self.slots[..self.written];
+        // SAFETY: the first `written` slots were initialised by `run_piece` and nothing else
+        // refers to them (the piece was never recorded as complete).
+        #[allow(unsafe_code)]
+        unsafe {
+            std::ptr::drop_in_place(written as *mut [MaybeUninit<R>] as *mut [R]);
         }
     }
 }
 
-/// Maps `f` over the `n` items of `producer` into `out` (appending, in order), the caller
-/// taking `chunk`-item pieces from the front and `helpers` pool jobs taking them from the back.
-/// Adds the pieces' summed time to `busy_ns`. A panic in `f` on any thread propagates to the
-/// caller with its payload once every thread has stopped.
+/// What every thread of one call shares.
+struct Shared<'s, P, R, F> {
+    middle: Mutex<Middle<'s, P, R>>,
+    f: &'s F,
+    chunk: usize,
+    /// Completed pieces as (offset, length): what to drop if the call fails.
+    complete: Mutex<Vec<(usize, usize)>>,
+    /// Items written by complete pieces.
+    written: AtomicUsize,
+    /// Set by the first panic: nobody takes a new piece after it.
+    stop: AtomicBool,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    busy_ns: &'s AtomicU64,
+}
+
+impl<P, R, F> Shared<'_, P, R, F>
+where
+    P: Producer,
+    F: Fn(P::Item) -> R + Sync,
+{
+    /// Takes and runs pieces until none is left or some thread has panicked; records a panic
+    /// instead of unwinding.
+    fn work(&self, from_back: bool) {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            while !self.stop.load(Ordering::Relaxed) {
+                let Some((piece, slots, offset)) = take(&self.middle, self.chunk, from_back) else {
+                    break;
+                };
+                let start = Instant::now();
+                let len = slots.len();
+                run_piece(piece, slots, self.f);
+                self.busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
+                lock(&self.complete).push((offset, len));
+                self.written.fetch_add(len, Ordering::Relaxed);
+            }
+        }));
+        if let Err(payload) = result {
+            self.stop.store(true, Ordering::Relaxed);
+            lock(&self.panic).get_or_insert(payload);
+        }
+    }
+}
+
+/// Writes `f` of each item of `piece` into `slots`, in order; panics (dropping what it wrote)
+/// unless the piece yields exactly one item per slot.
+fn run_piece<P, R, F>(piece: P, slots: &mut [MaybeUninit<R>], f: &F)
+where
+    P: Producer,
+    F: Fn(P::Item) -> R,
+{
+    let mut filling = Filling { slots, written: 0 };
+    for item in piece.into_iter() {
+        let result = f(item);
+        match filling.slots.get_mut(filling.written) {
+            Some(slot) => {
+                slot.write(result);
+                filling.written += 1;
+            }
+            None => panic!("amorsize: a producer yielded more items than its length"),
+        }
+    }
+    assert_eq!(
+        filling.written,
+        filling.slots.len(),
+        "amorsize: a producer yielded fewer items than its length"
+    );
+    filling.written = 0; // Complete: the results now belong to the output.
+}
+
+/// The door through which a pool helper reaches a call's work. Helpers keep it alive (it
+/// outlives the call); the work it points to lives only as long as the call, so the caller
+/// closes the door and waits for the helpers inside before returning.
+struct Door {
+    /// [`CLOSED`] plus the number of helpers inside.
+    state: AtomicUsize,
+    /// The call's work with its lifetime erased; only called by a helper that entered while
+    /// the door was open.
+    work: *const (dyn Fn() + Sync + 'static),
+}
+
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+// SAFETY: `work` points to a `Sync` closure and is only called (shared) by helpers inside
+// the open door, while the caller keeps it alive; a closed door's pointer is never read.
+#[allow(unsafe_code)]
+unsafe impl Send for Door {}
+// SAFETY: as for `Send`: all shared access goes through the atomic `state`.
+#[allow(unsafe_code)]
+unsafe impl Sync for Door {}
+
+impl Door {
+    /// Runs the work unless the door is closed. The work must not unwind (it catches).
+    fn enter(&self) {
+        if self.state.fetch_add(1, Ordering::Acquire) & CLOSED != 0 {
+            self.state.fetch_sub(1, Ordering::Release);
+            return;
+        }
+        // SAFETY: the door was open when this helper entered, and `close_and_wait` does not
+        // return (so the work's borrows do not end) until every helper inside has left.
+        #[allow(unsafe_code)]
+        unsafe {
+            (*self.work)();
+        }
+        self.state.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Closes the door and waits for the helpers inside to leave (each is finishing at most
+    /// one piece, as nothing is left to take).
+    fn close_and_wait(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        let mut spins = 0u32;
+        while self.state.load(Ordering::Acquire) & !CLOSED != 0 {
+            if spins < 64 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Closes the door when the caller leaves `map_into`, whatever the way out.
+struct CloseOnDrop<'d>(&'d Door);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close_and_wait();
+    }
+}
+
+/// Maps `f` over the `n` items of `producer`, appending the results to `out` in order: the
+/// caller takes `chunk`-item pieces from the front, and up to `helpers` pool jobs take them
+/// from the back if they start before the work runs out. Adds the pieces' summed time to
+/// `busy_ns`. A panic in `f` on any thread propagates to the caller with its payload once
+/// every thread has stopped, after dropping the results computed so far.
 pub(crate) fn map_into<P, F, R>(
     producer: P,
     n: usize,
@@ -89,46 +243,87 @@ pub(crate) fn map_into<P, F, R>(
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
-    let middle = Mutex::new(Middle {
-        producer: Some(producer),
-        len: n,
-        taken_from_back: 0,
-    });
-    let back_parts: Mutex<Vec<(usize, Vec<R>)>> = Mutex::new(Vec::new());
-    let stop = AtomicBool::new(false);
-    rayon::in_place_scope(|scope| {
-        for _ in 0..helpers.max(1) {
-            scope.spawn(|_| {
-                let _stop = StopOnPanic(&stop);
-                while !stop.load(Ordering::Relaxed) {
-                    let Some((piece, number)) = take(&middle, chunk, true) else {
-                        break;
-                    };
-                    let start = Instant::now();
-                    let part: Vec<R> = piece.into_iter().map(f).collect();
-                    busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
-                    lock(&back_parts).push((number, part));
-                }
-            });
+    out.reserve(n);
+    let base = out.len();
+    let shared = Shared {
+        middle: Mutex::new(Middle {
+            producer: Some(producer),
+            slots: &mut out.spare_capacity_mut()[..n],
+            offset: 0,
+        }),
+        f,
+        chunk: chunk.max(1),
+        complete: Mutex::new(Vec::new()),
+        written: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        panic: Mutex::new(None),
+        busy_ns,
+    };
+    {
+        let help = || shared.work(true);
+        let help: &(dyn Fn() + Sync + '_) = &help;
+        // SAFETY: only the lifetime changes. The pointer is called only through `Door::enter`
+        // while the door is open, and `_closer` closes it and waits for every helper inside
+        // before `help` (and the `shared` it borrows) goes out of scope.
+        #[allow(unsafe_code)]
+        let work = unsafe {
+            std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync + 'static)>(
+                help,
+            )
+        };
+        let door = Arc::new(Door {
+            state: AtomicUsize::new(0),
+            work,
+        });
+        let _closer = CloseOnDrop(&door);
+        for _ in 0..helpers.min(n.div_ceil(shared.chunk).saturating_sub(1)) {
+            let door = Arc::clone(&door);
+            rayon::spawn(move || door.enter());
         }
-        let _stop = StopOnPanic(&stop);
-        while !stop.load(Ordering::Relaxed) {
-            let Some((piece, _)) = take(&middle, chunk, false) else {
-                break;
-            };
-            let start = Instant::now();
-            out.extend(piece.into_iter().map(f));
-            busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
-        }
-    });
-    // Every item was taken (a stop only happens on a panic, which has propagated by now).
-    let mut parts = back_parts
+        shared.work(false);
+    }
+    // Every helper has left; nothing refers to the output's spare capacity any more.
+    let Shared {
+        middle,
+        complete,
+        written,
+        panic,
+        ..
+    } = shared;
+    drop(middle);
+    let written = written.into_inner();
+    let complete = complete
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // The first piece taken from the back is the last one of the input.
-    parts.sort_unstable_by_key(|(number, _)| std::cmp::Reverse(*number));
-    for (_, part) in parts {
-        out.extend(part);
+    match panic
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    {
+        None => {
+            assert_eq!(
+                written, n,
+                "amorsize: every item is taken unless a piece panicked"
+            );
+            // SAFETY: the pieces partition the `n` slots after `base`, and each complete
+            // piece wrote every one of its slots (`run_piece` checks); all `n` were written.
+            #[allow(unsafe_code)]
+            unsafe {
+                out.set_len(base + n);
+            }
+        }
+        Some(payload) => {
+            let spare = &mut out.spare_capacity_mut()[..n];
+            for (offset, len) in complete {
+                let results = &mut spare[offset..offset + len];
+                // SAFETY: a complete piece wrote all of its slots, pieces do not overlap,
+                // and these results were never moved into the output's length.
+                #[allow(unsafe_code)]
+                unsafe {
+                    std::ptr::drop_in_place(results as *mut [MaybeUninit<R>] as *mut [R]);
+                }
+            }
+            resume_unwind(payload);
+        }
     }
 }
 
@@ -139,27 +334,28 @@ mod tests {
     use rayon::prelude::*;
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
-    struct Shared<'a, F> {
+    struct Run<'a, F> {
         n: usize,
         chunk: usize,
         f: &'a F,
     }
 
-    impl<F: Fn(u64) -> String + Sync + Send> ProducerCallback<u64> for Shared<'_, F> {
-        type Output = Vec<String>;
-        fn callback<P: Producer<Item = u64>>(self, producer: P) -> Vec<String> {
-            let mut out = vec!["head".to_string()];
+    impl<R: Send, F: Fn(u64) -> R + Sync + Send> ProducerCallback<u64> for Run<'_, F> {
+        type Output = (Vec<R>, u64);
+        fn callback<P: Producer<Item = u64>>(self, producer: P) -> (Vec<R>, u64) {
+            let mut out = Vec::new();
             let busy = AtomicU64::new(0);
             map_into(producer, self.n, self.f, self.chunk, 1, &mut out, &busy);
-            out
+            (out, busy.into_inner())
         }
     }
 
-    fn run<F: Fn(u64) -> String + Sync + Send>(n: usize, chunk: usize, f: F) -> Vec<String> {
+    fn run<R: Send, F: Fn(u64) -> R + Sync + Send>(n: usize, chunk: usize, f: F) -> Vec<R> {
         (0..n)
             .into_par_iter()
             .map(|x| x as u64)
-            .with_producer(Shared { n, chunk, f: &f })
+            .with_producer(Run { n, chunk, f: &f })
+            .0
     }
 
     #[test]
@@ -174,10 +370,36 @@ mod tests {
             (5, 100),
         ] {
             let out = run(n, chunk, |x| x.to_string());
-            assert_eq!(out[0], "head");
             let expected: Vec<String> = (0..n as u64).map(|x| x.to_string()).collect();
-            assert_eq!(&out[1..], &expected[..], "n = {n}, chunk = {chunk}");
+            assert_eq!(out, expected, "n = {n}, chunk = {chunk}");
         }
+    }
+
+    #[test]
+    fn appends_after_what_the_output_already_holds() {
+        struct Append;
+        impl ProducerCallback<u64> for Append {
+            type Output = Vec<u64>;
+            fn callback<P: Producer<Item = u64>>(self, producer: P) -> Vec<u64> {
+                let mut out = vec![7, 8];
+                map_into(
+                    producer,
+                    100,
+                    &|x| x * 2,
+                    9,
+                    1,
+                    &mut out,
+                    &AtomicU64::new(0),
+                );
+                out
+            }
+        }
+        let out = (0..100usize)
+            .into_par_iter()
+            .map(|x| x as u64)
+            .with_producer(Append);
+        let expected: Vec<u64> = [7, 8].into_iter().chain((0..100).map(|x| x * 2)).collect();
+        assert_eq!(out, expected);
     }
 
     #[test]
@@ -186,16 +408,42 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_micros(200));
             format!("{x}@{}", rayon::current_thread_index().is_some())
         });
+        assert!(out.iter().any(|s| s.ends_with("@true")), "no helper ran");
         assert!(
-            out[1..].iter().any(|s| s.ends_with("@true")),
-            "no helper ran"
-        );
-        assert!(
-            out[1..].iter().any(|s| s.ends_with("@false")),
+            out.iter().any(|s| s.ends_with("@false")),
             "the caller did not work"
         );
-        for (i, s) in out[1..].iter().enumerate() {
+        for (i, s) in out.iter().enumerate() {
             assert!(s.starts_with(&format!("{i}@")), "{s} at {i}");
+        }
+    }
+
+    /// With every pool thread blocked, no helper can start: the caller does all the work and
+    /// returns without waiting for them (rayon's own path, or a scope, would wait here).
+    #[test]
+    fn never_waits_for_a_helper_that_has_not_started() {
+        let threads = rayon::current_num_threads();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let blocked = Arc::new(AtomicUsize::new(0));
+        for _ in 0..threads {
+            let (release_rx, blocked) = (Arc::clone(&release_rx), Arc::clone(&blocked));
+            rayon::spawn(move || {
+                blocked.fetch_add(1, Ordering::SeqCst);
+                let _ = release_rx.lock().unwrap().recv();
+            });
+        }
+        while blocked.load(Ordering::SeqCst) < threads {
+            std::thread::yield_now();
+        }
+        let out = run(1_000, 10, |x| (x, rayon::current_thread_index().is_some()));
+        assert!(out.iter().all(|&(_, on_pool)| !on_pool));
+        assert_eq!(
+            out.iter().map(|&(x, _)| x).collect::<Vec<_>>(),
+            (0..1_000).collect::<Vec<_>>()
+        );
+        for _ in 0..threads {
+            release_tx.send(()).unwrap();
         }
     }
 
@@ -213,5 +461,41 @@ mod tests {
             .unwrap_err();
             assert_eq!(err.downcast_ref::<u64>(), Some(&bad));
         }
+    }
+
+    /// Every result made before a panic is dropped exactly once, and none twice.
+    #[test]
+    fn a_panic_drops_each_computed_result_once() {
+        static LIVE: AtomicUsize = AtomicUsize::new(0);
+        #[derive(Debug)]
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                LIVE.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        for bad in [0u64, 3, 4_999, 9_999] {
+            LIVE.store(0, Ordering::SeqCst);
+            let err = catch_unwind(AssertUnwindSafe(|| {
+                run(10_000, 8, |x| {
+                    if x == bad {
+                        std::panic::panic_any(bad);
+                    }
+                    LIVE.fetch_add(1, Ordering::SeqCst);
+                    Counted
+                })
+            }))
+            .unwrap_err();
+            assert_eq!(err.downcast_ref::<u64>(), Some(&bad));
+            assert_eq!(LIVE.load(Ordering::SeqCst), 0, "bad = {bad}");
+        }
+        LIVE.store(0, Ordering::SeqCst);
+        let out = run(1_000, 8, |_| {
+            LIVE.fetch_add(1, Ordering::SeqCst);
+            Counted
+        });
+        assert_eq!(LIVE.load(Ordering::SeqCst), 1_000);
+        drop(out);
+        assert_eq!(LIVE.load(Ordering::SeqCst), 0);
     }
 }
