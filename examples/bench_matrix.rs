@@ -8,7 +8,8 @@
 //!
 //! Every configuration of a cell runs inside one loop, in an order shuffled each repetition,
 //! so machine noise hits all of them alike; times are medians. Each cell gets a
-//! fresh `Site`, so "first" is a true first call (profiling included). The machine's parallel
+//! fresh `Site`, so "first" is a true first call (profiling included; the median over 5
+//! fresh sites). The machine's parallel
 //! overhead is measured once before the matrix, as in any process that has made one long call.
 //!
 //! Columns: loop, rayon (default `par_iter`), oracle (the best of the loop and a sweep of
@@ -342,6 +343,9 @@ fn alternating_cell<'a>(small: &'a [u64], large: &'a [u64]) -> Cell<'a> {
     }
 }
 
+/// How many fresh sites each cell's first call is measured on (the median is reported).
+const FIRST_CALL_SITES: usize = 5;
+
 /// The `with_min_len` values the oracle sweeps for `n` items.
 fn sweep(n: usize, threads: usize) -> Vec<usize> {
     let mut lens: Vec<usize> = [1, n / 256, n / 64, n / 16, n / (4 * threads), n / threads]
@@ -354,15 +358,25 @@ fn sweep(n: usize, threads: usize) -> Vec<usize> {
 }
 
 fn run(cell: &Cell, reps: usize) -> Row {
-    let name: &'static str =
-        Box::leak(format!("{}/{}", cell.workload, cell.label).into_boxed_str());
-    let site: &'static Site = Box::leak(Box::new(Site::new(name)));
-    // Warm the allocator and caches with two untimed loops (the first output of a new size
-    // is mmapped and returned on free; the second comes from the heap and stays), so that
-    // "first" measures the profiling call, not the process's first touch of fresh pages.
-    (cell.plain)();
-    (cell.plain)();
-    let first = time(|| (cell.amorsize)(site));
+    // "first" is the median over several fresh sites (one sample is at the mercy of the
+    // machine's phase); the last of them is the one measured in the steady state.
+    let mut firsts = Vec::new();
+    let mut site = None;
+    for k in 0..reps.clamp(1, FIRST_CALL_SITES) {
+        let name: &'static str =
+            Box::leak(format!("{}/{}#{k}", cell.workload, cell.label).into_boxed_str());
+        let fresh: &'static Site = Box::leak(Box::new(Site::new(name)));
+        // Warm the allocator and caches with two untimed loops (the first output of a new
+        // size is mmapped and returned on free; the second comes from the heap and stays),
+        // so that "first" measures the profiling call, not the process's first touch of
+        // fresh pages.
+        (cell.plain)();
+        (cell.plain)();
+        firsts.push(time(|| (cell.amorsize)(fresh)));
+        site = Some(fresh);
+    }
+    let site = site.expect("at least one fresh site");
+    let first = median(firsts);
 
     // Short configurations repeat inside one timed sample (at least ~20 µs of loop time),
     // so that clock granularity and interrupts do not swamp nanosecond-scale calls.
