@@ -70,12 +70,17 @@ fn with_learned(mut m: Machine) -> Machine {
     m
 }
 
-/// The machine as a call starting now will find it: with the cold overhead in
-/// `overhead_ns` when the pool has been idle for [`COLD_AFTER`]. Reads the clock: cold path.
+/// The machine as a call starting now will find it, and whether the pool has been idle for
+/// [`COLD_AFTER`]. Reads the clock: cold path.
+///
+/// The cold overhead goes into `overhead_ns` only for calls made on a pool thread: they
+/// wait for the pool like any rayon job. A call from outside the pool works from the start
+/// and never waits for a helper that has not woken (see `shared`), so an idle pool can make
+/// it no slower than its loop; it plans as if the pool were awake.
 pub(crate) fn machine_for_call() -> (Machine, bool) {
     let mut m = machine();
     let cold = pool_idle() >= COLD_AFTER;
-    if cold {
+    if cold && rayon::current_thread_index().is_some() {
         m.overhead_ns = m.cold_overhead_ns;
     }
     (m, cold)
