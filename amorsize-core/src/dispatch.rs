@@ -54,6 +54,15 @@ where
         return Vec::new();
     }
     let route = route(site, n, call_index);
+    if let Route::Serial { timed: false } = route {
+        // The common short call, in a callback of its own so that its loop compiles as
+        // tightly as the user's own would.
+        return iter.with_producer(Serial {
+            n,
+            f: &f,
+            _result: PhantomData,
+        });
+    }
     iter.with_producer(Run {
         site,
         n,
@@ -164,6 +173,27 @@ fn forced_parallel(site: &Site, n: usize) -> Route {
     }
     site.note_decision(n, &decision);
     Route::Parallel { decision, cold }
+}
+
+/// The callback for an untimed serial call: a plain loop into a new `Vec`.
+struct Serial<'f, F, R> {
+    n: usize,
+    f: &'f F,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<T, R, F> ProducerCallback<T> for Serial<'_, F, R>
+where
+    F: Fn(T) -> R,
+{
+    type Output = Vec<R>;
+
+    #[inline]
+    fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
+        let mut out = Vec::with_capacity(self.n);
+        out.extend(producer.into_iter().map(self.f));
+        out
+    }
 }
 
 /// The callback that receives the call's producer and runs the route.
