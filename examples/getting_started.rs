@@ -128,10 +128,7 @@ fn main() {
         );
     }
     println!("  (below 1.00× beats both; the first call of each function includes its profiling;");
-    println!(
-        "  plans are for a call that finds the pool awake: after the pool idled, amorsize plans"
-    );
-    println!("  with the higher cost of waking it, so short calls run as the loop)");
+    println!("  on a parallel plan this thread works too, and pool threads join in as they wake)");
     println!("\nWhat amorsize decided, and why:\n{report}");
 }
 
