@@ -168,6 +168,9 @@ where
 struct Door {
     /// [`CLOSED`] plus the number of helpers inside.
     state: AtomicUsize,
+    /// Helpers still to be asked for: each one that gets in asks for the next, so the
+    /// caller pays for one injected job however many threads the pool has.
+    to_ask: AtomicUsize,
     /// The call's work with its lifetime erased; only called by a helper that entered while
     /// the door was open.
     work: *const (dyn Fn() + Sync + 'static),
@@ -184,12 +187,24 @@ unsafe impl Send for Door {}
 unsafe impl Sync for Door {}
 
 impl Door {
+    /// Asks the pool for one more helper, if any is still wanted.
+    fn ask_for_help(self: &Arc<Self>) {
+        let wanted = self
+            .to_ask
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if wanted.is_ok() {
+            let door = Arc::clone(self);
+            rayon::spawn(move || door.enter());
+        }
+    }
+
     /// Runs the work unless the door is closed. The work must not unwind (it catches).
-    fn enter(&self) {
+    fn enter(self: &Arc<Self>) {
         if self.state.fetch_add(1, Ordering::Acquire) & CLOSED != 0 {
             self.state.fetch_sub(1, Ordering::Release);
             return;
         }
+        self.ask_for_help();
         // SAFETY: the door was open when this helper entered, and `close_and_wait` does not
         // return (so the work's borrows do not end) until every helper inside has left.
         #[allow(unsafe_code)]
@@ -273,13 +288,11 @@ pub(crate) fn map_into<P, F, R>(
         };
         let door = Arc::new(Door {
             state: AtomicUsize::new(0),
+            to_ask: AtomicUsize::new(helpers.min(n.div_ceil(shared.chunk).saturating_sub(1))),
             work,
         });
         let _closer = CloseOnDrop(&door);
-        for _ in 0..helpers.min(n.div_ceil(shared.chunk).saturating_sub(1)) {
-            let door = Arc::clone(&door);
-            rayon::spawn(move || door.enter());
-        }
+        door.ask_for_help();
         shared.work(false);
     }
     // Every helper has left; nothing refers to the output's spare capacity any more.
@@ -345,7 +358,7 @@ mod tests {
         fn callback<P: Producer<Item = u64>>(self, producer: P) -> (Vec<R>, u64) {
             let mut out = Vec::new();
             let busy = AtomicU64::new(0);
-            map_into(producer, self.n, self.f, self.chunk, 1, &mut out, &busy);
+            map_into(producer, self.n, self.f, self.chunk, 8, &mut out, &busy);
             (out, busy.into_inner())
         }
     }
@@ -418,33 +431,57 @@ mod tests {
         }
     }
 
-    /// With every pool thread blocked, no helper can start: the caller does all the work and
-    /// returns without waiting for them (rayon's own path, or a scope, would wait here).
+    /// The caller asks for one helper; each helper that gets in asks for the next, so with
+    /// slow items every other thread of the pool ends up helping. (A pool of its own: the
+    /// global one stays free for the other tests.)
+    #[test]
+    fn each_helper_asks_for_the_next() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let (caller, out) = pool.install(|| {
+            let out = run(120, 1, |_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                rayon::current_thread_index()
+            });
+            (rayon::current_thread_index(), out)
+        });
+        let helpers: std::collections::BTreeSet<usize> = out
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&t| Some(t) != caller)
+            .collect();
+        assert_eq!(helpers.len(), 3, "{helpers:?}");
+    }
+
+    /// With every other thread of its pool blocked, no helper can start: the caller does all
+    /// the work and returns without waiting for them (rayon's own path, or a scope, would
+    /// wait here). A pool of its own keeps the global one free for the other tests.
     #[test]
     fn never_waits_for_a_helper_that_has_not_started() {
-        let threads = rayon::current_num_threads();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let release_rx = Arc::new(Mutex::new(release_rx));
-        let blocked = Arc::new(AtomicUsize::new(0));
-        for _ in 0..threads {
-            let (release_rx, blocked) = (Arc::clone(&release_rx), Arc::clone(&blocked));
-            rayon::spawn(move || {
-                blocked.fetch_add(1, Ordering::SeqCst);
-                let _ = release_rx.lock().unwrap().recv();
-            });
-        }
-        while blocked.load(Ordering::SeqCst) < threads {
-            std::thread::yield_now();
-        }
-        let out = run(1_000, 10, |x| (x, rayon::current_thread_index().is_some()));
-        assert!(out.iter().all(|&(_, on_pool)| !on_pool));
+        let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
+        pool.spawn(move || {
+            blocked_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        blocked_rx.recv().unwrap();
+        let (caller, out) = pool.install(|| {
+            let out = run(1_000, 10, |x| (x, rayon::current_thread_index()));
+            (rayon::current_thread_index(), out)
+        });
+        assert!(out.iter().all(|&(_, thread)| thread == caller));
         assert_eq!(
             out.iter().map(|&(x, _)| x).collect::<Vec<_>>(),
             (0..1_000).collect::<Vec<_>>()
         );
-        for _ in 0..threads {
-            release_tx.send(()).unwrap();
-        }
+        release_tx.send(()).unwrap();
     }
 
     #[test]
