@@ -19,7 +19,7 @@ use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 /// The items and output slots nobody has taken yet, always the same length.
@@ -174,9 +174,18 @@ struct Door {
     /// The call's work with its lifetime erased; only called by a helper that entered while
     /// the door was open.
     work: *const (dyn Fn() + Sync + 'static),
+    /// Where a caller that has waited [`SPIN_BEFORE_SLEEP`] for the last helpers sleeps
+    /// until they have left.
+    empty: Mutex<()>,
+    emptied: Condvar,
 }
 
 const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// How long a caller spins for helpers finishing their last piece before it sleeps. Short
+/// pieces end within it, and the caller does not pay for a wake-up (hundreds of
+/// microseconds on a virtual machine); long ones do not keep a core busy for nothing.
+const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
 
 // SAFETY: `work` points to a `Sync` closure and is only called (shared) by helpers inside
 // the open door, while the caller keeps it alive; a closed door's pointer is never read.
@@ -201,7 +210,7 @@ impl Door {
     /// Runs the work unless the door is closed. The work must not unwind (it catches).
     fn enter(self: &Arc<Self>) {
         if self.state.fetch_add(1, Ordering::Acquire) & CLOSED != 0 {
-            self.state.fetch_sub(1, Ordering::Release);
+            self.leave();
             return;
         }
         self.ask_for_help();
@@ -211,20 +220,43 @@ impl Door {
         unsafe {
             (*self.work)();
         }
-        self.state.fetch_sub(1, Ordering::Release);
+        self.leave();
+    }
+
+    /// Counts a helper out; the last one out of a closed door wakes a sleeping caller.
+    fn leave(&self) {
+        if self.state.fetch_sub(1, Ordering::Release) == CLOSED | 1 {
+            // Under the lock, so that a caller between its check and its wait cannot miss it.
+            let _empty = lock(&self.empty);
+            self.emptied.notify_all();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.state.load(Ordering::Acquire) & !CLOSED == 0
     }
 
     /// Closes the door and waits for the helpers inside to leave (each is finishing at most
-    /// one piece, as nothing is left to take).
+    /// one piece, as nothing is left to take): spinning at first, then asleep.
     fn close_and_wait(&self) {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        let start = Instant::now();
         let mut spins = 0u32;
-        while self.state.load(Ordering::Acquire) & !CLOSED != 0 {
+        while !self.is_empty() {
             if spins < 64 {
                 std::hint::spin_loop();
                 spins += 1;
-            } else {
+            } else if start.elapsed() < SPIN_BEFORE_SLEEP {
                 std::thread::yield_now();
+            } else {
+                let mut empty = lock(&self.empty);
+                while !self.is_empty() {
+                    empty = self
+                        .emptied
+                        .wait(empty)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                return;
             }
         }
     }
@@ -290,6 +322,8 @@ pub(crate) fn map_into<P, F, R>(
             state: AtomicUsize::new(0),
             to_ask: AtomicUsize::new(helpers.min(n.div_ceil(shared.chunk).saturating_sub(1))),
             work,
+            empty: Mutex::new(()),
+            emptied: Condvar::new(),
         });
         let _closer = CloseOnDrop(&door);
         door.ask_for_help();
@@ -454,6 +488,30 @@ mod tests {
             .filter(|&t| Some(t) != caller)
             .collect();
         assert_eq!(helpers.len(), 3, "{helpers:?}");
+    }
+
+    /// A helper's last piece that outlasts the caller's spinning: the caller sleeps and is
+    /// woken when it ends, with every result in place.
+    #[test]
+    fn the_caller_sleeps_through_a_long_last_piece() {
+        let helper_started = AtomicBool::new(false);
+        let out = run(4, 1, |x| {
+            if rayon::current_thread_index().is_some() {
+                helper_started.store(true, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            } else {
+                // Keep the caller busy until a helper has its piece (or give up after 1 s).
+                let start = Instant::now();
+                while !helper_started.load(Ordering::SeqCst)
+                    && start.elapsed() < std::time::Duration::from_secs(1)
+                {
+                    std::thread::yield_now();
+                }
+            }
+            x * 3
+        });
+        assert!(helper_started.load(Ordering::SeqCst), "no helper came");
+        assert_eq!(out, [0, 3, 6, 9]);
     }
 
     /// With every other thread of its pool blocked, no helper can start: the caller does all
