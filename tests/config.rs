@@ -1,5 +1,6 @@
-//! The `AMORSIZE` environment variable: valid values force a mode, anything else warns once
-//! and means `auto`. Each case runs this test binary again as a child with the variable set.
+//! The environment: `AMORSIZE` (valid values force a mode, anything else warns once and means
+//! `auto`) and `RAYON_NUM_THREADS` (a pool larger than the machine). Each case runs this test
+//! binary again as a child with the variable set.
 
 use std::process::Command;
 
@@ -65,4 +66,37 @@ fn bad_values_warn_once_and_mean_auto() {
             warnings[0]
         );
     }
+}
+
+/// Prints the model's thread count and rayon's pool size.
+#[test]
+fn child_reports_threads() {
+    println!(
+        "threads={} pool={}",
+        amorsize::machine().threads,
+        rayon::current_num_threads()
+    );
+}
+
+/// A pool larger than the machine (here four times its CPUs) only takes turns: the model
+/// plans for the CPUs, not the pool's threads.
+#[test]
+fn an_oversized_pool_is_planned_as_the_cpus() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_reports_threads",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RAYON_NUM_THREADS", (4 * cpus).to_string())
+        .output()
+        .expect("the test binary runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("threads={cpus} pool={}", 4 * cpus)),
+        "{stdout}"
+    );
 }

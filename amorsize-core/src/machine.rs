@@ -179,9 +179,15 @@ fn measure_once() -> Machine {
     *MEASURED.get().unwrap_or(&measured)
 }
 
+/// rayon's pool size, capped at the CPUs this process may use.
+fn usable_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(usize::MAX, |n| n.get());
+    rayon::current_num_threads().min(cpus)
+}
+
 pub(crate) fn provisional() -> Machine {
     Machine {
-        threads: rayon::current_num_threads(),
+        threads: usable_threads(),
         overhead_ns: PROVISIONAL_OVERHEAD_NS,
         cold_overhead_ns: PROVISIONAL_OVERHEAD_NS,
         per_piece_ns: PROVISIONAL_PER_PIECE_NS,
@@ -192,7 +198,7 @@ pub(crate) fn provisional() -> Machine {
 /// and after short idle pauses (a first guess at the cold one), and
 /// `MAX_PIECES_PER_THREAD × threads` pieces (the cost of each extra piece).
 fn measure() -> Machine {
-    let threads = rayon::current_num_threads();
+    let threads = usable_threads();
     if threads < 2 {
         return Machine {
             threads,
@@ -268,7 +274,8 @@ mod tests {
     #[test]
     fn measured_machine_is_sane() {
         let m = machine();
-        assert_eq!(m.threads, rayon::current_num_threads());
+        assert_eq!(m.threads, usable_threads());
+        assert!(m.threads >= 1 && m.threads <= rayon::current_num_threads());
         assert!(m.overhead_ns.is_finite() && m.overhead_ns >= 0.0);
         assert!(m.per_piece_ns.is_finite() && m.per_piece_ns >= 0.0);
         // Asked again, the same numbers: measured once per process.

@@ -28,13 +28,16 @@ impl Plan {
 /// [`machine`](crate::machine()).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Machine {
-    /// Threads in rayon's pool.
+    /// Threads a parallel call can keep busy at once: rayon's pool size, capped at the CPUs
+    /// this process may use (`std::thread::available_parallelism`), as a pool larger than
+    /// the machine only takes turns.
     pub threads: usize,
     /// Fixed cost of one parallel call that finds the pool awake: forking and joining
     /// (nanoseconds). The model plans with this field.
     pub overhead_ns: f64,
     /// The same after the pool has idled, when its threads must be woken first
-    /// (nanoseconds). The runtime puts it in `overhead_ns` for calls that find the pool cold.
+    /// (nanoseconds). The runtime puts it in `overhead_ns` for calls made on a pool thread
+    /// that find the pool cold (a call from outside the pool starts working without waiting).
     pub cold_overhead_ns: f64,
     /// Extra cost of every further piece a parallel call is cut into (nanoseconds).
     pub per_piece_ns: f64,
