@@ -49,6 +49,8 @@ fn skewed(x: &u64) -> u64 {
     rounds(*x, *x)
 }
 
+/// Never inlined, like `rounds` (see the strings row in docs/PERFORMANCE.md).
+#[inline(never)]
 fn vowels(s: &str) -> usize {
     s.bytes()
         .filter(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u'))
