@@ -100,4 +100,17 @@ pub use amorsize_macros::parallel;
 #[doc(hidden)]
 pub mod __private {
     pub use amorsize_core::{map, map_slice, IntoItems, Mode, Site};
+
+    macro_rules! const_keys {
+        ($($name:ident: $ty:ty),* $(,)?) => {$(
+            /// Names one value of a const generic parameter in a per-instantiation site key
+            /// (`type_name` differs per value).
+            pub struct $name<const V: $ty>;
+        )*};
+    }
+    const_keys!(
+        ConstU8: u8, ConstU16: u16, ConstU32: u32, ConstU64: u64, ConstU128: u128,
+        ConstI8: i8, ConstI16: i16, ConstI32: i32, ConstI64: i64, ConstI128: i128,
+        ConstIsize: isize, ConstBool: bool, ConstChar: char,
+    );
 }

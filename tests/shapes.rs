@@ -257,3 +257,37 @@ fn elided_lifetimes_in_items_contexts_and_results() {
     let values: Vec<u32> = tagged.iter().map(|t| t.value).collect();
     assert_eq!(par_owned_tagged(tagged), values);
 }
+
+#[amorsize::parallel]
+fn shifted<const K: u32, const UP: bool>(x: &u64) -> u64 {
+    if UP {
+        x << K
+    } else {
+        x >> K
+    }
+}
+
+#[test]
+fn each_value_of_a_const_parameter_gets_its_own_site() {
+    let xs: Vec<u64> = (0..1000).collect();
+    assert_eq!(
+        par_shifted::<1, true, _>(&xs),
+        xs.iter().map(shifted::<1, true>).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        par_shifted::<2, false, _>(&xs),
+        xs.iter().map(shifted::<2, false>).collect::<Vec<_>>()
+    );
+    assert_eq!(par_shifted::<1, true, _>(&xs).len(), 1000);
+    let report = amorsize::report();
+    let mut names: Vec<&str> = report
+        .sites
+        .iter()
+        .map(|s| s.name)
+        .filter(|n| n.contains("shifted"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].contains("ConstU32<1>") && names[0].contains("ConstBool<true>"));
+    assert!(names[1].contains("ConstU32<2>") && names[1].contains("ConstBool<false>"));
+}

@@ -231,7 +231,8 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let params = &generics.params;
 
     // Type and const parameters, for the call's turbofish and the per-instantiation site key
-    // (a usize const parameter keys as the type `[(); N]`; other consts share one site).
+    // (a `usize` const parameter keys as the type `[(); N]`, another primitive one as
+    // `__private::ConstU32<N>` and the like; a const of an aliased type shares one site).
     let mut type_args: Vec<TokenStream> = Vec::new();
     let mut key_types: Vec<TokenStream> = Vec::new();
     for param in &sig.generics.params {
@@ -243,8 +244,8 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             GenericParam::Const(c) => {
                 let ident = &c.ident;
                 type_args.push(ident.to_token_stream());
-                if is_usize(&c.ty) {
-                    key_types.push(quote!([(); #ident]));
+                if let Some(key) = const_key(&c.ty, ident) {
+                    key_types.push(key);
                 }
             }
             GenericParam::Lifetime(_) => {}
@@ -438,6 +439,32 @@ fn is_generic_sized(target: &syn::Type, generics: &syn::Generics) -> bool {
     finder.found
 }
 
-fn is_usize(ty: &syn::Type) -> bool {
-    matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.is_ident("usize"))
+/// A type that names the value of const parameter `ident` of primitive type `ty`, for a
+/// site key; `None` for a type the macro cannot recognise (an alias, say).
+fn const_key(ty: &syn::Type, ident: &syn::Ident) -> Option<TokenStream> {
+    let syn::Type::Path(p) = ty else {
+        return None;
+    };
+    if p.qself.is_some() {
+        return None;
+    }
+    let key = match p.path.get_ident()?.to_string().as_str() {
+        "usize" => return Some(quote!([(); #ident])),
+        "u8" => "ConstU8",
+        "u16" => "ConstU16",
+        "u32" => "ConstU32",
+        "u64" => "ConstU64",
+        "u128" => "ConstU128",
+        "i8" => "ConstI8",
+        "i16" => "ConstI16",
+        "i32" => "ConstI32",
+        "i64" => "ConstI64",
+        "i128" => "ConstI128",
+        "isize" => "ConstIsize",
+        "bool" => "ConstBool",
+        "char" => "ConstChar",
+        _ => return None,
+    };
+    let key = syn::Ident::new(key, proc_macro2::Span::call_site());
+    Some(quote!(::amorsize::__private::#key<#ident>))
 }
