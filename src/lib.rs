@@ -82,6 +82,17 @@ pub use amorsize_core::{
 ///   fn touch(x: &u32) -> u32 { x ^ 1 }
 ///   assert_eq!(par_touch(&[1, 2]), vec![0, 3]);
 ///   ```
+/// - `associated`: the function is an associated function of an inherent `impl` whose
+///   signature never mentions `Self` (the attribute cannot see the `impl` around it).
+///
+///   ```
+///   struct Stats;
+///   impl Stats {
+///       #[amorsize::parallel(associated)]
+///       fn square(x: &u64) -> u64 { x * x }
+///   }
+///   assert_eq!(Stats::par_square(&[2, 3]), vec![4, 9]);
+///   ```
 ///
 /// # Not accepted (each is a compile error saying what to do)
 /// Anything that is not a function; functions without an item parameter; `async fn`;
@@ -91,7 +102,7 @@ pub use amorsize_core::{
 /// Associated functions without `self` work when their signature mentions `Self`
 /// (`fn new(x: &u32) -> Self` gives `Type::par_new`). One that never mentions `Self` cannot
 /// be told apart from a free function, so its companion would call it as one and rustc reports
-/// "cannot find function": use a free function, a `&self` method, or mention `Self`.
+/// "cannot find function": add `associated` to the attribute.
 /// Companions cannot be added to trait impls (a trait impl may only define the trait's items).
 pub use amorsize_macros::parallel;
 

@@ -291,3 +291,22 @@ fn each_value_of_a_const_parameter_gets_its_own_site() {
     assert!(names[0].contains("ConstU32<1>") && names[0].contains("ConstBool<true>"));
     assert!(names[1].contains("ConstU32<2>") && names[1].contains("ConstBool<false>"));
 }
+
+struct Stats;
+
+impl Stats {
+    /// Never mentions `Self`: the attribute is told it is associated.
+    #[amorsize::parallel(associated)]
+    fn square(x: &u64) -> u64 {
+        x * x
+    }
+}
+
+#[test]
+fn associated_functions_that_never_mention_self_take_the_flag() {
+    let xs: Vec<u64> = (0..500).collect();
+    assert_eq!(
+        Stats::par_square(&xs),
+        xs.iter().map(Stats::square).collect::<Vec<_>>()
+    );
+}

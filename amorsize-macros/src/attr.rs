@@ -1,4 +1,5 @@
-//! The attribute's options: `#[amorsize::parallel(name = par_custom, mode = "serial")]`.
+//! The attribute's options: `#[amorsize::parallel(name = par_custom, mode = "serial")]`, and
+//! the `associated` flag.
 
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
@@ -12,6 +13,9 @@ pub struct Options {
     pub name: Option<Ident>,
     /// `mode = "auto" | "serial" | "parallel"`, with the span of the string.
     pub mode: Option<(Mode, Span)>,
+    /// `associated`: the function is an associated function of an inherent `impl` (called
+    /// as `Self::f`), which the macro cannot see when the signature never mentions `Self`.
+    pub associated: bool,
 }
 
 /// The pinned decision of one function.
@@ -22,8 +26,7 @@ pub enum Mode {
     Parallel,
 }
 
-const VALID: &str =
-    "valid options are `name = par_custom_name` and `mode = \"auto\" | \"serial\" | \"parallel\"`";
+const VALID: &str = "valid options are `name = par_custom_name`, `mode = \"auto\" | \"serial\" | \"parallel\"` and `associated`";
 
 impl Options {
     /// Parses the attribute's arguments; every mistake is collected, not just the first.
@@ -96,6 +99,17 @@ impl Options {
                 }
             };
             self.mode = Some((mode, lit.span()));
+            Ok(())
+        } else if path.is_ident("associated") {
+            if self.associated {
+                return Err(meta.error("`associated` is given twice; keep one"));
+            }
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(meta.error(
+                    "`associated` takes no value: write `#[amorsize::parallel(associated)]`",
+                ));
+            }
+            self.associated = true;
             Ok(())
         } else {
             let name = path

@@ -257,8 +257,9 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         quote!(::<#(#type_args),*>)
     };
     // An associated function without `self` is recognisable only when its signature
-    // mentions `Self`; it is then called through `Self` too.
-    let associated = is_method || mentions_self(sig);
+    // mentions `Self`, or when the user says so (`associated`); it is then called through
+    // `Self` too.
+    let associated = is_method || mentions_self(sig) || options.associated;
     let callee = if associated {
         quote!(Self::#name #turbofish)
     } else {

@@ -1,6 +1,6 @@
 // An associated function whose signature never mentions `Self` cannot be told apart from a
-// free function, so its companion calls it as one; rustc's own error suggests `Self::`.
-// Use a free function, a `&self` method, or mention `Self` in the signature.
+// free function, so its companion calls it as one and rustc cannot find it. Write
+// `#[amorsize::parallel(associated)]` (tests/shapes.rs), or use a free function.
 struct Stats;
 
 impl Stats {
