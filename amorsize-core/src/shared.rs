@@ -593,4 +593,71 @@ mod tests {
         drop(out);
         assert_eq!(LIVE.load(Ordering::SeqCst), 0);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any length, piece size and number of helpers, with or without a panic at any
+        /// item: the output equals the serial map, or the panic's payload comes back and
+        /// every result made before it has been dropped exactly once.
+        #[test]
+        fn any_split_matches_the_loop_and_drops_once(
+            n in 0usize..3_000,
+            chunk in 1usize..200,
+            helpers in 0usize..4,
+            panic_at in proptest::option::of(0usize..3_000),
+        ) {
+            static LIVE: AtomicUsize = AtomicUsize::new(0);
+            struct Counted(String);
+            impl Drop for Counted {
+                fn drop(&mut self) {
+                    LIVE.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            struct Call {
+                n: usize,
+                chunk: usize,
+                helpers: usize,
+                panic_at: Option<u64>,
+            }
+            impl ProducerCallback<u64> for Call {
+                type Output = Vec<Counted>;
+                fn callback<P: Producer<Item = u64>>(self, producer: P) -> Vec<Counted> {
+                    let panic_at = self.panic_at;
+                    let f = move |x: u64| {
+                        if Some(x) == panic_at {
+                            std::panic::panic_any(x);
+                        }
+                        LIVE.fetch_add(1, Ordering::SeqCst);
+                        Counted(x.to_string())
+                    };
+                    let mut out = Vec::new();
+                    let busy = AtomicU64::new(0);
+                    map_into(producer, self.n, &f, self.chunk, self.helpers, &mut out, &busy);
+                    out
+                }
+            }
+            let panic_at = panic_at.filter(|&i| i < n).map(|i| i as u64);
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                (0..n)
+                    .into_par_iter()
+                    .map(|x| x as u64)
+                    .with_producer(Call { n, chunk, helpers, panic_at })
+            }));
+            match (result, panic_at) {
+                (Ok(out), None) => {
+                    let got: Vec<String> = out.iter().map(|c| c.0.clone()).collect();
+                    let expected: Vec<String> = (0..n).map(|x| x.to_string()).collect();
+                    proptest::prop_assert_eq!(got, expected);
+                    drop(out);
+                }
+                (Err(payload), Some(at)) => {
+                    proptest::prop_assert_eq!(payload.downcast_ref::<u64>(), Some(&at));
+                }
+                (Ok(_), Some(at)) => proptest::prop_assert!(false, "no panic at {}", at),
+                (Err(_), None) => proptest::prop_assert!(false, "a panic nobody raised"),
+            }
+            proptest::prop_assert_eq!(LIVE.load(Ordering::SeqCst), 0);
+        }
+    }
 }
