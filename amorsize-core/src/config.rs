@@ -102,6 +102,13 @@ pub fn mode() -> Mode {
     }
 }
 
+/// `true` when the process-wide mode is known to be `auto` (one relaxed load; `false` also
+/// before `AMORSIZE` has been read).
+#[inline]
+pub(crate) fn is_auto() -> bool {
+    GLOBAL_MODE.load(Ordering::Relaxed) == AUTO
+}
+
 /// Forces `mode` on every site of the process from now on (`Mode::Auto` gives the decision
 /// back to each site). Overrides the `AMORSIZE` environment variable.
 pub fn set_mode(mode: Mode) {

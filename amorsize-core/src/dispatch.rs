@@ -4,7 +4,9 @@
 
 use crate::config::{self, Mode};
 use crate::items::IntoItems;
-use crate::machine::{machine_for_call, note_pool_used, observe_overhead, serial_limit_ps};
+use crate::machine::{
+    known_serial_limit_ps, machine_for_call, note_pool_used, observe_overhead, serial_limit_ps,
+};
 use crate::model::{self, Decision, Plan};
 use crate::profile::{elapsed_ns, profile};
 use crate::site::Site;
@@ -40,6 +42,7 @@ const MIN_SAMPLE_NS: u64 = 2_000;
 ///
 /// A panic in `f` propagates to the caller with its original payload, as from a plain loop;
 /// the site stays usable.
+#[inline]
 pub fn map<T, I, R, F>(site: &'static Site, items: I, f: F) -> Vec<R>
 where
     T: Send,
@@ -53,6 +56,45 @@ where
     if n == 0 {
         return Vec::new();
     }
+    if short_call(site, n, call_index) {
+        // The common short call: inlined into the caller, with its loop in a callback of
+        // its own so that it compiles as tightly as the user's own would.
+        return iter.with_producer(Serial {
+            n,
+            f: &f,
+            _result: PhantomData,
+        });
+    }
+    map_routed(site, iter, n, call_index, f)
+}
+
+/// Whether a call is an untimed plain loop on the settled, common path: fewer than two
+/// items, or a site in `auto` with a cached cost, work below the break-even point, and no
+/// sample due. Everything else takes [`route`].
+#[inline(always)]
+fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
+    if n < 2 {
+        return true;
+    }
+    if !config::is_auto() || site.mode() != Mode::Auto {
+        return false;
+    }
+    let Some(per_item_ps) = site.cost_ps() else {
+        return false;
+    };
+    let work_ps = (n as u64).saturating_mul(per_item_ps);
+    work_ps < known_serial_limit_ps() && work_ps < ALWAYS_TIME_PS && call_index % SAMPLE_EVERY != 0
+}
+
+/// Every call that is not a settled short loop: routed, then run.
+#[inline(never)]
+fn map_routed<T, It, R, F>(site: &'static Site, iter: It, n: usize, call_index: u64, f: F) -> Vec<R>
+where
+    T: Send,
+    It: IndexedParallelIterator<Item = T>,
+    R: Send,
+    F: Fn(T) -> R + Sync + Send,
+{
     let route = route(site, n, call_index);
     if let Route::Serial { timed: false } = route {
         // The common short call, in a callback of its own so that its loop compiles as

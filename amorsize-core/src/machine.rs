@@ -115,6 +115,12 @@ pub(crate) fn serial_limit_ps() -> u64 {
     }
 }
 
+/// The cached break-even total work, or 0 while it is not known (no call is then below it).
+#[inline]
+pub(crate) fn known_serial_limit_ps() -> u64 {
+    SERIAL_LIMIT_PS.load(Ordering::Relaxed)
+}
+
 #[cold]
 fn compute_serial_limit_ps() -> u64 {
     let m = machine();
