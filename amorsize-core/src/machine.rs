@@ -185,15 +185,24 @@ fn measure_once() -> Machine {
     *MEASURED.get().unwrap_or(&measured)
 }
 
+/// The CPUs this process may use, asked once: on Linux the answer reads cgroup files
+/// (50-110 µs per call on the development VM).
+static CPUS: OnceLock<usize> = OnceLock::new();
+
 /// rayon's pool size, capped at the CPUs this process may use.
 fn usable_threads() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(usize::MAX, |n| n.get());
+    let cpus = *CPUS.get_or_init(|| {
+        std::thread::available_parallelism().map_or(usize::MAX, std::num::NonZeroUsize::get)
+    });
     rayon::current_num_threads().min(cpus)
 }
 
+/// Stand-in numbers until the machine is measured. Cheap: a short first call labels its
+/// decision with them, so the CPU count is used only if already known.
 pub(crate) fn provisional() -> Machine {
+    let cpus = CPUS.get().copied().unwrap_or(usize::MAX);
     Machine {
-        threads: usable_threads(),
+        threads: rayon::current_num_threads().min(cpus),
         overhead_ns: PROVISIONAL_OVERHEAD_NS,
         cold_overhead_ns: PROVISIONAL_OVERHEAD_NS,
         per_piece_ns: PROVISIONAL_PER_PIECE_NS,

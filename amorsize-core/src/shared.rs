@@ -451,18 +451,31 @@ mod tests {
 
     #[test]
     fn helpers_do_take_work_when_items_are_slow() {
-        let out = run(64, 1, |x| {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-            format!("{x}@{}", rayon::current_thread_index().is_some())
+        let (caller, out) = in_own_pool(2, || {
+            run(64, 1, |x| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                (x, rayon::current_thread_index())
+            })
         });
-        assert!(out.iter().any(|s| s.ends_with("@true")), "no helper ran");
+        assert!(out.iter().any(|&(_, t)| t != caller), "no helper ran");
         assert!(
-            out.iter().any(|s| s.ends_with("@false")),
+            out.iter().any(|&(_, t)| t == caller),
             "the caller did not work"
         );
-        for (i, s) in out.iter().enumerate() {
-            assert!(s.starts_with(&format!("{i}@")), "{s} at {i}");
+        for (i, &(x, _)) in out.iter().enumerate() {
+            assert_eq!(x, i as u64);
         }
+    }
+
+    /// Runs `f` on a thread of a pool of its own with `threads` threads (the caller being one
+    /// of them), so that tests which need idle helpers do not depend on what other tests do
+    /// with the global pool; returns the caller's thread index with `f`'s result.
+    fn in_own_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> (Option<usize>, T) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| (rayon::current_thread_index(), f()))
     }
 
     /// The caller asks for one helper; each helper that gets in asks for the next, so with
@@ -470,16 +483,11 @@ mod tests {
     /// global one stays free for the other tests.)
     #[test]
     fn each_helper_asks_for_the_next() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .unwrap();
-        let (caller, out) = pool.install(|| {
-            let out = run(120, 1, |_| {
+        let (caller, out) = in_own_pool(4, || {
+            run(120, 1, |_| {
                 std::thread::sleep(std::time::Duration::from_millis(1));
                 rayon::current_thread_index()
-            });
-            (rayon::current_thread_index(), out)
+            })
         });
         let helpers: std::collections::BTreeSet<usize> = out
             .iter()
@@ -495,20 +503,24 @@ mod tests {
     #[test]
     fn the_caller_sleeps_through_a_long_last_piece() {
         let helper_started = AtomicBool::new(false);
-        let out = run(4, 1, |x| {
-            if rayon::current_thread_index().is_some() {
-                helper_started.store(true, Ordering::SeqCst);
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            } else {
-                // Keep the caller busy until a helper has its piece (or give up after 1 s).
-                let start = Instant::now();
-                while !helper_started.load(Ordering::SeqCst)
-                    && start.elapsed() < std::time::Duration::from_secs(1)
-                {
-                    std::thread::yield_now();
+        let caller = std::sync::OnceLock::new();
+        let (_, out) = in_own_pool(2, || {
+            let _ = caller.set(rayon::current_thread_index());
+            run(4, 1, |x| {
+                if Some(&rayon::current_thread_index()) != caller.get() {
+                    helper_started.store(true, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                } else {
+                    // Keep the caller busy until a helper has its piece (or give up after 1 s).
+                    let start = Instant::now();
+                    while !helper_started.load(Ordering::SeqCst)
+                        && start.elapsed() < std::time::Duration::from_secs(1)
+                    {
+                        std::thread::yield_now();
+                    }
                 }
-            }
-            x * 3
+                x * 3
+            })
         });
         assert!(helper_started.load(Ordering::SeqCst), "no helper came");
         assert_eq!(out, [0, 3, 6, 9]);
