@@ -6,11 +6,17 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Two rayon threads even on a one-core runner, so that "parallel" is a possible answer.
-fn two_threads() {
+/// Two rayon threads even on a one-core runner, so that "parallel" is a possible answer; and
+/// one test at a time: a plan follows a timing, which a sibling test's parallel work on the
+/// same two cores would distort.
+fn two_threads() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build_global();
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn spin(d: Duration) {
@@ -41,7 +47,7 @@ fn counted_by_value(x: u32) -> u64 {
 
 #[test]
 fn every_item_runs_exactly_once_per_call_first_call_included() {
-    two_threads();
+    let _one_at_a_time = two_threads();
     for n in [100_000usize, 0, 1, 2, 7, 1_000, 100_000] {
         let before = BY_REF_CALLS.load(Ordering::Relaxed);
         let items: Vec<u64> = (0..n as u64).collect();
@@ -71,13 +77,18 @@ fn tiny(x: &u64) -> u64 {
 
 #[test]
 fn a_hundred_nanosecond_items_are_planned_serial() {
-    two_threads();
+    let _one_at_a_time = two_threads();
     let items: Vec<u64> = (0..100).collect();
-    assert_eq!(par_tiny(&items), (1..=100).collect::<Vec<_>>());
+    // Twice: the cost learned from one call this short is provisional, and a call whose
+    // timing was inflated (the thread descheduled mid-block, about one run in a hundred here)
+    // profiles again on the next call that the inflated cost makes look long.
+    for _ in 0..2 {
+        assert_eq!(par_tiny(&items), (1..=100).collect::<Vec<_>>());
+    }
     let report = amorsize::report();
     let site = report.site("tiny").expect("the site is in the report");
-    assert_eq!(site.calls, 1);
-    assert_eq!(site.items, 100);
+    assert_eq!(site.calls, 2);
+    assert_eq!(site.items, 200);
     assert_eq!(site.plan, Some(Plan::Serial), "{report}");
     assert_eq!(site.plan_for(100, &report.machine), Some(Plan::Serial));
     assert!(site.per_item_ns.unwrap() < 1_000.0, "{report}");
@@ -91,7 +102,7 @@ fn heavy(x: &u64) -> u64 {
 
 #[test]
 fn sixty_four_millisecond_items_are_planned_parallel() {
-    two_threads();
+    let _one_at_a_time = two_threads();
     let items: Vec<u64> = (0..64).collect();
     assert_eq!(
         par_heavy(&items),
@@ -117,7 +128,7 @@ fn medium(x: &u64) -> u64 {
 
 #[test]
 fn one_function_gets_the_right_plan_for_each_length() {
-    two_threads();
+    let _one_at_a_time = two_threads();
     let small: Vec<u64> = (0..50).collect();
     let large: Vec<u64> = (0..200_000).collect();
     let expected = |v: &[u64]| v.iter().map(medium).collect::<Vec<_>>();
