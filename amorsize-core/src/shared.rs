@@ -300,7 +300,8 @@ pub(crate) fn map_into<P, F, R>(
         }),
         f,
         chunk: chunk.max(1),
-        complete: Mutex::new(Vec::new()),
+        // One entry per piece; plans cut at most 16 pieces per thread.
+        complete: Mutex::new(Vec::with_capacity(n.div_ceil(chunk.max(1)).min(1024))),
         written: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         panic: Mutex::new(None),
