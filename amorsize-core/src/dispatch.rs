@@ -97,8 +97,8 @@ where
 {
     let route = route(site, n, call_index);
     if let Route::Serial { timed: false } = route {
-        // The common short call, in a callback of its own so that its loop compiles as
-        // tightly as the user's own would.
+        // An untimed loop the fast path could not settle (a forced or pinned mode, or a
+        // break-even point not computed yet).
         return iter.with_producer(Serial {
             n,
             f: &f,
