@@ -408,6 +408,7 @@ mod tests {
 
     #[test]
     fn output_is_in_order_whoever_computes_what() {
+        let _serial = crate::timing_test();
         for (n, chunk) in [
             (0, 1),
             (1, 1),
@@ -425,6 +426,7 @@ mod tests {
 
     #[test]
     fn appends_after_what_the_output_already_holds() {
+        let _serial = crate::timing_test();
         struct Append;
         impl ProducerCallback<u64> for Append {
             type Output = Vec<u64>;
@@ -452,6 +454,7 @@ mod tests {
 
     #[test]
     fn helpers_do_take_work_when_items_are_slow() {
+        let _serial = crate::timing_test();
         let (caller, out) = in_own_pool(2, || {
             run(64, 1, |x| {
                 std::thread::sleep(std::time::Duration::from_micros(200));
@@ -484,6 +487,7 @@ mod tests {
     /// global one stays free for the other tests.)
     #[test]
     fn each_helper_asks_for_the_next() {
+        let _serial = crate::timing_test();
         let (caller, out) = in_own_pool(4, || {
             run(120, 1, |_| {
                 std::thread::sleep(std::time::Duration::from_millis(1));
@@ -503,6 +507,7 @@ mod tests {
     /// woken when it ends, with every result in place.
     #[test]
     fn the_caller_sleeps_through_a_long_last_piece() {
+        let _serial = crate::timing_test();
         let helper_started = AtomicBool::new(false);
         let caller = std::sync::OnceLock::new();
         let (_, out) = in_own_pool(2, || {
@@ -532,6 +537,7 @@ mod tests {
     /// wait here). A pool of its own keeps the global one free for the other tests.
     #[test]
     fn never_waits_for_a_helper_that_has_not_started() {
+        let _serial = crate::timing_test();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
@@ -557,6 +563,7 @@ mod tests {
 
     #[test]
     fn a_panic_on_either_side_propagates_with_its_payload() {
+        let _serial = crate::timing_test();
         for bad in [0u64, 9_999, 5_000] {
             let err = catch_unwind(AssertUnwindSafe(|| {
                 run(10_000, 16, |x| {
@@ -574,6 +581,7 @@ mod tests {
     /// Every result made before a panic is dropped exactly once, and none twice.
     #[test]
     fn a_panic_drops_each_computed_result_once() {
+        let _serial = crate::timing_test();
         static LIVE: AtomicUsize = AtomicUsize::new(0);
         #[derive(Debug)]
         struct Counted;
@@ -620,6 +628,7 @@ mod tests {
             helpers in 0usize..4,
             panic_at in proptest::option::of(0usize..3_000),
         ) {
+            let _serial = crate::timing_test();
             static LIVE: AtomicUsize = AtomicUsize::new(0);
             struct Counted(String);
             impl Drop for Counted {
