@@ -143,6 +143,7 @@ mod tests {
 
     #[test]
     fn ranges_of_every_width_match_their_serial_iteration() {
+        let _serial = crate::timing_test();
         assert_eq!(collect(3u64..9), (3u64..9).collect::<Vec<_>>());
         assert_eq!(collect(-5i64..=5), (-5i64..=5).collect::<Vec<_>>());
         assert_eq!(collect(250u8..=255), (250u8..=255).collect::<Vec<_>>());
@@ -175,6 +176,7 @@ mod tests {
 
     #[test]
     fn collections_and_wrapped_iterators() {
+        let _serial = crate::timing_test();
         assert_eq!(collect(vec![1, 2, 3]), vec![1, 2, 3]);
         assert_eq!(collect([4, 5]), vec![4, 5]);
         assert_eq!(collect(VecDeque::from(vec![7, 8])), vec![7, 8]);

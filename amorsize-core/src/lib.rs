@@ -65,8 +65,9 @@ pub use model::{Decision, Machine, Plan};
 pub use report::{report, Nanos, Report, SiteReport};
 pub use site::Site;
 
-/// Serialises the unit tests that time work or keep the pool busy: on two cores, one such
-/// test running beside another skews its timings (a profile test's blocks held up).
+/// Serialises the unit tests that time work, keep threads or the pool busy, or measure the
+/// machine: on two cores, one such test running beside another skews its timings (a profile
+/// test's blocks held up).
 #[cfg(test)]
 pub(crate) fn timing_test() -> std::sync::MutexGuard<'static, ()> {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());

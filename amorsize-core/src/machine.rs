@@ -288,6 +288,7 @@ mod tests {
 
     #[test]
     fn measured_machine_is_sane() {
+        let _serial = crate::timing_test();
         let m = machine();
         assert_eq!(m.threads, usable_threads());
         assert!(m.threads >= 1 && m.threads <= rayon::current_num_threads());
@@ -300,6 +301,7 @@ mod tests {
 
     #[test]
     fn learned_overheads_move_one_step_at_a_time_and_stay_positive() {
+        let _serial = crate::timing_test();
         let before = machine();
         if before.threads < 2 {
             return;

@@ -461,6 +461,7 @@ mod tests {
 
     #[test]
     fn packed_counters_spill_without_losing_counts() {
+        let _serial = crate::timing_test();
         static COUNTED: Site = Site::new("counted");
         let huge = MAX_PACKED_ITEMS_PER_CALL as usize;
         COUNTED.begin_call(huge);
@@ -484,6 +485,7 @@ mod tests {
 
     #[test]
     fn counting_from_many_threads_is_exact() {
+        let _serial = crate::timing_test();
         static SHARED: Site = Site::new("shared_counts");
         std::thread::scope(|s| {
             for _ in 0..8 {
