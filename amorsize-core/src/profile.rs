@@ -246,53 +246,57 @@ mod tests {
         assert!(est.per_item_ps < 3_000_000, "{est:?}");
     }
 
+    /// Profiles a short call of 100 trivial items in which item `held` is held up for 50 µs
+    /// (well under the 200 µs budget): the estimate must stay near the others' cost, not the
+    /// 0.5 µs per item of a plain average.
+    fn assert_short_call_shrugs_off(held: u64) {
+        let _serial = crate::timing_test();
+        let (est, out, rest) = run(100, |x: u64| {
+            if x == held {
+                let start = Instant::now();
+                while start.elapsed().as_micros() < 50 {}
+            }
+            x * 2
+        });
+        assert_eq!(out.len() + rest, 100);
+        assert!(est.per_item_ps < 250_000, "item {held} held up: {est:?}");
+    }
+
+    /// The first item alone (a cold start, or the thread descheduled), in a call too short
+    /// for well-timed blocks.
     #[test]
     fn a_short_call_does_not_take_its_first_item_for_the_cost() {
-        let _serial = crate::timing_test();
-        // 100 trivial items; the first is held up for 50 µs (a cold start, or the thread
-        // descheduled), well under the 200 µs budget. No block is long enough to be well
-        // timed: the estimate is the average of the other 99, not 0.5 µs per item.
-        let spin = |x: u64| {
-            if x == 0 {
-                let start = Instant::now();
-                while start.elapsed().as_micros() < 50 {}
-            }
-            x * 2
-        };
-        let (est, out, rest) = run(100, spin);
-        assert_eq!(out.len() + rest, 100);
-        assert!(est.per_item_ps < 250_000, "{est:?}");
+        assert_short_call_shrugs_off(0);
     }
 
+    /// An item inside a block of several.
     #[test]
     fn a_short_call_shrugs_off_one_held_up_block() {
-        let _serial = crate::timing_test();
-        // 100 trivial items; the 40th is held up for 50 µs, inside a block of several
-        // items. The estimate stays near the others' cost, not 0.5 µs per item.
-        let spin = |x: u64| {
-            if x == 40 {
-                let start = Instant::now();
-                while start.elapsed().as_micros() < 50 {}
-            }
-            x * 2
-        };
-        let (est, out, rest) = run(100, spin);
-        assert_eq!(out.len() + rest, 100);
-        assert!(est.per_item_ps < 250_000, "{est:?}");
+        assert_short_call_shrugs_off(40);
     }
 
+    /// The fallback average on made-up numbers: the first item and a held-up block are left
+    /// out, a merely costlier last stretch is not.
     #[test]
-    fn a_steadily_costlier_input_is_not_mistaken_for_an_outlier() {
-        let _serial = crate::timing_test();
-        // Short call, item i costs ~i × 10 ns: the last block (items 63-99, ~810 ns each) is
-        // the costliest without being held up. Its per-item time is under 4× the rest's
-        // (~310 ns), so it stays in: the estimate is ~465-495 ns, not the rest's ~310 ns.
-        let (est, _, _) = run(100, |x: u64| {
-            let start = Instant::now();
-            while start.elapsed().as_nanos() < u128::from(x) * 10 {}
-            x
-        });
-        assert!(est.per_item_ps > 400_000, "{est:?}");
+    fn the_fallback_average_drops_only_outliers() {
+        // 100 items in 10 µs; the first took 10 ns; the costliest block (the last 37 items,
+        // 150 ns each) is about 2× the rest's 72 ns per item, under 4×: all 99 count.
+        assert_eq!(
+            robust_average_ps(10_000, 100, 10, Some((5_550, 37))),
+            100_909
+        );
+        // A block of 8 items held up to 50.5 µs: over 4× the rest's 104 ns, left out.
+        assert_eq!(
+            robust_average_ps(60_000, 100, 10, Some((50_500, 8))),
+            104_285
+        );
+        // No one-item first block (a call that started with a longer one): all items count.
+        assert_eq!(robust_average_ps(10_000, 100, 0, None), 100_000);
+        // A single item, or nothing at all: no division by zero.
+        assert_eq!(robust_average_ps(500, 1, 500, None), 500_000);
+        assert_eq!(robust_average_ps(0, 0, 0, None), 1);
+        // The slowest block is all there is besides the first item: kept.
+        assert_eq!(robust_average_ps(1_010, 3, 10, Some((1_000, 2))), 500_000);
     }
 
     #[test]
