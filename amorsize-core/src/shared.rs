@@ -13,13 +13,14 @@
 //! on an idle or busy pool therefore costs at most a loop plus the price of asking for help
 //! (a job injected into the pool) and of finishing the piece a late helper took.
 
+use crate::lock;
 use crate::profile::elapsed_ns;
 use rayon::iter::plumbing::Producer;
 use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 /// The items and output slots nobody has taken yet, always the same length.
@@ -65,13 +66,6 @@ fn take<'s, P: Producer, R>(
         m.offset += take;
         Some((front, front_slots, offset))
     }
-}
-
-/// No user code runs under these locks, so a poisoned one still holds consistent data.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The slots of one piece, of which the first `written` hold results. Dropped before the

@@ -198,10 +198,7 @@ impl Site {
 
     #[cold]
     fn overflow_instance(&'static self, instances: &Instances, key: &'static str) -> &'static Site {
-        let mut overflow = instances
-            .overflow
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut overflow = crate::lock(&instances.overflow);
         if let Some((_, site)) = overflow.iter().find(|(k, _)| *k == key) {
             return site;
         }
@@ -409,9 +406,7 @@ impl Site {
 }
 
 fn registry() -> std::sync::MutexGuard<'static, Vec<&'static Site>> {
-    REGISTRY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::lock(&REGISTRY)
 }
 
 fn store_if_changed(cell: &AtomicU64, value: u64) {
