@@ -83,7 +83,7 @@ fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
         return false;
     };
     let work_ps = (n as u64).saturating_mul(per_item_ps);
-    work_ps < known_serial_limit_ps() && work_ps < ALWAYS_TIME_PS && call_index % SAMPLE_EVERY != 0
+    work_ps < known_serial_limit_ps() && !sample_due(work_ps, call_index)
 }
 
 /// Every call that is not a settled short loop: routed, then run.
@@ -173,13 +173,19 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
     }
 }
 
-/// A plain loop over `work_ps` of predicted work, timed when long enough for the clock not
-/// to matter, or as one sample in [`SAMPLE_EVERY`].
+/// A plain loop over `work_ps` of predicted work, timed when [`sample_due`].
 #[inline]
 fn serial_route(work_ps: u64, call_index: u64) -> Route {
     Route::Serial {
-        timed: work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0,
+        timed: sample_due(work_ps, call_index),
     }
+}
+
+/// Whether a serial call over `work_ps` of predicted work is timed: when long enough for the
+/// clock not to matter, or as one sample in [`SAMPLE_EVERY`].
+#[inline(always)]
+fn sample_due(work_ps: u64, call_index: u64) -> bool {
+    work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0
 }
 
 #[cold]
@@ -261,8 +267,8 @@ where
         } = self;
         let mut out = Vec::with_capacity(n);
         match route {
-            Route::Serial { timed: false } => out.extend(producer.into_iter().map(f)),
-            Route::Serial { timed: true } => {
+            // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead.
+            Route::Serial { .. } => {
                 let start = Instant::now();
                 out.extend(producer.into_iter().map(f));
                 observe_serial(site, n, start);

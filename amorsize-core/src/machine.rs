@@ -109,7 +109,7 @@ pub(crate) fn note_pool_used() {
 /// overhead, the smaller one, so it never hides a parallel plan); cached until it changes.
 #[inline]
 pub(crate) fn serial_limit_ps() -> u64 {
-    match SERIAL_LIMIT_PS.load(Ordering::Relaxed) {
+    match known_serial_limit_ps() {
         0 => compute_serial_limit_ps(),
         limit => limit,
     }
