@@ -92,10 +92,9 @@ struct Shared<'s, P, R, F> {
     middle: Mutex<Middle<'s, P, R>>,
     f: &'s F,
     chunk: usize,
-    /// Completed pieces as (offset, length): what to drop if the call fails.
+    /// Completed pieces as (offset, length): what to drop if the call fails, and whose
+    /// lengths must add up to the call's length if it succeeds.
     complete: Mutex<Vec<(usize, usize)>>,
-    /// Items written by complete pieces.
-    written: AtomicUsize,
     /// Set by the first panic: nobody takes a new piece after it.
     stop: AtomicBool,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
@@ -120,7 +119,6 @@ where
                 run_piece(piece, slots, self.f);
                 self.busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
                 lock(&self.complete).push((offset, len));
-                self.written.fetch_add(len, Ordering::Relaxed);
             }
         }));
         if let Err(payload) = result {
@@ -296,7 +294,6 @@ pub(crate) fn map_into<P, F, R>(
         chunk: chunk.max(1),
         // One entry per piece; plans cut at most 16 pieces per thread.
         complete: Mutex::new(Vec::with_capacity(n.div_ceil(chunk.max(1)).min(1024))),
-        written: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         panic: Mutex::new(None),
         busy_ns,
@@ -328,12 +325,10 @@ pub(crate) fn map_into<P, F, R>(
     let Shared {
         middle,
         complete,
-        written,
         panic,
         ..
     } = shared;
     drop(middle);
-    let written = written.into_inner();
     let complete = complete
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -342,6 +337,7 @@ pub(crate) fn map_into<P, F, R>(
         .unwrap_or_else(|poisoned| poisoned.into_inner())
     {
         None => {
+            let written: usize = complete.iter().map(|&(_, len)| len).sum();
             assert_eq!(
                 written, n,
                 "amorsize: every item is taken unless a piece panicked"
