@@ -112,34 +112,27 @@ where
 
     let kept = good.min(GOOD_BLOCKS);
     let recent = &mut window[GOOD_BLOCKS - kept..];
-    let average_ps = robust_average_ps(spent_ns, done, first_item_ns, slowest);
-    let estimate = if kept > 0 {
-        // With three blocks the median shrugs off one outlier. With fewer, the fastest
-        // block is the better guess: noise (preemption, first-touch page faults, a cold
-        // cache on the very first item) only ever adds time; so can the one good block of
-        // a short call, if it was the one held up, hence the average as a bound.
-        let per_item_ps = if kept >= GOOD_BLOCKS {
-            median(recent)
-        } else {
-            recent
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min)
-                .min(average_ps as f64)
-        };
-        Estimate {
-            per_item_ps: per_item_ps.max(1.0) as u64,
-            strong: kept >= GOOD_BLOCKS || spent_ns >= BUDGET_NS,
-            done,
-            spent_ns,
-        }
+    let average_ps = || robust_average_ps(spent_ns, done, first_item_ns, slowest);
+    // With three blocks the median shrugs off one outlier. With fewer, the fastest block is
+    // the better guess: noise (preemption, first-touch page faults, a cold cache on the very
+    // first item) only ever adds time; so can the one good block of a short call, if it was
+    // the one held up, hence the average as a bound. With none, the average.
+    let (per_item_ps, strong) = if kept >= GOOD_BLOCKS {
+        (median(recent).max(1.0) as u64, true)
+    } else if kept > 0 {
+        let fastest = recent.iter().copied().fold(f64::INFINITY, f64::min);
+        (
+            fastest.min(average_ps() as f64).max(1.0) as u64,
+            spent_ns >= BUDGET_NS,
+        )
     } else {
-        Estimate {
-            per_item_ps: average_ps,
-            strong: false,
-            done,
-            spent_ns,
-        }
+        (average_ps(), false)
+    };
+    let estimate = Estimate {
+        per_item_ps,
+        strong,
+        done,
+        spent_ns,
     };
     (estimate, rest)
 }
