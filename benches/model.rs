@@ -2,7 +2,7 @@
 //! the hot-path limit is computed once. Run: `cargo bench --bench model`.
 
 use amorsize::model::{decide, serial_work_limit_ps};
-use amorsize::Machine;
+use amorsize::{Machine, PerItem};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
@@ -14,10 +14,10 @@ fn model(c: &mut Criterion) {
         per_piece_ns: 100.0,
     };
     c.bench_function("decide (parallel answer)", |b| {
-        b.iter(|| decide(black_box(1_000_000), black_box(2.5), black_box(&machine)))
+        b.iter(|| decide(black_box(1_000_000), black_box(PerItem::from_nanos(2.5)), black_box(&machine)))
     });
     c.bench_function("decide (serial answer)", |b| {
-        b.iter(|| decide(black_box(100), black_box(2.5), black_box(&machine)))
+        b.iter(|| decide(black_box(100), black_box(PerItem::from_nanos(2.5)), black_box(&machine)))
     });
     c.bench_function("serial_work_limit_ps", |b| {
         b.iter(|| serial_work_limit_ps(black_box(&machine)))

@@ -63,8 +63,7 @@ fn main() {
         println!(
             "  {:<28} per item {:>10}  plan for 10 items: {:<40}  plan for 1M items: {:?}",
             site.name,
-            site.per_item_ns
-                .map_or("-".into(), |c| amorsize::Nanos(c).to_string()),
+            site.per_item.map_or("-".into(), |c| c.to_string()),
             format!("{:?}", site.plan_for(10, &report.machine)),
             site.plan_for(1_000_000, &report.machine),
         );

@@ -28,7 +28,7 @@
 
 pub use amorsize_core::{
     machine, map, map_slice, mode, model, report, set_mode, Decision, IntoItems, Machine, Mode,
-    Nanos, ParIter, ParseModeError, Plan, RangeItems, Report, Site, SiteReport, MODE_ENV,
+    Nanos, ParIter, ParseModeError, PerItem, Plan, RangeItems, Report, Site, SiteReport, MODE_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop

@@ -36,7 +36,7 @@ fn sixteen_simultaneous_first_calls_agree() {
     let site = report.site("crunch").unwrap();
     assert_eq!(site.calls, 16);
     assert_eq!(site.items, 16 * 20_000);
-    let cost = site.per_item_ns.expect("learned a cost");
+    let cost = site.per_item.expect("learned a cost").as_nanos();
     assert!(
         cost.is_finite() && cost > 0.0 && cost < 100_000.0,
         "{report}"

@@ -39,13 +39,18 @@ fn a_panic_on_the_very_first_item_propagates_and_leaves_no_plan() {
     // Nothing was learned from the aborted call: no half-written plan to trust.
     let report = amorsize::report();
     let site = report.site("fragile_first").unwrap();
-    assert_eq!(site.per_item_ns, None, "{report}");
+    assert_eq!(site.per_item, None, "{report}");
 
     FIRST_PANICS_AT.store(u64::MAX, Ordering::Relaxed);
     let expected: Vec<u64> = items.iter().map(fragile_first).collect();
     assert_eq!(par_fragile_first(&items), expected);
     let report = amorsize::report();
-    let cost = report.site("fragile_first").unwrap().per_item_ns.unwrap();
+    let cost = report
+        .site("fragile_first")
+        .unwrap()
+        .per_item
+        .unwrap()
+        .as_nanos();
     assert!(cost.is_finite() && cost > 0.0 && cost < 1e6, "{report}");
 }
 

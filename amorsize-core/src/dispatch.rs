@@ -8,8 +8,9 @@ use crate::machine::{
     known_serial_limit_ps, machine_for_call, note_pool_used, observe_overhead, serial_limit_ps,
 };
 use crate::model::{self, Decision, Plan};
-use crate::profile::{elapsed_ns, profile};
+use crate::profile::profile;
 use crate::site::Site;
+use crate::units::{elapsed_ns, PerItem};
 use rayon::iter::plumbing::{
     bridge_producer_consumer, Consumer, Folder, Producer, ProducerCallback, UnindexedConsumer,
 };
@@ -82,7 +83,7 @@ fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
     let Some(per_item_ps) = site.cost_ps() else {
         return false;
     };
-    let work_ps = (n as u64).saturating_mul(per_item_ps);
+    let work_ps = PerItem::from_picos(per_item_ps).work_ps(n);
     work_ps < known_serial_limit_ps() && !sample_due(work_ps, call_index)
 }
 
@@ -162,7 +163,7 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
         Mode::Auto => match site.cost_ps() {
             None => Route::Profile,
             Some(per_item_ps) => {
-                let work_ps = (n as u64).saturating_mul(per_item_ps);
+                let work_ps = PerItem::from_picos(per_item_ps).work_ps(n);
                 if work_ps < serial_limit_ps() {
                     serial_route(work_ps, call_index)
                 } else {
@@ -195,7 +196,7 @@ fn plan_long_call(site: &Site, n: usize, per_item_ps: u64) -> Route {
         return Route::Profile;
     }
     let (m, cold) = machine_for_call();
-    let decision = model::decide(n, per_item_ps as f64 / 1000.0, &m);
+    let decision = model::decide(n, PerItem::from_picos(per_item_ps), &m);
     site.note_decision(n, &decision);
     match decision.plan {
         Plan::Parallel { .. } => Route::Parallel { decision, cold },
@@ -206,8 +207,8 @@ fn plan_long_call(site: &Site, n: usize, per_item_ps: u64) -> Route {
 #[cold]
 fn forced_parallel(site: &Site, n: usize) -> Route {
     let (m, cold) = machine_for_call();
-    let per_item_ns = site.per_item_ns();
-    let mut decision = model::decide(n, per_item_ns.unwrap_or(f64::INFINITY), &m);
+    let per_item = site.per_item();
+    let mut decision = model::decide(n, per_item.unwrap_or(PerItem::from_picos(u64::MAX)), &m);
     if !decision.plan.is_parallel() {
         let threads = m.threads.max(1);
         let min_len = n.div_ceil(threads * model::MAX_PIECES_PER_THREAD).max(1);
@@ -215,7 +216,7 @@ fn forced_parallel(site: &Site, n: usize) -> Route {
             min_len,
             threads: threads.min(n.div_ceil(min_len)),
         };
-        if per_item_ns.is_none() {
+        if per_item.is_none() {
             decision.serial_ns = f64::NAN;
         }
     }
@@ -278,17 +279,16 @@ where
             }
             Route::Profile => {
                 let (estimate, rest) = profile(producer, n, f, &mut out);
-                site.publish_profile(estimate.per_item_ps, estimate.strong);
+                site.publish_profile(estimate.per_item.as_picos(), estimate.strong);
                 match rest {
                     None => {
-                        let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
-                        site.note_decision(n, &model::decide(n, per_item_ns, &machine_if_known()));
+                        let decision = model::decide(n, estimate.per_item, &machine_if_known());
+                        site.note_decision(n, &decision);
                     }
                     Some(rest) => {
                         let remaining = n - estimate.done;
-                        let per_item_ns = estimate.per_item_ps as f64 / 1000.0;
                         let (m, cold) = machine_for_call();
-                        let decision = model::decide(remaining, per_item_ns, &m);
+                        let decision = model::decide(remaining, estimate.per_item, &m);
                         log::debug!(
                             target: "amorsize",
                             "{}: first {} of {n} items profiled; rest planned {:?} (predicted speedup {:.2}x)",
@@ -344,7 +344,7 @@ fn run_parallel<P, F, R>(
         out.extend(producer.into_iter().map(f));
         return;
     };
-    let per_item_ns = site.per_item_ns();
+    let per_item = site.per_item();
     let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
     if threads >= 2 && rayon::current_thread_index().is_none() {
@@ -370,7 +370,7 @@ fn run_parallel<P, F, R>(
     // The pieces' own time is the per-item cost as paid in parallel; the rest of the wall
     // time, once the work is spread over the threads, is what going parallel cost. Few
     // pieces leave threads idle at the end: that is imbalance, not overhead.
-    let predicted_loop_ns = per_item_ns.map(|c| n as f64 * c);
+    let predicted_loop_ns = per_item.map(|c| c.work_ns(n));
     site.observe((busy_ns * 1000.0 / n as f64) as u64);
     // Overhead is learned from calls short enough for it to matter, split finely enough to
     // balance; the last piece's expected wait (half a piece) is imbalance, not overhead.

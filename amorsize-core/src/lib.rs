@@ -56,14 +56,16 @@ mod profile;
 mod report;
 mod shared;
 mod site;
+mod units;
 
 pub use config::{mode, set_mode, Mode, ParseModeError, MODE_ENV};
 pub use dispatch::{map, map_slice};
 pub use items::{IntoItems, ParIter, RangeItems};
 pub use machine::machine;
 pub use model::{Decision, Machine, Plan};
-pub use report::{report, Nanos, Report, SiteReport};
+pub use report::{report, Report, SiteReport};
 pub use site::Site;
+pub use units::{Nanos, PerItem};
 
 /// Locks `mutex`, taking over a poisoned one: the runtime runs no user code under its locks,
 /// so a panic elsewhere cannot leave the guarded data half-written.

@@ -2,6 +2,8 @@
 //! the machine's parallel overhead into a [`Plan`]. No clocks, no state; unit-tested with
 //! made-up numbers.
 
+use crate::units::PerItem;
+
 /// What one call will do: run on the caller's thread, or split across rayon's pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Plan {
@@ -90,18 +92,14 @@ pub fn serial_work_limit_ps(machine: &Machine) -> u64 {
     }
 }
 
-/// Chooses the plan for a call of `n` items costing `per_item_ns` each on `machine`.
+/// Chooses the plan for a call of `n` items costing `per_item` each on `machine`.
 ///
 /// Parallel time is modelled as the fixed overhead, plus each thread's share of the pieces'
 /// scheduling cost, plus each thread's share of the work rounded up to whole pieces. The
 /// parallel plan wins only if it is predicted [`MIN_SPEEDUP`] times faster than the loop.
-pub fn decide(n: usize, per_item_ns: f64, machine: &Machine) -> Decision {
-    let per_item_ns = if per_item_ns.is_finite() && per_item_ns > 0.0 {
-        per_item_ns
-    } else {
-        0.0
-    };
-    let serial_ns = n as f64 * per_item_ns;
+pub fn decide(n: usize, per_item: PerItem, machine: &Machine) -> Decision {
+    let per_item_ns = per_item.as_nanos();
+    let serial_ns = per_item.work_ns(n);
     let serial = Decision {
         plan: Plan::Serial,
         serial_ns,
@@ -160,6 +158,10 @@ fn min_len(n: usize, per_item_ns: f64, machine: &Machine) -> usize {
 mod tests {
     use super::*;
 
+    fn ns(per_item_ns: f64) -> PerItem {
+        PerItem::from_nanos(per_item_ns)
+    }
+
     fn two_cores() -> Machine {
         Machine {
             threads: 2,
@@ -172,16 +174,16 @@ mod tests {
     #[test]
     fn tiny_calls_stay_serial() {
         let m = two_cores();
-        assert_eq!(decide(0, 1000.0, &m).plan, Plan::Serial);
-        assert_eq!(decide(1, 1e9, &m).plan, Plan::Serial);
+        assert_eq!(decide(0, ns(1000.0), &m).plan, Plan::Serial);
+        assert_eq!(decide(1, ns(1e9), &m).plan, Plan::Serial);
         // 100 items of 2 ns: 0.2 µs of work against 10 µs of overhead.
-        assert_eq!(decide(100, 2.0, &m).plan, Plan::Serial);
+        assert_eq!(decide(100, ns(2.0), &m).plan, Plan::Serial);
     }
 
     #[test]
     fn heavy_calls_go_parallel_on_all_threads() {
         let m = two_cores();
-        let d = decide(64, 1_000_000.0, &m);
+        let d = decide(64, ns(1_000_000.0), &m);
         assert_eq!(
             d.plan,
             Plan::Parallel {
@@ -194,7 +196,7 @@ mod tests {
 
     #[test]
     fn two_items_of_heavy_work_split_in_two() {
-        let d = decide(2, 1_000_000.0, &two_cores());
+        let d = decide(2, ns(1_000_000.0), &two_cores());
         assert_eq!(
             d.plan,
             Plan::Parallel {
@@ -210,15 +212,15 @@ mod tests {
         // With 1 µs items the parallel time is 10 µs + n/2 µs (+ piece costs): serial
         // n µs reaches 1.25× of that only once n is well above 20.
         let first_parallel = (2..10_000)
-            .find(|&n| decide(n, 1000.0, &m).plan.is_parallel())
+            .find(|&n| decide(n, ns(1000.0), &m).plan.is_parallel())
             .unwrap();
         assert!((30..100).contains(&first_parallel), "{first_parallel}");
         // Monotone: once parallel, longer calls stay parallel.
         for n in first_parallel..first_parallel + 2000 {
-            assert!(decide(n, 1000.0, &m).plan.is_parallel(), "n = {n}");
+            assert!(decide(n, ns(1000.0), &m).plan.is_parallel(), "n = {n}");
         }
         // Just below, the predicted speedup is under the minimum.
-        let below = decide(first_parallel - 1, 1000.0, &m);
+        let below = decide(first_parallel - 1, ns(1000.0), &m);
         assert_eq!(below.plan, Plan::Serial);
         assert!(below.serial_ns / below.parallel_ns < MIN_SPEEDUP);
     }
@@ -227,7 +229,7 @@ mod tests {
     fn pieces_are_capped_per_thread() {
         let m = two_cores();
         // Cheap items, huge n: the overhead bound would allow tiny pieces; the cap holds.
-        let d = decide(1_000_000, 50.0, &m);
+        let d = decide(1_000_000, ns(50.0), &m);
         match d.plan {
             Plan::Parallel { min_len, threads } => {
                 assert_eq!(threads, 2);
@@ -241,7 +243,7 @@ mod tests {
     fn cheap_items_get_pieces_long_enough_to_pay_for_themselves() {
         let m = two_cores();
         // 2 ns items: a piece must run ≥ 200 ns / 5 % = 4 µs, i.e. ≥ 2000 items.
-        match decide(1_000_000, 2.0, &m).plan {
+        match decide(1_000_000, ns(2.0), &m).plan {
             Plan::Parallel { min_len, .. } => assert!(min_len >= 2000, "{min_len}"),
             Plan::Serial => panic!("1M × 2 ns = 2 ms should be parallel"),
         }
@@ -256,7 +258,7 @@ mod tests {
             per_piece_ns: 1_000.0,
         };
         // 40 items of 5 µs: pieces must run ≥ 20 µs = 4 items, so at most 10 pieces.
-        match decide(40, 5_000.0, &m).plan {
+        match decide(40, ns(5_000.0), &m).plan {
             Plan::Parallel { min_len, threads } => {
                 assert_eq!(min_len, 4);
                 assert_eq!(threads, 10);
@@ -266,17 +268,15 @@ mod tests {
     }
 
     #[test]
-    fn one_thread_or_nonsense_costs_mean_serial() {
+    fn one_thread_or_free_items_mean_serial() {
         let one = Machine {
             threads: 1,
             ..two_cores()
         };
-        assert_eq!(decide(1_000_000, 1e6, &one).plan, Plan::Serial);
+        assert_eq!(decide(1_000_000, ns(1e6), &one).plan, Plan::Serial);
         assert_eq!(serial_work_limit_ps(&one), u64::MAX);
         let m = two_cores();
-        for bad in [f64::NAN, f64::INFINITY, -5.0, 0.0] {
-            assert_eq!(decide(1_000_000, bad, &m).plan, Plan::Serial, "{bad}");
-        }
+        assert_eq!(decide(1_000_000, PerItem::ZERO, &m).plan, Plan::Serial);
     }
 
     #[test]
@@ -285,9 +285,9 @@ mod tests {
         let limit = serial_work_limit_ps(&m);
         for &c in &[1.0, 3.0, 50.0, 1000.0, 1e5, 1e6] {
             for n in [2usize, 3, 10, 100, 1000, 10_000, 100_000, 1_000_000] {
-                let work_ps = (n as f64 * c * 1000.0) as u64;
+                let work_ps = ns(c).work_ps(n);
                 if work_ps < limit {
-                    assert_eq!(decide(n, c, &m).plan, Plan::Serial, "n={n} c={c}");
+                    assert_eq!(decide(n, ns(c), &m).plan, Plan::Serial, "n={n} c={c}");
                 }
             }
         }
@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn huge_costs_do_not_overflow() {
         let m = two_cores();
-        let d = decide(usize::MAX, 1e12, &m);
+        let d = decide(usize::MAX, ns(1e12), &m);
         assert!(d.plan.is_parallel());
         assert!(d.predicted_speedup().is_finite());
     }

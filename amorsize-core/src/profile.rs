@@ -3,6 +3,7 @@
 //! No dry runs: each item is computed once, here or by the plan that follows.
 
 use crate::machine::median;
+use crate::units::{elapsed_ns, PerItem};
 use rayon::iter::plumbing::Producer;
 use std::time::Instant;
 
@@ -27,16 +28,11 @@ fn stable(window: &[f64]) -> bool {
 /// heavy, and the rest of the call should get on with it in parallel.
 pub(crate) const BUDGET_NS: u64 = 200_000;
 
-/// Nanoseconds since `start`, saturating (a `u64` of nanoseconds spans 584 years).
-pub(crate) fn elapsed_ns(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// What profiling learned.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Estimate {
-    /// Estimated cost of one item (picoseconds).
-    pub per_item_ps: u64,
+    /// Estimated cost of one item.
+    pub per_item: PerItem,
     /// `true` when it comes from well-timed blocks, `false` when the input ran out first.
     pub strong: bool,
     /// Items already run (their results are in the output).
@@ -129,7 +125,7 @@ where
         (average_ps(), false)
     };
     let estimate = Estimate {
-        per_item_ps,
+        per_item: PerItem::from_picos(per_item_ps),
         strong,
         done,
         spent_ns,
@@ -236,7 +232,7 @@ mod tests {
         };
         let (est, _, _) = run(5_000, spin);
         assert!(est.strong);
-        assert!(est.per_item_ps < 3_000_000, "{est:?}");
+        assert!(est.per_item.as_picos() < 3_000_000, "{est:?}");
     }
 
     /// Profiles a short call of 100 trivial items in which item `held` is held up for 50 µs
@@ -252,7 +248,10 @@ mod tests {
             x * 2
         });
         assert_eq!(out.len() + rest, 100);
-        assert!(est.per_item_ps < 250_000, "item {held} held up: {est:?}");
+        assert!(
+            est.per_item.as_picos() < 250_000,
+            "item {held} held up: {est:?}"
+        );
     }
 
     /// The first item alone (a cold start, or the thread descheduled), in a call too short
@@ -304,6 +303,6 @@ mod tests {
         assert!(est.strong);
         assert!(est.done <= 2, "profiled {} heavy items", est.done);
         assert_eq!(out.len() + rest, 64);
-        assert!(est.per_item_ps >= 300_000_000);
+        assert!(est.per_item.as_picos() >= 300_000_000);
     }
 }

@@ -3,6 +3,7 @@
 use crate::machine::machine;
 use crate::model::{Machine, Plan, MIN_SPEEDUP};
 use crate::site::all_sites;
+use crate::units::{Nanos, PerItem};
 use std::fmt;
 
 /// A snapshot of every site called so far and the machine facts they decided from.
@@ -23,8 +24,8 @@ pub struct SiteReport {
     pub calls: u64,
     /// Items processed by those calls.
     pub items: u64,
-    /// Learned cost of one item (nanoseconds), once measured.
-    pub per_item_ns: Option<f64>,
+    /// Learned cost of one item, once measured.
+    pub per_item: Option<PerItem>,
     /// Length of the most recent call that was planned (not every short call is recorded).
     pub last_n: Option<u64>,
     /// The plan of that call.
@@ -41,7 +42,7 @@ impl SiteReport {
     /// The plan a call of `n` items would get from this site's learned cost on `machine`
     /// (pass the report's [`Report::machine`]); `None` while the cost is unknown.
     pub fn plan_for(&self, n: usize, machine: &Machine) -> Option<Plan> {
-        self.per_item_ns
+        self.per_item
             .map(|c| crate::model::decide(n, c, machine).plan)
     }
 }
@@ -66,14 +67,14 @@ pub fn report() -> Report {
     let sites = all_sites()
         .into_iter()
         .map(|site| {
-            let per_item_ns = site.per_item_ns();
+            let per_item = site.per_item();
             let last = site.last_decision();
-            let reason = reason(per_item_ns, last.map(|l| (l.0, l.1)), &machine);
+            let reason = reason(per_item, last.map(|l| (l.0, l.1)), &machine);
             SiteReport {
                 name: site.name(),
                 calls: site.calls(),
                 items: site.items(),
-                per_item_ns,
+                per_item,
                 last_n: last.map(|l| l.0),
                 plan: last.map(|l| l.1),
                 predicted_speedup: last.map(|l| l.2),
@@ -85,50 +86,29 @@ pub fn report() -> Report {
     Report { machine, sites }
 }
 
-fn reason(per_item_ns: Option<f64>, last: Option<(u64, Plan)>, machine: &Machine) -> String {
-    let Some(c) = per_item_ns else {
+fn reason(per_item: Option<PerItem>, last: Option<(u64, Plan)>, machine: &Machine) -> String {
+    let Some(c) = per_item else {
         return "not measured yet: the next call profiles its first items".to_owned();
     };
     let Some((n, plan)) = last else {
         return format!(
             "{} per item; every call so far was far below the {} cost of going parallel: serial",
-            Nanos(c),
+            c,
             Nanos(machine.overhead_ns)
         );
     };
-    let work = Nanos(n as f64 * c);
+    let work = Nanos(c.work_ns(n as usize));
     match plan {
         Plan::Serial => format!(
             "{n} items × {} = {work}, not {MIN_SPEEDUP}× more than the {} cost of going parallel: serial",
-            Nanos(c),
+            c,
             Nanos(machine.overhead_ns)
         ),
         Plan::Parallel { min_len, threads } => format!(
             "{n} items × {} = {work}, well above the {} cost of going parallel: {threads} threads, pieces of ≥ {min_len} items",
-            Nanos(c),
+            c,
             Nanos(machine.overhead_ns)
         ),
-    }
-}
-
-/// A duration in nanoseconds, printed with a fitting unit.
-#[derive(Clone, Copy, Debug)]
-pub struct Nanos(pub f64);
-
-impl fmt::Display for Nanos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ns = self.0;
-        if !ns.is_finite() {
-            f.pad("?")
-        } else if ns < 1_000.0 {
-            f.pad(&format!("{ns:.1} ns"))
-        } else if ns < 1_000_000.0 {
-            f.pad(&format!("{:.1} µs", ns / 1e3))
-        } else if ns < 1_000_000_000.0 {
-            f.pad(&format!("{:.1} ms", ns / 1e6))
-        } else {
-            f.pad(&format!("{:.2} s", ns / 1e9))
-        }
     }
 }
 
@@ -179,8 +159,7 @@ impl fmt::Display for Report {
                 s.name,
                 s.calls,
                 s.items,
-                s.per_item_ns
-                    .map_or("-".to_owned(), |c| Nanos(c).to_string()),
+                s.per_item.map_or("-".to_owned(), |c| c.to_string()),
                 plan,
                 speedup(s.predicted_speedup),
                 speedup(s.observed_speedup),
@@ -196,15 +175,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nanos_pick_units() {
-        assert_eq!(Nanos(2.0).to_string(), "2.0 ns");
-        assert_eq!(Nanos(12_000.0).to_string(), "12.0 µs");
-        assert_eq!(Nanos(1.5e6).to_string(), "1.5 ms");
-        assert_eq!(Nanos(3e9).to_string(), "3.00 s");
-        assert_eq!(Nanos(f64::NAN).to_string(), "?");
-    }
-
-    #[test]
     fn reasons_name_the_numbers() {
         let m = Machine {
             threads: 2,
@@ -212,11 +182,15 @@ mod tests {
             cold_overhead_ns: 120_000.0,
             per_piece_ns: 100.0,
         };
-        let r = reason(Some(2.0), Some((100, Plan::Serial)), &m);
+        let r = reason(
+            Some(PerItem::from_nanos(2.0)),
+            Some((100, Plan::Serial)),
+            &m,
+        );
         assert!(r.starts_with("100 items × 2.0 ns = 200.0 ns"), "{r}");
         assert!(r.ends_with("12.0 µs cost of going parallel: serial"), "{r}");
         let r = reason(
-            Some(1e6),
+            Some(PerItem::from_nanos(1e6)),
             Some((
                 64,
                 Plan::Parallel {

@@ -14,7 +14,7 @@
 //! (a job injected into the pool) and of finishing the piece a late helper took.
 
 use crate::lock;
-use crate::profile::elapsed_ns;
+use crate::units::elapsed_ns;
 use rayon::iter::plumbing::Producer;
 use std::any::Any;
 use std::mem::MaybeUninit;

@@ -7,9 +7,9 @@
 
 use crate::config::Mode;
 use crate::model::{Decision, Plan};
+use crate::units::PerItem;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 /// Low bits of the packed counter: items.
 const ITEM_BITS: u32 = 40;
@@ -151,22 +151,17 @@ impl Site {
     }
 
     /// The learned cost of one item, once a call has measured it.
-    pub fn per_item_cost(&self) -> Option<Duration> {
-        self.cost_ps().map(|ps| Duration::from_nanos(ps / 1000))
-    }
-
-    /// The learned cost of one item in nanoseconds (fractional), once measured.
-    pub fn per_item_ns(&self) -> Option<f64> {
-        self.cost_ps().map(|ps| ps as f64 / 1000.0)
+    pub fn per_item(&self) -> Option<PerItem> {
+        self.cost_ps().map(PerItem::from_picos)
     }
 
     /// The plan a call of `n` items would get now, from the cached cost and the machine's
     /// measured overhead. `None` while the cost is unknown (such a call profiles first).
     pub fn plan_for(&self, n: usize) -> Option<Decision> {
-        let per_item_ns = self.per_item_ns()?;
+        let per_item = self.per_item()?;
         Some(crate::model::decide(
             n,
-            per_item_ns,
+            per_item,
             &crate::machine::machine(),
         ))
     }
@@ -291,7 +286,7 @@ impl Site {
             target: "amorsize",
             "{}: profiled {} per item ({})",
             self.name,
-            crate::report::Nanos(per_item_ps as f64 / 1000.0),
+            PerItem::from_picos(per_item_ps),
             if strong { "well timed" } else { "short call, provisional" }
         );
         if strong {
@@ -330,8 +325,8 @@ impl Site {
                     target: "amorsize",
                     "{}: re-tuned, per-item cost drifted from {} to {}",
                     self.name,
-                    crate::report::Nanos(old as f64 / 1000.0),
-                    crate::report::Nanos(sample_ps as f64 / 1000.0)
+                    PerItem::from_picos(old),
+                    PerItem::from_picos(sample_ps)
                 );
                 self.drift_streak.store(0, Ordering::Relaxed);
                 self.per_item_ps.store(sample_ps, Ordering::Relaxed);
