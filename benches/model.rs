@@ -14,10 +14,22 @@ fn model(c: &mut Criterion) {
         per_piece_ns: 100.0,
     };
     c.bench_function("decide (parallel answer)", |b| {
-        b.iter(|| decide(black_box(1_000_000), black_box(PerItem::from_nanos(2.5)), black_box(&machine)))
+        b.iter(|| {
+            decide(
+                black_box(1_000_000),
+                black_box(PerItem::from_nanos(2.5)),
+                black_box(&machine),
+            )
+        })
     });
     c.bench_function("decide (serial answer)", |b| {
-        b.iter(|| decide(black_box(100), black_box(PerItem::from_nanos(2.5)), black_box(&machine)))
+        b.iter(|| {
+            decide(
+                black_box(100),
+                black_box(PerItem::from_nanos(2.5)),
+                black_box(&machine),
+            )
+        })
     });
     c.bench_function("serial_work_limit_ps", |b| {
         b.iter(|| serial_work_limit_ps(black_box(&machine)))

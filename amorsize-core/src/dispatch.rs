@@ -1,32 +1,21 @@
-//! Running one call: route it from the site's cache (the hot path: a few atomic loads and a
-//! comparison), then run a plain loop, a profiling head followed by the tuned rest, or a rayon
-//! parallel map with the planned minimum split length.
+//! Routing one call: the public entry points [`map`] and [`map_slice`], the hot path (a few
+//! atomic loads and a comparison against the site's cache), and the [`Route`] every other call
+//! takes. Running a route is `run`'s job.
 
 use crate::config::{self, Mode};
 use crate::items::IntoItems;
-use crate::machine::{
-    known_serial_limit_ps, machine_for_call, note_pool_used, observe_overhead, serial_limit_ps,
-};
+use crate::machine::{known_serial_limit_ps, machine_for_call, serial_limit_ps};
 use crate::model::{self, Decision, Plan};
-use crate::profile::profile;
+use crate::run::{Run, Serial};
 use crate::site::Site;
-use crate::units::{elapsed_ns, PerItem};
-use rayon::iter::plumbing::{
-    bridge_producer_consumer, Consumer, Folder, Producer, ProducerCallback, UnindexedConsumer,
-};
+use crate::units::PerItem;
 use rayon::prelude::*;
-use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 /// Serial calls predicted to take longer than this are always timed (the clock's tens of
 /// nanoseconds are lost in them); shorter ones are timed on every [`SAMPLE_EVERY`]th call.
 const ALWAYS_TIME_PS: u64 = 20_000_000;
 /// One short call in this many is timed to refine the cached cost.
 const SAMPLE_EVERY: u64 = 64;
-/// A timed serial call shorter than this says more about the clock than the work: counted,
-/// not learned from.
-const MIN_SAMPLE_NS: u64 = 2_000;
 
 /// Maps `f` over `items` (a `Vec`, an integer range, a slice, any [`IntoItems`]), choosing a plain loop or a parallel map from what
 /// `site` has learned. Results are in input order; `f` runs exactly once per item.
@@ -60,11 +49,7 @@ where
     if short_call(site, n, call_index) {
         // The common short call: inlined into the caller, with its loop in a callback of
         // its own so that it compiles as tightly as the user's own would.
-        return iter.with_producer(Serial {
-            n,
-            f: &f,
-            _result: PhantomData,
-        });
+        return iter.with_producer(Serial::new(n, &f));
     }
     map_routed(site, iter, n, call_index, f)
 }
@@ -100,19 +85,9 @@ where
     if let Route::Serial { timed: false } = route {
         // An untimed loop the fast path could not settle (a forced or pinned mode, or a
         // break-even point not computed yet).
-        return iter.with_producer(Serial {
-            n,
-            f: &f,
-            _result: PhantomData,
-        });
+        return iter.with_producer(Serial::new(n, &f));
     }
-    iter.with_producer(Run {
-        site,
-        n,
-        f: &f,
-        route,
-        _result: PhantomData,
-    })
+    iter.with_producer(Run::new(site, n, &f, route))
 }
 
 /// Maps `f` over a slice of borrowed items: [`map`] over `items.par_iter()`.
@@ -136,7 +111,7 @@ where
 
 /// How one call runs.
 #[derive(Clone, Copy, Debug)]
-enum Route {
+pub(crate) enum Route {
     /// A plain loop; `timed` when this call's time should refine the cost.
     Serial { timed: bool },
     /// No trustworthy cost: time the head of this call, then plan the rest.
@@ -222,261 +197,4 @@ fn forced_parallel(site: &Site, n: usize) -> Route {
     }
     site.note_decision(n, &decision);
     Route::Parallel { decision, cold }
-}
-
-/// The callback for an untimed serial call: a plain loop into a new `Vec`.
-struct Serial<'f, F, R> {
-    n: usize,
-    f: &'f F,
-    _result: PhantomData<fn() -> R>,
-}
-
-impl<T, R, F> ProducerCallback<T> for Serial<'_, F, R>
-where
-    F: Fn(T) -> R,
-{
-    type Output = Vec<R>;
-
-    #[inline]
-    fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
-        let mut out = Vec::with_capacity(self.n);
-        out.extend(producer.into_iter().map(self.f));
-        out
-    }
-}
-
-/// The callback that receives the call's producer and runs the route.
-struct Run<'f, F, R> {
-    site: &'static Site,
-    n: usize,
-    f: &'f F,
-    route: Route,
-    _result: PhantomData<fn() -> R>,
-}
-
-impl<T, R, F> ProducerCallback<T> for Run<'_, F, R>
-where
-    T: Send,
-    R: Send,
-    F: Fn(T) -> R + Sync + Send,
-{
-    type Output = Vec<R>;
-
-    fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
-        let Run {
-            site, n, f, route, ..
-        } = self;
-        let mut out = Vec::with_capacity(n);
-        match route {
-            // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead.
-            Route::Serial { .. } => {
-                let start = Instant::now();
-                out.extend(producer.into_iter().map(f));
-                observe_serial(site, n, start);
-            }
-            Route::Parallel { decision, cold } => {
-                run_parallel(site, producer, n, f, decision, cold, &mut out)
-            }
-            Route::Profile => {
-                let (estimate, rest) = profile(producer, n, f, &mut out);
-                site.publish_profile(estimate.per_item.as_picos(), estimate.strong);
-                match rest {
-                    None => {
-                        let decision = model::decide(n, estimate.per_item, &machine_if_known());
-                        site.note_decision(n, &decision);
-                    }
-                    Some(rest) => {
-                        let remaining = n - estimate.done;
-                        let (m, cold) = machine_for_call();
-                        let decision = model::decide(remaining, estimate.per_item, &m);
-                        log::debug!(
-                            target: "amorsize",
-                            "{}: first {} of {n} items profiled; rest planned {:?} (predicted speedup {:.2}x)",
-                            site.name(),
-                            estimate.done,
-                            decision.plan,
-                            decision.predicted_speedup()
-                        );
-                        site.note_decision(n, &decision);
-                        match decision.plan {
-                            Plan::Parallel { .. } => {
-                                run_parallel(site, rest, remaining, f, decision, cold, &mut out)
-                            }
-                            Plan::Serial => out.extend(rest.into_iter().map(f)),
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The machine facts if already measured, else provisional ones: a call that ran whole
-/// while profiling must not pay for the measurement just to label its decision.
-fn machine_if_known() -> model::Machine {
-    crate::machine::measured().unwrap_or_else(crate::machine::provisional)
-}
-
-#[cold]
-fn observe_serial(site: &Site, n: usize, start: Instant) {
-    let elapsed_ns = elapsed_ns(start);
-    if elapsed_ns >= MIN_SAMPLE_NS {
-        site.observe(elapsed_ns.saturating_mul(1000) / n as u64);
-    }
-}
-
-fn run_parallel<P, F, R>(
-    site: &Site,
-    producer: P,
-    n: usize,
-    f: &F,
-    decision: Decision,
-    cold: bool,
-    out: &mut Vec<R>,
-) where
-    P: Producer,
-    P::Item: Send,
-    R: Send,
-    F: Fn(P::Item) -> R + Sync + Send,
-{
-    let Plan::Parallel { min_len, threads } = decision.plan else {
-        out.extend(producer.into_iter().map(f));
-        return;
-    };
-    let per_item = site.per_item();
-    let busy_ns = AtomicU64::new(0);
-    let start = Instant::now();
-    if threads >= 2 && rayon::current_thread_index().is_none() {
-        // This thread is not one of the pool's workers: it works from the front while
-        // helpers take pieces from the back as soon as they wake, rather than wait for
-        // the pool to do it all.
-        crate::shared::map_into(producer, n, f, min_len, threads - 1, out, &busy_ns);
-    } else {
-        out.par_extend(
-            ProducerIter {
-                producer: TimedProducer {
-                    inner: producer,
-                    busy_ns: &busy_ns,
-                },
-                len: n,
-            }
-            .with_min_len(min_len)
-            .map(f),
-        );
-    }
-    let elapsed_ns = start.elapsed().as_nanos() as f64;
-    let busy_ns = busy_ns.load(Ordering::Relaxed) as f64;
-    // The pieces' own time is the per-item cost as paid in parallel; the rest of the wall
-    // time, once the work is spread over the threads, is what going parallel cost. Few
-    // pieces leave threads idle at the end: that is imbalance, not overhead.
-    let predicted_loop_ns = per_item.map(|c| c.work_ns(n));
-    site.observe((busy_ns * 1000.0 / n as f64) as u64);
-    // Overhead is learned from calls short enough for it to matter, split finely enough to
-    // balance; the last piece's expected wait (half a piece) is imbalance, not overhead.
-    let pieces = n.div_ceil(min_len);
-    let per_thread_ns = busy_ns / threads as f64;
-    let overhead_ns = decision.parallel_ns - decision.serial_ns / threads as f64;
-    if pieces >= 4 * threads && per_thread_ns < 20.0 * overhead_ns.max(1_000.0) {
-        observe_overhead(
-            elapsed_ns - per_thread_ns - busy_ns / pieces as f64 / 2.0,
-            cold,
-        );
-    }
-    note_pool_used();
-    if let Some(loop_ns) = predicted_loop_ns {
-        site.note_observed_speedup(loop_ns / elapsed_ns);
-    }
-}
-
-/// A producer that adds the time each leaf piece takes to run to `busy_ns`. Rayon runs every
-/// piece it no longer splits through `fold_with`; pieces hold at least `min_len` items, so
-/// two clock reads per piece are lost in the work.
-struct TimedProducer<'a, P> {
-    inner: P,
-    busy_ns: &'a AtomicU64,
-}
-
-impl<P: Producer> Producer for TimedProducer<'_, P> {
-    type Item = P::Item;
-    type IntoIter = P::IntoIter;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.inner.into_iter()
-    }
-
-    fn min_len(&self) -> usize {
-        self.inner.min_len()
-    }
-
-    fn max_len(&self) -> usize {
-        self.inner.max_len()
-    }
-
-    fn split_at(self, index: usize) -> (Self, Self) {
-        let (left, right) = self.inner.split_at(index);
-        let busy_ns = self.busy_ns;
-        (
-            TimedProducer {
-                inner: left,
-                busy_ns,
-            },
-            TimedProducer {
-                inner: right,
-                busy_ns,
-            },
-        )
-    }
-
-    fn fold_with<G: Folder<Self::Item>>(self, folder: G) -> G {
-        let start = Instant::now();
-        let folder = self.inner.fold_with(folder);
-        self.busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
-        folder
-    }
-}
-
-/// A rayon producer seen as an indexed parallel iterator again, so that the rest of a
-/// profiled call (or a whole call) can use rayon's `with_min_len`, `map` and collection
-/// straight into the output `Vec`.
-struct ProducerIter<P> {
-    producer: P,
-    len: usize,
-}
-
-impl<P> ParallelIterator for ProducerIter<P>
-where
-    P: Producer,
-    P::Item: Send,
-{
-    type Item = P::Item;
-
-    fn drive_unindexed<C>(self, consumer: C) -> C::Result
-    where
-        C: UnindexedConsumer<Self::Item>,
-    {
-        bridge_producer_consumer(self.len, self.producer, consumer)
-    }
-
-    fn opt_len(&self) -> Option<usize> {
-        Some(self.len)
-    }
-}
-
-impl<P> IndexedParallelIterator for ProducerIter<P>
-where
-    P: Producer,
-    P::Item: Send,
-{
-    fn drive<C: Consumer<Self::Item>>(self, consumer: C) -> C::Result {
-        bridge_producer_consumer(self.len, self.producer, consumer)
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn with_producer<CB: ProducerCallback<Self::Item>>(self, callback: CB) -> CB::Output {
-        callback.callback(self.producer)
-    }
 }

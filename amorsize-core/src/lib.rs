@@ -43,20 +43,23 @@
 //! input order.
 
 #![warn(missing_docs)]
-// `unsafe` is confined to `shared` (output slots written in place, helpers that may start
+// `unsafe` is confined to `with_caller` (output slots written in place, helpers that may start
 // after the call), each use allowed where it stands with its `SAFETY:` argument.
 #![deny(unsafe_code)]
 
 mod config;
 mod dispatch;
 mod items;
+mod learn;
 mod machine;
 pub mod model;
+mod producers;
 mod profile;
 mod report;
-mod shared;
+mod run;
 mod site;
 mod units;
+mod with_caller;
 
 pub use config::{mode, set_mode, Mode, ParseModeError, MODE_ENV};
 pub use dispatch::{map, map_slice};

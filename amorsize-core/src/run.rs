@@ -1,0 +1,181 @@
+//! Running a routed call: the plain loop, the profiling head followed by the planned rest, and
+//! the parallel map (with the caller working beside the pool when it is outside it, else a
+//! rayon map with the planned split length). What a finished call teaches is `learn`'s job.
+
+use crate::dispatch::Route;
+use crate::learn::{learn_from_parallel, learn_from_serial};
+use crate::machine::machine_for_call;
+use crate::model::{self, Decision, Plan};
+use crate::producers::{ProducerIter, TimedProducer};
+use crate::profile::profile;
+use crate::site::Site;
+use rayon::iter::plumbing::{Producer, ProducerCallback};
+use rayon::prelude::*;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The callback for an untimed serial call: a plain loop into a new `Vec`.
+pub(crate) struct Serial<'f, F, R> {
+    n: usize,
+    f: &'f F,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<'f, F, R> Serial<'f, F, R> {
+    #[inline(always)]
+    pub(crate) fn new(n: usize, f: &'f F) -> Self {
+        Serial {
+            n,
+            f,
+            _result: PhantomData,
+        }
+    }
+}
+
+impl<T, R, F> ProducerCallback<T> for Serial<'_, F, R>
+where
+    F: Fn(T) -> R,
+{
+    type Output = Vec<R>;
+
+    #[inline]
+    fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
+        let mut out = Vec::with_capacity(self.n);
+        out.extend(producer.into_iter().map(self.f));
+        out
+    }
+}
+
+/// The callback that receives the call's producer and runs the route.
+pub(crate) struct Run<'f, F, R> {
+    site: &'static Site,
+    n: usize,
+    f: &'f F,
+    route: Route,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<'f, F, R> Run<'f, F, R> {
+    pub(crate) fn new(site: &'static Site, n: usize, f: &'f F, route: Route) -> Self {
+        Run {
+            site,
+            n,
+            f,
+            route,
+            _result: PhantomData,
+        }
+    }
+}
+
+impl<T, R, F> ProducerCallback<T> for Run<'_, F, R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync + Send,
+{
+    type Output = Vec<R>;
+
+    fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
+        let Run {
+            site, n, f, route, ..
+        } = self;
+        let mut out = Vec::with_capacity(n);
+        match route {
+            // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead.
+            Route::Serial { .. } => {
+                let start = Instant::now();
+                out.extend(producer.into_iter().map(f));
+                learn_from_serial(site, n, start);
+            }
+            Route::Parallel { decision, cold } => {
+                run_parallel(site, producer, n, f, decision, cold, &mut out)
+            }
+            Route::Profile => {
+                let (estimate, rest) = profile(producer, n, f, &mut out);
+                site.publish_profile(estimate.per_item.as_picos(), estimate.strong);
+                match rest {
+                    None => {
+                        let decision = model::decide(n, estimate.per_item, &machine_if_known());
+                        site.note_decision(n, &decision);
+                    }
+                    Some(rest) => {
+                        let remaining = n - estimate.done;
+                        let (m, cold) = machine_for_call();
+                        let decision = model::decide(remaining, estimate.per_item, &m);
+                        log::debug!(
+                            target: "amorsize",
+                            "{}: first {} of {n} items profiled; rest planned {:?} (predicted speedup {:.2}x)",
+                            site.name(),
+                            estimate.done,
+                            decision.plan,
+                            decision.predicted_speedup()
+                        );
+                        site.note_decision(n, &decision);
+                        match decision.plan {
+                            Plan::Parallel { .. } => {
+                                run_parallel(site, rest, remaining, f, decision, cold, &mut out)
+                            }
+                            Plan::Serial => out.extend(rest.into_iter().map(f)),
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The machine facts if already measured, else provisional ones: a call that ran whole
+/// while profiling must not pay for the measurement just to label its decision.
+fn machine_if_known() -> model::Machine {
+    crate::machine::measured().unwrap_or_else(crate::machine::provisional)
+}
+
+fn run_parallel<P, F, R>(
+    site: &Site,
+    producer: P,
+    n: usize,
+    f: &F,
+    decision: Decision,
+    cold: bool,
+    out: &mut Vec<R>,
+) where
+    P: Producer,
+    P::Item: Send,
+    R: Send,
+    F: Fn(P::Item) -> R + Sync + Send,
+{
+    let Plan::Parallel { min_len, threads } = decision.plan else {
+        out.extend(producer.into_iter().map(f));
+        return;
+    };
+    let busy_ns = AtomicU64::new(0);
+    let start = Instant::now();
+    if threads >= 2 && rayon::current_thread_index().is_none() {
+        // This thread is not one of the pool's workers: it works from the front while
+        // helpers take pieces from the back as soon as they wake, rather than wait for
+        // the pool to do it all.
+        crate::with_caller::map_into(producer, n, f, min_len, threads - 1, out, &busy_ns);
+    } else {
+        out.par_extend(
+            ProducerIter {
+                producer: TimedProducer {
+                    inner: producer,
+                    busy_ns: &busy_ns,
+                },
+                len: n,
+            }
+            .with_min_len(min_len)
+            .map(f),
+        );
+    }
+    learn_from_parallel(
+        site,
+        n,
+        decision,
+        cold,
+        start,
+        busy_ns.load(Ordering::Relaxed),
+    );
+}
