@@ -2,7 +2,7 @@
 //! the hot-path limit is computed once. Run: `cargo bench --bench model`.
 
 use amorsize::model::{decide, serial_work_limit_ps};
-use amorsize::{Machine, PerItem};
+use amorsize::{Costs, Machine, PerItem};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
@@ -17,7 +17,7 @@ fn model(c: &mut Criterion) {
         b.iter(|| {
             decide(
                 black_box(1_000_000),
-                black_box(PerItem::from_nanos(2.5)),
+                black_box(Costs::uniform(PerItem::from_nanos(2.5))),
                 black_box(&machine),
             )
         })
@@ -26,7 +26,7 @@ fn model(c: &mut Criterion) {
         b.iter(|| {
             decide(
                 black_box(100),
-                black_box(PerItem::from_nanos(2.5)),
+                black_box(Costs::uniform(PerItem::from_nanos(2.5))),
                 black_box(&machine),
             )
         })

@@ -4,7 +4,7 @@
 //! Run: `cargo run --release --example bench_matrix` (a few minutes on 2 cores), or
 //! `-- --quick` for a smoke run of a few seconds (what CI runs). `-- --reps N` sets the
 //! repetitions per configuration (default 11, quick 3); `-- --only strings` runs one
-//! workload's cells.
+//! workload's cells; `-- --report` ends with amorsize's report on every site it used.
 //!
 //! Every configuration of a cell runs inside one loop, in an order shuffled each repetition,
 //! so machine noise hits all of them alike; times are medians. Each cell gets a
@@ -190,6 +190,9 @@ fn main() {
     let rows: Vec<Row> = cells.iter().map(|cell| run(cell, reps)).collect();
     print_table(&rows);
     summarize(&rows);
+    if args.iter().any(|a| a == "--report") {
+        println!("\n{}", amorsize::report());
+    }
     let machine = amorsize::machine();
     println!(
         "\nmachine after the run (learned from the parallel calls): {} to go parallel, {} after idling",

@@ -27,8 +27,9 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_slice, mode, model, report, set_mode, Decision, IntoItems, Machine, Mode,
-    Nanos, ParIter, ParseModeError, PerItem, Plan, RangeItems, Report, Site, SiteReport, MODE_ENV,
+    machine, map, map_slice, mode, model, report, set_mode, with_max_threads, Cause, Costs,
+    Decision, IntoItems, Machine, Mode, Nanos, ParIter, ParseModeError, PerItem, Plan, RangeItems,
+    Report, Site, SiteReport, MODE_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop

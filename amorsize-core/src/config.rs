@@ -1,6 +1,7 @@
 //! Knobs: the [`Mode`] a site or the whole process runs in, read from the `AMORSIZE`
-//! environment variable once and settable from code.
+//! environment variable once and settable from code; and the thread cap around a call.
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -115,6 +116,52 @@ pub fn set_mode(mode: Mode) {
     GLOBAL_MODE.store(mode.to_u8(), Ordering::Relaxed);
 }
 
+thread_local! {
+    /// The cap set by [`with_max_threads`] around the current code on this thread; 0 for none.
+    static CALL_MAX_THREADS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `f` with every amorsize call it makes *on this thread* limited to `max_threads`
+/// threads (the calling thread included), as [`Site::with_max_threads`](crate::Site::with_max_threads)
+/// and the attribute's `max_threads = N` do for one function. For a service that must leave
+/// cores to other requests, per request.
+///
+/// Caps nest (the smallest applies) and combine with a function's own cap the same way.
+/// `0` adds no cap. Calls made by the parallel work itself on pool threads (a companion
+/// called inside the mapped function) are not covered: cap those functions instead.
+///
+/// ```
+/// use amorsize_core::{map, with_max_threads, Site};
+///
+/// static WORK: Site = Site::new("work");
+/// let out = with_max_threads(1, || map(&WORK, 0..10_000u64, |x| x.pow(2)));
+/// assert_eq!(out[3], 9);
+/// ```
+pub fn with_max_threads<R>(max_threads: usize, f: impl FnOnce() -> R) -> R {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALL_MAX_THREADS.with(|cap| cap.set(self.0));
+        }
+    }
+    let outer = CALL_MAX_THREADS.with(Cell::get);
+    let cap = match (outer, max_threads) {
+        (0, cap) | (cap, 0) => cap,
+        (a, b) => a.min(b),
+    };
+    CALL_MAX_THREADS.with(|c| c.set(cap));
+    let _restore = Restore(outer);
+    f()
+}
+
+/// The cap [`with_max_threads`] set around the current code on this thread.
+pub(crate) fn call_max_threads() -> Option<usize> {
+    match CALL_MAX_THREADS.with(Cell::get) {
+        0 => None,
+        cap => Some(cap),
+    }
+}
+
 #[cold]
 fn read_env_mode() -> Mode {
     let mode = parse_env_mode(std::env::var_os(MODE_ENV).as_deref());
@@ -160,6 +207,21 @@ mod tests {
             err.to_string(),
             "`fast` is not an amorsize mode; use one of `auto`, `serial`, `parallel`"
         );
+    }
+
+    #[test]
+    fn call_caps_nest_and_unwind() {
+        assert_eq!(call_max_threads(), None);
+        with_max_threads(4, || {
+            assert_eq!(call_max_threads(), Some(4));
+            with_max_threads(8, || assert_eq!(call_max_threads(), Some(4)));
+            with_max_threads(2, || assert_eq!(call_max_threads(), Some(2)));
+            with_max_threads(0, || assert_eq!(call_max_threads(), Some(4)));
+            let panicked = std::panic::catch_unwind(|| with_max_threads(1, || panic!("boom")));
+            assert!(panicked.is_err());
+            assert_eq!(call_max_threads(), Some(4));
+        });
+        assert_eq!(call_max_threads(), None);
     }
 
     #[test]

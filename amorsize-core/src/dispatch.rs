@@ -1,19 +1,25 @@
-//! Routing one call: the public entry points [`map`] and [`map_slice`], the hot path (a few
-//! atomic loads and a comparison against the site's cache), and the [`Route`] every other call
-//! takes. Running a route is `run`'s job.
+//! Routing one call: the public entry points [`map`] and [`map_slice`], the hot path (a
+//! thread-local read, a few atomic loads and a comparison against the site's cache), and the
+//! [`Route`] every other call takes, planned from the site's costs, the pool's figures and the
+//! site's measured outcomes. Running a route is `run`'s job.
 
+use crate::cause::Cause;
 use crate::config::{self, Mode};
+use crate::cost::{Basis, CostWord};
 use crate::items::IntoItems;
-use crate::machine::{known_serial_limit_ps, machine_for_call, serial_limit_ps};
-use crate::model::{self, Decision, Plan};
+use crate::model::{self, Costs, Decision, Machine, Plan};
+use crate::outcome::Gate;
+use crate::pool::{self, Pool};
 use crate::run::{Run, Serial};
-use crate::site::Site;
+use crate::site::{LastDecision, Site};
 use crate::units::PerItem;
 use rayon::prelude::*;
 
-/// Serial calls predicted to take longer than this are always timed (the clock's tens of
-/// nanoseconds are lost in them); shorter ones are timed on every [`SAMPLE_EVERY`]th call.
-const ALWAYS_TIME_PS: u64 = 20_000_000;
+/// Serial calls predicted to take at least this long are always timed: two clock reads cost
+/// about 52 ns on the development VM (`Instant::now` plus `elapsed`), about 2 % of it. A
+/// change in their cost is then seen by the next call. Shorter calls are timed one in
+/// [`SAMPLE_EVERY`], and every call while a drift awaits confirmation.
+const ALWAYS_TIME_PS: u64 = 2_500_000;
 /// One short call in this many is timed to refine the cached cost.
 const SAMPLE_EVERY: u64 = 64;
 
@@ -55,8 +61,8 @@ where
 }
 
 /// Whether a call is an untimed plain loop on the settled, common path: fewer than two
-/// items, or a site in `auto` with a cached cost, work below the break-even point, and no
-/// sample due. Everything else takes [`route`].
+/// items, or a site in `auto` with a cached cost, work below its pool's break-even point,
+/// and no sample due. Everything else takes [`route`].
 #[inline(always)]
 fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
     if n < 2 {
@@ -65,11 +71,12 @@ fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
     if !config::is_auto() || site.mode() != Mode::Auto {
         return false;
     }
-    let Some(per_item_ps) = site.cost_ps() else {
+    let word = site.serial_word();
+    let Some(per_item) = word.per_item() else {
         return false;
     };
-    let work_ps = PerItem::from_picos(per_item_ps).work_ps(n);
-    work_ps < known_serial_limit_ps() && !sample_due(work_ps, call_index)
+    let work_ps = per_item.work_ps(n);
+    work_ps < pool::known_serial_limit_here_ps() && !sample_due(work_ps, call_index, word)
 }
 
 /// Every call that is not a settled short loop: routed, then run.
@@ -84,10 +91,10 @@ where
     let route = route(site, n, call_index);
     if let Route::Serial { timed: false } = route {
         // An untimed loop the fast path could not settle (a forced or pinned mode, or a
-        // break-even point not computed yet).
+        // pool not resolved on this thread yet).
         return iter.with_producer(Serial::new(n, &f));
     }
-    iter.with_producer(Run::new(site, n, &f, route))
+    iter.with_producer(Run::new(site, n, call_index, &f, route))
 }
 
 /// Maps `f` over a slice of borrowed items: [`map`] over `items.par_iter()`.
@@ -116,8 +123,26 @@ pub(crate) enum Route {
     Serial { timed: bool },
     /// No trustworthy cost: time the head of this call, then plan the rest.
     Profile,
-    /// A parallel map as decided; `cold` when the pool was idle as it was planned.
-    Parallel { decision: Decision, cold: bool },
+    /// A parallel map as planned.
+    Parallel(ParallelRoute),
+}
+
+/// A parallel call's plan and what learning from it needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ParallelRoute {
+    /// The model's decision (always a [`Plan::Parallel`]).
+    pub(crate) decision: Decision,
+    /// The figures it was planned with.
+    pub(crate) machine: Machine,
+    /// The pool it runs in.
+    pub(crate) pool: &'static Pool,
+    /// The pool had idled when it was planned.
+    pub(crate) cold: bool,
+    /// A thread cap below the pool's size applies: the pieces are cut so that no more
+    /// threads than planned can take part.
+    pub(crate) capped: bool,
+    /// A retry of parallel after the site's outcomes or costs had turned it down.
+    pub(crate) retry: bool,
 }
 
 #[inline]
@@ -125,24 +150,22 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
     if n < 2 {
         return Route::Serial { timed: false };
     }
-    let mode = match config::mode() {
-        Mode::Auto => site.mode(),
-        forced => forced,
+    let (mode, cause) = match config::mode() {
+        Mode::Auto => (site.mode(), Cause::Pinned(site.mode())),
+        forced => (forced, Cause::Forced(forced)),
     };
+    let word = site.serial_word();
     match mode {
-        Mode::Serial => {
-            let work_ps = (n as u64).saturating_mul(site.cost_ps().unwrap_or(0));
-            serial_route(work_ps, call_index)
-        }
-        Mode::Parallel => forced_parallel(site, n),
-        Mode::Auto => match site.cost_ps() {
+        Mode::Serial => forced_serial(site, n, call_index, word, cause),
+        Mode::Parallel => forced_parallel(site, n, cause),
+        Mode::Auto => match word.per_item() {
             None => Route::Profile,
-            Some(per_item_ps) => {
-                let work_ps = PerItem::from_picos(per_item_ps).work_ps(n);
-                if work_ps < serial_limit_ps() {
-                    serial_route(work_ps, call_index)
+            Some(per_item) => {
+                let work_ps = per_item.work_ps(n);
+                if work_ps < pool::here().serial_limit_ps() {
+                    serial_route(work_ps, call_index, word)
                 } else {
-                    plan_long_call(site, n, per_item_ps)
+                    plan_long_call(site, n, call_index, word)
                 }
             }
         },
@@ -151,39 +174,126 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
 
 /// A plain loop over `work_ps` of predicted work, timed when [`sample_due`].
 #[inline]
-fn serial_route(work_ps: u64, call_index: u64) -> Route {
+fn serial_route(work_ps: u64, call_index: u64, word: CostWord) -> Route {
     Route::Serial {
-        timed: sample_due(work_ps, call_index),
+        timed: sample_due(work_ps, call_index, word),
     }
 }
 
 /// Whether a serial call over `work_ps` of predicted work is timed: when long enough for the
-/// clock not to matter, or as one sample in [`SAMPLE_EVERY`].
+/// clock not to matter, while a drift awaits confirmation, or as one sample in
+/// [`SAMPLE_EVERY`].
 #[inline(always)]
-fn sample_due(work_ps: u64, call_index: u64) -> bool {
-    work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0
+fn sample_due(work_ps: u64, call_index: u64, word: CostWord) -> bool {
+    work_ps >= ALWAYS_TIME_PS || call_index % SAMPLE_EVERY == 0 || word.drifting()
+}
+
+/// The thread cap that applies to a call of `site` made now: the site's own and the one
+/// around the call (the smaller), if any.
+fn cap_for(site: &Site) -> Option<usize> {
+    match (site.max_threads(), config::call_max_threads()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The pool's figures for a call starting now, under `site`'s cap: the figures, whether the
+/// pool is cold, whether the cap cut the threads, and what to name as the cause of a plan
+/// made with them.
+fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, bool, Cause) {
+    let (mut m, cold) = pool.for_call();
+    let pool_threads = m.threads;
+    let cap = cap_for(site).filter(|&cap| cap < pool_threads);
+    if let Some(cap) = cap {
+        m.threads = cap.max(1);
+    }
+    let cause = match cap {
+        Some(max_threads) => Cause::Capped { max_threads },
+        None if pool_threads < 2 => Cause::OneThread,
+        None => Cause::Model,
+    };
+    (m, cold, cap.is_some(), cause)
 }
 
 #[cold]
-fn plan_long_call(site: &Site, n: usize, per_item_ps: u64) -> Route {
-    if !site.is_tuned() {
+fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Route {
+    if word.basis() != Basis::Tuned {
         // The cost came from a short call; a call this long is worth timing properly.
         return Route::Profile;
     }
-    let (m, cold) = machine_for_call();
-    let decision = model::decide(n, PerItem::from_picos(per_item_ps), &m);
-    site.note_decision(n, &decision);
-    match decision.plan {
-        Plan::Parallel { .. } => Route::Parallel { decision, cold },
-        Plan::Serial => Route::Serial { timed: true },
+    let Some(costs) = site.costs() else {
+        return Route::Profile;
+    };
+    let pool = pool::here();
+    let (m, cold, capped, cause) = figures_for(site, pool);
+    let decision = model::decide(n, costs, &m);
+    let parallel = |decision: Decision, retry: bool| {
+        Route::Parallel(ParallelRoute {
+            decision,
+            machine: m,
+            pool,
+            cold,
+            capped,
+            retry,
+        })
+    };
+    let mut learned = site.learned();
+    let (route, noted, cause) = match decision.plan {
+        Plan::Parallel { .. } => match learned.outcome.gate(n, call_index) {
+            Gate::Run => (parallel(decision, false), decision, cause),
+            Gate::Retry => (parallel(decision, true), decision, Cause::Retry),
+            Gate::Loop { measured } => (
+                Route::Serial { timed: true },
+                serial_decision(decision),
+                Cause::Outcome { measured },
+            ),
+        },
+        Plan::Serial => {
+            // Turned down only because items cost more in parallel pieces: retried now and
+            // then, as that cost may have been measured in a bad moment.
+            let uniform = model::decide(n, Costs::uniform(costs.serial), &m);
+            if costs.parallel > costs.serial
+                && uniform.plan.is_parallel()
+                && learned.outcome.cost_retry_due(call_index)
+            {
+                (parallel(uniform, true), uniform, Cause::Retry)
+            } else {
+                (Route::Serial { timed: true }, decision, cause)
+            }
+        }
+    };
+    learned.last = Some(LastDecision::new(n, &noted, cause, m));
+    route
+}
+
+/// `decision` with its plan turned into a loop.
+fn serial_decision(decision: Decision) -> Decision {
+    Decision {
+        plan: Plan::Serial,
+        ..decision
     }
 }
 
+/// A loop the mode asks for; a call long enough to matter is recorded with its cause.
 #[cold]
-fn forced_parallel(site: &Site, n: usize) -> Route {
-    let (m, cold) = machine_for_call();
-    let per_item = site.per_item();
-    let mut decision = model::decide(n, per_item.unwrap_or(PerItem::from_picos(u64::MAX)), &m);
+fn forced_serial(site: &Site, n: usize, call_index: u64, word: CostWord, cause: Cause) -> Route {
+    let work_ps = word.per_item().unwrap_or(PerItem::ZERO).work_ps(n);
+    let pool = pool::here();
+    if work_ps >= pool.known_serial_limit_ps() {
+        let m = pool.known_machine();
+        let decision = model::decide(n, site.costs().unwrap_or(Costs::uniform(PerItem::ZERO)), &m);
+        site.note_decision(n, &serial_decision(decision), cause, m);
+    }
+    serial_route(work_ps, call_index, word)
+}
+
+#[cold]
+fn forced_parallel(site: &Site, n: usize, cause: Cause) -> Route {
+    let pool = pool::here();
+    let (m, cold, capped, _) = figures_for(site, pool);
+    let costs = site.costs();
+    let unknown = Costs::uniform(PerItem::from_picos(u64::MAX));
+    let mut decision = model::decide(n, costs.unwrap_or(unknown), &m);
     if !decision.plan.is_parallel() {
         let threads = m.threads.max(1);
         let min_len = n.div_ceil(threads * model::MAX_PIECES_PER_THREAD).max(1);
@@ -191,10 +301,56 @@ fn forced_parallel(site: &Site, n: usize) -> Route {
             min_len,
             threads: threads.min(n.div_ceil(min_len)),
         };
-        if per_item.is_none() {
+        if costs.is_none() {
             decision.serial_ns = f64::NAN;
         }
     }
-    site.note_decision(n, &decision);
-    Route::Parallel { decision, cold }
+    site.note_decision(n, &decision, cause, m);
+    Route::Parallel(ParallelRoute {
+        decision,
+        machine: m,
+        pool,
+        cold,
+        capped,
+        retry: false,
+    })
+}
+
+/// The plan for the rest of a profiled call (`remaining` of its `n` items) at the costs the
+/// profile just published.
+#[cold]
+pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
+    let Some(costs) = site.costs() else {
+        return Route::Serial { timed: true };
+    };
+    let pool = pool::here();
+    let (m, cold, capped, cause) = figures_for(site, pool);
+    let decision = model::decide(remaining, costs, &m);
+    site.note_decision(n, &decision, cause, m);
+    match decision.plan {
+        Plan::Parallel { .. } => Route::Parallel(ParallelRoute {
+            decision,
+            machine: m,
+            pool,
+            cold,
+            capped,
+            retry: false,
+        }),
+        Plan::Serial => Route::Serial { timed: true },
+    }
+}
+
+/// Records the plan a call of `n` items would get, for a call that profiling ran whole (too
+/// short to plan): labelled with the pool's figures as far as they are known, so that a
+/// short first call never pays for measuring the pool.
+#[cold]
+pub(crate) fn note_profiled_whole(site: &Site, n: usize, estimate: PerItem) {
+    let m = pool::machine_if_known();
+    let costs = site.costs().unwrap_or(Costs::uniform(estimate));
+    let cause = if m.threads < 2 {
+        Cause::OneThread
+    } else {
+        Cause::Model
+    };
+    site.note_decision(n, &model::decide(n, costs, &m), cause, m);
 }

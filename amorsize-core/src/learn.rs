@@ -1,60 +1,186 @@
-//! What a finished call teaches: a timed loop refines its site's per-item cost; a parallel
-//! call refines it from its pieces' time, records the speedup it achieved, and refines the
-//! pool's cost of going parallel.
+//! What a finished call teaches.
+//!
+//! - A timed loop refines the site's loop cost (see `cost` for the rules).
+//! - A parallel call's pieces refine the site's parallel cost. They also correct the loop
+//!   cost: a piece faster than the loop's estimate means the estimate is too high (items
+//!   cannot be cheaper with other threads busy), and a confirmed drift of the parallel cost
+//!   scales the loop cost by the same factor (the work changed, not the way it scales), so
+//!   that a site that always runs parallel follows drift either way.
+//! - The call's wall time against what the loop would have taken is the site's measured
+//!   outcome (see `outcome`).
+//! - What the call paid beyond its pieces' work refines the pool's cost of going parallel.
 
-use crate::machine::{note_pool_used, observe_overhead};
-use crate::model::{Decision, Plan};
+use crate::cost::Change;
+use crate::dispatch::ParallelRoute;
+use crate::model::Plan;
 use crate::site::Site;
-use crate::units::elapsed_ns;
+use crate::units::{elapsed_ns, PerItem};
 use std::time::Instant;
 
 /// A timed serial call shorter than this says more about the clock than the work: counted,
 /// not learned from.
 const MIN_SAMPLE_NS: u64 = 2_000;
 
+/// Learns from a loop over `n` items that started at `start`; `whole_call` when those items
+/// are a whole call (or most of one), not the head of one.
 #[cold]
-pub(crate) fn learn_from_serial(site: &Site, n: usize, start: Instant) {
+pub(crate) fn learn_from_serial(site: &Site, n: usize, start: Instant, whole_call: bool) {
     let elapsed_ns = elapsed_ns(start);
-    if elapsed_ns >= MIN_SAMPLE_NS {
-        site.observe(elapsed_ns.saturating_mul(1000) / n as u64);
+    if elapsed_ns < MIN_SAMPLE_NS || n == 0 {
+        return;
+    }
+    let sample = PerItem::from_picos(elapsed_ns.saturating_mul(1000) / n as u64);
+    let before = site.serial_word().per_item();
+    let updated = site
+        .serial_cost()
+        .update(|word| Some(word.after_sample(sample, whole_call, true)));
+    if let Some((_, change @ (Change::Drifted { .. } | Change::Replaced))) = updated {
+        log::debug!(
+            target: "amorsize",
+            "{}: loop cost {} per item (was {}, {})",
+            site.name(),
+            sample,
+            before.map_or("unknown".to_owned(), |c| c.to_string()),
+            if let Change::Drifted { .. } = change {
+                "drifted"
+            } else {
+                "measured over a whole call"
+            }
+        );
     }
 }
 
-/// Learns from a parallel call of `n` items planned as `decision` that started at `start` and
+/// Learns from call `call_index`: `n` items run in parallel as `plan`, started at `start`,
 /// whose pieces ran for `busy_ns` in all.
 #[cold]
 pub(crate) fn learn_from_parallel(
     site: &Site,
     n: usize,
-    decision: Decision,
-    cold: bool,
+    call_index: u64,
+    plan: &ParallelRoute,
     start: Instant,
     busy_ns: u64,
 ) {
-    let Plan::Parallel { min_len, threads } = decision.plan else {
+    let wall_ns = elapsed_ns(start) as f64;
+    plan.pool.note_used();
+    let Plan::Parallel { min_len, threads } = plan.decision.plan else {
         return;
     };
-    let per_item = site.per_item();
-    let elapsed_ns = start.elapsed().as_nanos() as f64;
-    let busy_ns = busy_ns as f64;
-    // The pieces' own time is the per-item cost as paid in parallel; the rest of the wall
-    // time, once the work is spread over the threads, is what going parallel cost. Few
-    // pieces leave threads idle at the end: that is imbalance, not overhead.
-    let predicted_loop_ns = per_item.map(|c| c.work_ns(n));
-    site.observe((busy_ns * 1000.0 / n as f64) as u64);
+    if n == 0 {
+        return;
+    }
+    let piece = PerItem::from_picos(busy_ns.saturating_mul(1000) / n as u64);
+    let serial_word = site.serial_word();
+    let serial_before = serial_word.per_item();
+    let parallel_before = site.per_item_in_parallel();
+
+    // A loop cost from the head of a call says too little about the rest to judge a
+    // parallel run by (a skewed input's head is cheaper than the rest).
+    let loop_ns = if serial_word.is_head_estimate() {
+        None
+    } else {
+        loop_equivalent_ns(n, piece, serial_before, parallel_before)
+    };
+    if let Some(loop_ns) = loop_ns {
+        site.learned()
+            .outcome
+            .record(n, call_index, loop_ns / wall_ns, plan.retry);
+    }
+
+    let updated = site
+        .parallel_cost()
+        .update(|word| Some(word.after_sample(piece, false, true)));
+    match updated {
+        Some((_, Change::Drifted { factor })) => {
+            log::debug!(
+                target: "amorsize",
+                "{}: cost in parallel drifted to {} per item; loop cost scaled by {factor:.2}",
+                site.name(),
+                piece
+            );
+            site.serial_cost()
+                .update(|word| Some((word.scaled(factor), ())));
+        }
+        _ if serial_before.is_some_and(|serial| piece < serial) => {
+            site.serial_cost()
+                .update(|word| Some(word.after_sample(piece, false, true)));
+        }
+        _ => {}
+    }
+
     // Overhead is learned from calls short enough for it to matter, split finely enough to
     // balance; the last piece's expected wait (half a piece) is imbalance, not overhead.
+    let busy_ns = busy_ns as f64;
     let pieces = n.div_ceil(min_len);
     let per_thread_ns = busy_ns / threads as f64;
-    let overhead_ns = decision.parallel_ns - decision.serial_ns / threads as f64;
+    let overhead_ns = plan.machine.overhead_ns;
     if pieces >= 4 * threads && per_thread_ns < 20.0 * overhead_ns.max(1_000.0) {
-        observe_overhead(
-            elapsed_ns - per_thread_ns - busy_ns / pieces as f64 / 2.0,
-            cold,
+        plan.pool.observe_overhead(
+            wall_ns - per_thread_ns - busy_ns / pieces as f64 / 2.0,
+            plan.cold,
         );
     }
-    note_pool_used();
-    if let Some(loop_ns) = predicted_loop_ns {
-        site.note_observed_speedup(loop_ns / elapsed_ns);
+}
+
+/// What a loop over the call's `n` items would have taken, from the site's measured costs:
+/// the pieces' time scaled by the site's ratio of loop to piece cost (so that a drift in the
+/// work between calls is in both sides of the comparison), or, before any parallel call has
+/// measured that ratio, the loop cost itself. `None` when nothing trustworthy is known: no
+/// loop cost, or pieces that disagree with it by the drift factor (the work changed; the
+/// next calls will say how).
+fn loop_equivalent_ns(
+    n: usize,
+    piece: PerItem,
+    serial: Option<PerItem>,
+    parallel: Option<PerItem>,
+) -> Option<f64> {
+    let serial = serial?;
+    match parallel {
+        Some(parallel) if parallel != PerItem::ZERO => {
+            Some(piece.work_ns(n) * serial.as_nanos() / parallel.as_nanos())
+        }
+        _ => {
+            let factor = crate::cost::DRIFT_FACTOR as f64;
+            let ratio = piece.as_nanos() / serial.as_nanos().max(1e-3);
+            (ratio < factor && ratio * factor > 1.0).then(|| serial.work_ns(n))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(x: f64) -> PerItem {
+        PerItem::from_nanos(x)
+    }
+
+    #[test]
+    fn the_loop_equivalent_follows_the_measured_ratio() {
+        // Before any parallel call: the loop cost itself.
+        assert_eq!(
+            loop_equivalent_ns(1_000, ns(120.0), Some(ns(100.0)), None),
+            Some(100_000.0)
+        );
+        // Memory-bound: pieces 1.5× the loop; this call's pieces as usual.
+        assert_eq!(
+            loop_equivalent_ns(1_000, ns(150.0), Some(ns(100.0)), Some(ns(150.0))),
+            Some(100_000.0)
+        );
+        // The work doubled since: the loop would have taken twice as long too.
+        assert_eq!(
+            loop_equivalent_ns(1_000, ns(300.0), Some(ns(100.0)), Some(ns(150.0))),
+            Some(200_000.0)
+        );
+        // Pieces 10× the only loop cost known (a head cheaper than the rest): no verdict.
+        assert_eq!(
+            loop_equivalent_ns(1_000, ns(1_000.0), Some(ns(100.0)), None),
+            None
+        );
+        assert_eq!(
+            loop_equivalent_ns(1_000, ns(10.0), Some(ns(100.0)), None),
+            None
+        );
+        assert_eq!(loop_equivalent_ns(1_000, ns(10.0), None, None), None);
     }
 }

@@ -47,12 +47,15 @@
 // after the call), each use allowed where it stands with its `SAFETY:` argument.
 #![deny(unsafe_code)]
 
+mod cause;
 mod config;
+mod cost;
 mod dispatch;
 mod items;
 mod learn;
-mod machine;
 pub mod model;
+mod outcome;
+mod pool;
 mod producers;
 mod profile;
 mod report;
@@ -61,11 +64,12 @@ mod site;
 mod units;
 mod with_caller;
 
-pub use config::{mode, set_mode, Mode, ParseModeError, MODE_ENV};
+pub use cause::Cause;
+pub use config::{mode, set_mode, with_max_threads, Mode, ParseModeError, MODE_ENV};
 pub use dispatch::{map, map_slice};
 pub use items::{IntoItems, ParIter, RangeItems};
-pub use machine::machine;
-pub use model::{Decision, Machine, Plan};
+pub use model::{Costs, Decision, Machine, Plan};
+pub use pool::machine;
 pub use report::{report, Report, SiteReport};
 pub use site::Site;
 pub use units::{Nanos, PerItem};

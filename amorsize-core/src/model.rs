@@ -45,6 +45,26 @@ pub struct Machine {
     pub per_piece_ns: f64,
 }
 
+/// What one item costs: in a plain loop, and inside the pieces of a parallel map, where
+/// items that contend for memory bandwidth or the allocator run slower than alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Costs {
+    /// One item in a plain loop on one thread.
+    pub serial: PerItem,
+    /// One item inside a parallel piece, with the other threads busy too.
+    pub parallel: PerItem,
+}
+
+impl Costs {
+    /// The same cost in a loop and in parallel: work that scales perfectly.
+    pub const fn uniform(per_item: PerItem) -> Costs {
+        Costs {
+            serial: per_item,
+            parallel: per_item,
+        }
+    }
+}
+
 /// The model's answer for one call: the plan and the times it predicts.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Decision {
@@ -92,20 +112,26 @@ pub fn serial_work_limit_ps(machine: &Machine) -> u64 {
     }
 }
 
-/// Chooses the plan for a call of `n` items costing `per_item` each on `machine`.
+/// Chooses the plan for a call of `n` items costing `costs` each on `machine`.
 ///
-/// Parallel time is modelled as the fixed overhead, plus each thread's share of the pieces'
-/// scheduling cost, plus each thread's share of the work rounded up to whole pieces. The
-/// parallel plan wins only if it is predicted [`MIN_SPEEDUP`] times faster than the loop.
-pub fn decide(n: usize, per_item: PerItem, machine: &Machine) -> Decision {
-    let per_item_ns = per_item.as_nanos();
-    let serial_ns = per_item.work_ns(n);
+/// Serial time is `n × costs.serial`. Parallel time is modelled as the fixed overhead, plus
+/// each thread's share of the pieces' scheduling cost, plus each thread's share of the work
+/// (at `costs.parallel` per item) rounded up to whole pieces. The parallel plan wins only if
+/// it is predicted [`MIN_SPEEDUP`] times faster than the loop.
+pub fn decide(n: usize, costs: Costs, machine: &Machine) -> Decision {
+    let serial_ns = costs.serial.work_ns(n);
+    // Pieces that measured free (clock granularity) cost what the loop does.
+    let per_item_ns = if costs.parallel == PerItem::ZERO {
+        costs.serial.as_nanos()
+    } else {
+        costs.parallel.as_nanos()
+    };
     let serial = Decision {
         plan: Plan::Serial,
         serial_ns,
         parallel_ns: f64::INFINITY,
     };
-    if n < 2 || machine.threads < 2 || per_item_ns == 0.0 {
+    if n < 2 || machine.threads < 2 || costs.serial == PerItem::ZERO {
         return serial;
     }
 
@@ -158,8 +184,8 @@ fn min_len(n: usize, per_item_ns: f64, machine: &Machine) -> usize {
 mod tests {
     use super::*;
 
-    fn ns(per_item_ns: f64) -> PerItem {
-        PerItem::from_nanos(per_item_ns)
+    fn ns(per_item_ns: f64) -> Costs {
+        Costs::uniform(PerItem::from_nanos(per_item_ns))
     }
 
     fn two_cores() -> Machine {
@@ -276,7 +302,7 @@ mod tests {
         assert_eq!(decide(1_000_000, ns(1e6), &one).plan, Plan::Serial);
         assert_eq!(serial_work_limit_ps(&one), u64::MAX);
         let m = two_cores();
-        assert_eq!(decide(1_000_000, PerItem::ZERO, &m).plan, Plan::Serial);
+        assert_eq!(decide(1_000_000, ns(0.0), &m).plan, Plan::Serial);
     }
 
     #[test]
@@ -285,12 +311,40 @@ mod tests {
         let limit = serial_work_limit_ps(&m);
         for &c in &[1.0, 3.0, 50.0, 1000.0, 1e5, 1e6] {
             for n in [2usize, 3, 10, 100, 1000, 10_000, 100_000, 1_000_000] {
-                let work_ps = ns(c).work_ps(n);
+                let work_ps = PerItem::from_nanos(c).work_ps(n);
                 if work_ps < limit {
                     assert_eq!(decide(n, ns(c), &m).plan, Plan::Serial, "n={n} c={c}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn items_that_cost_more_in_parallel_shrink_the_speedup() {
+        let m = two_cores();
+        let uniform = decide(100_000, ns(1000.0), &m);
+        assert!(uniform.predicted_speedup() > 1.9);
+        // Memory-bound: each item takes 1.5× as long with both threads busy.
+        let contended = Costs {
+            serial: PerItem::from_nanos(1000.0),
+            parallel: PerItem::from_nanos(1500.0),
+        };
+        let d = decide(100_000, contended, &m);
+        assert!(d.plan.is_parallel());
+        let expected = 2.0 / 1.5;
+        assert!((d.predicted_speedup() - expected).abs() < 0.01, "{d:?}");
+        // Allocation-bound: 2.5× as long in parallel: the loop wins.
+        let worse = Costs {
+            parallel: PerItem::from_nanos(2500.0),
+            ..contended
+        };
+        assert_eq!(decide(100_000, worse, &m).plan, Plan::Serial);
+        // Pieces that measured free are taken at the loop's cost.
+        let free = Costs {
+            parallel: PerItem::ZERO,
+            ..contended
+        };
+        assert_eq!(decide(100_000, free, &m), uniform);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! thread in growing, timed blocks until the per-item cost is stable, keeping every result.
 //! No dry runs: each item is computed once, here or by the plan that follows.
 
-use crate::machine::median;
+use crate::pool::median;
 use crate::units::{elapsed_ns, PerItem};
 use rayon::iter::plumbing::Producer;
 use std::time::Instant;

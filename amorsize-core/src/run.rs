@@ -2,10 +2,9 @@
 //! the parallel map (with the caller working beside the pool when it is outside it, else a
 //! rayon map with the planned split length). What a finished call teaches is `learn`'s job.
 
-use crate::dispatch::Route;
+use crate::dispatch::{plan_rest, ParallelRoute, Route};
 use crate::learn::{learn_from_parallel, learn_from_serial};
-use crate::machine::machine_for_call;
-use crate::model::{self, Decision, Plan};
+use crate::model::Plan;
 use crate::producers::{ProducerIter, TimedProducer};
 use crate::profile::profile;
 use crate::site::Site;
@@ -51,16 +50,24 @@ where
 pub(crate) struct Run<'f, F, R> {
     site: &'static Site,
     n: usize,
+    call_index: u64,
     f: &'f F,
     route: Route,
     _result: PhantomData<fn() -> R>,
 }
 
 impl<'f, F, R> Run<'f, F, R> {
-    pub(crate) fn new(site: &'static Site, n: usize, f: &'f F, route: Route) -> Self {
+    pub(crate) fn new(
+        site: &'static Site,
+        n: usize,
+        call_index: u64,
+        f: &'f F,
+        route: Route,
+    ) -> Self {
         Run {
             site,
             n,
+            call_index,
             f,
             route,
             _result: PhantomData,
@@ -78,7 +85,12 @@ where
 
     fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
         let Run {
-            site, n, f, route, ..
+            site,
+            n,
+            call_index,
+            f,
+            route,
+            ..
         } = self;
         let mut out = Vec::with_capacity(n);
         match route {
@@ -86,38 +98,42 @@ where
             Route::Serial { .. } => {
                 let start = Instant::now();
                 out.extend(producer.into_iter().map(f));
-                learn_from_serial(site, n, start);
+                learn_from_serial(site, n, start, true);
             }
-            Route::Parallel { decision, cold } => {
-                run_parallel(site, producer, n, f, decision, cold, &mut out)
-            }
+            Route::Parallel(plan) => run_parallel(site, producer, n, call_index, f, plan, &mut out),
             Route::Profile => {
                 let (estimate, rest) = profile(producer, n, f, &mut out);
-                site.publish_profile(estimate.per_item.as_picos(), estimate.strong);
-                match rest {
-                    None => {
-                        let decision = model::decide(n, estimate.per_item, &machine_if_known());
-                        site.note_decision(n, &decision);
+                site.publish_profile(estimate.per_item, estimate.strong, rest.is_some());
+                let Some(rest) = rest else {
+                    crate::dispatch::note_profiled_whole(site, n, estimate.per_item);
+                    return out;
+                };
+                let remaining = n - estimate.done;
+                let plan = plan_rest(site, n, remaining);
+                log::debug!(
+                    target: "amorsize",
+                    "{}: first {} of {n} items profiled; rest planned {}",
+                    site.name(),
+                    estimate.done,
+                    match &plan {
+                        Route::Parallel(p) => format!(
+                            "{:?} (predicted speedup {:.2}x)",
+                            p.decision.plan,
+                            p.decision.predicted_speedup()
+                        ),
+                        _ => "serial".to_owned(),
                     }
-                    Some(rest) => {
-                        let remaining = n - estimate.done;
-                        let (m, cold) = machine_for_call();
-                        let decision = model::decide(remaining, estimate.per_item, &m);
-                        log::debug!(
-                            target: "amorsize",
-                            "{}: first {} of {n} items profiled; rest planned {:?} (predicted speedup {:.2}x)",
-                            site.name(),
-                            estimate.done,
-                            decision.plan,
-                            decision.predicted_speedup()
-                        );
-                        site.note_decision(n, &decision);
-                        match decision.plan {
-                            Plan::Parallel { .. } => {
-                                run_parallel(site, rest, remaining, f, decision, cold, &mut out)
-                            }
-                            Plan::Serial => out.extend(rest.into_iter().map(f)),
-                        }
+                );
+                match plan {
+                    Route::Parallel(plan) => {
+                        run_parallel(site, rest, remaining, call_index, f, plan, &mut out)
+                    }
+                    _ => {
+                        // Timed: the rest of the input is a better sample of the call than
+                        // its head (which may be cheaper or dearer), when it is most of it.
+                        let start = Instant::now();
+                        out.extend(rest.into_iter().map(f));
+                        learn_from_serial(site, remaining, start, remaining >= estimate.done);
                     }
                 }
             }
@@ -126,19 +142,13 @@ where
     }
 }
 
-/// The machine facts if already measured, else provisional ones: a call that ran whole
-/// while profiling must not pay for the measurement just to label its decision.
-fn machine_if_known() -> model::Machine {
-    crate::machine::measured().unwrap_or_else(crate::machine::provisional)
-}
-
 fn run_parallel<P, F, R>(
     site: &Site,
     producer: P,
     n: usize,
+    call_index: u64,
     f: &F,
-    decision: Decision,
-    cold: bool,
+    plan: ParallelRoute,
     out: &mut Vec<R>,
 ) where
     P: Producer,
@@ -146,7 +156,7 @@ fn run_parallel<P, F, R>(
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
-    let Plan::Parallel { min_len, threads } = decision.plan else {
+    let Plan::Parallel { min_len, threads } = plan.decision.plan else {
         out.extend(producer.into_iter().map(f));
         return;
     };
@@ -158,6 +168,13 @@ fn run_parallel<P, F, R>(
         // the pool to do it all.
         crate::with_caller::map_into(producer, n, f, min_len, threads - 1, out, &busy_ns);
     } else {
+        // Under a cap, pieces no more numerous than the planned threads: rayon lets every
+        // worker of the pool steal, so only the piece count bounds how many take part.
+        let min_len = if plan.capped {
+            min_len.max(n.div_ceil(threads.max(1)))
+        } else {
+            min_len
+        };
         out.par_extend(
             ProducerIter {
                 producer: TimedProducer {
@@ -173,8 +190,8 @@ fn run_parallel<P, F, R>(
     learn_from_parallel(
         site,
         n,
-        decision,
-        cold,
+        call_index,
+        &plan,
         start,
         busy_ns.load(Ordering::Relaxed),
     );

@@ -1,15 +1,20 @@
-//! One annotated function's cached state: what it learned of its per-item cost, its counters,
-//! and the registry that lets [`report`](crate::report()) find every site.
+//! One annotated function's cached state: its learned per-item costs (in a loop and in
+//! parallel pieces), how its parallel runs went, its last decision, its counters, and the
+//! registry that lets [`report`](crate::report()) find every site.
 //!
-//! The hot path only loads atomics; locks guard only the registry and a generic function's
-//! rare extra instantiations, and no user code runs under them. A panic in user code can
-//! leave nothing half-written: a new cost is published by one store.
+//! The hot path loads one atomic word (the loop's cost, see `cost`); everything else is read
+//! and written on cold paths, the outcome and the last decision under the site's own lock.
+//! No user code runs under any lock, and a panic in user code can leave nothing
+//! half-written: costs change by compare-and-swap of one word.
 
+use crate::cause::Cause;
 use crate::config::Mode;
-use crate::model::{Decision, Plan};
+use crate::cost::{CostWord, LearnedCost};
+use crate::model::{Costs, Decision, Machine, Plan};
+use crate::outcome::Outcome;
 use crate::units::PerItem;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Low bits of the packed counter: items.
 const ITEM_BITS: u32 = 40;
@@ -20,19 +25,6 @@ const SPILL_CALLS: u64 = 1 << 22;
 const SPILL_ITEMS: u64 = 1 << 38;
 /// Calls this long count their items in the spill counter directly.
 const MAX_PACKED_ITEMS_PER_CALL: u64 = 1 << 32;
-
-/// No cost learned yet: the next call profiles.
-const UNTUNED: u8 = 0;
-/// A cost learned from a call too short to time well: good enough to keep short calls
-/// serial, but a call long enough to go parallel profiles again.
-const WEAK: u8 = 1;
-/// A cost learned from well-timed blocks of work.
-const TUNED: u8 = 2;
-
-/// A sample this far from the cached cost (either way) counts as drift…
-const DRIFT_FACTOR: u64 = 3;
-/// …and this many drift samples in a row replace the cached cost outright.
-const DRIFT_STREAK: u32 = 3;
 
 /// The cached state of one parallel map site: usually one annotated function, declared as a
 /// `static` so that it lives as long as the process.
@@ -58,27 +50,57 @@ const DRIFT_STREAK: u32 = 3;
 pub struct Site {
     name: &'static str,
     mode: Mode,
-    state: AtomicU8,
-    per_item_ps: AtomicU64,
+    /// At most this many threads per call; 0 for no cap.
+    max_threads: usize,
+    /// What one item costs in a plain loop (profiles, timed loops).
+    serial: LearnedCost,
+    /// What one item costs inside a parallel call's pieces.
+    parallel: LearnedCost,
     /// Calls (the bits above [`ITEM_BITS`]) and items (the low [`ITEM_BITS`]) packed, so that counting a
     /// call is one atomic add; moved into the spill counters long before either overflows.
     counts: AtomicU64,
     calls_spilled: AtomicU64,
     items_spilled: AtomicU64,
-    drift_streak: AtomicU32,
-    last: LastCall,
+    learned: Mutex<Learned>,
     registered: AtomicBool,
     instances: OnceLock<Box<Instances>>,
 }
 
-/// What the most recent call that decided anything chose, for reports.
+/// What a site's planned calls have taught it beyond its costs; read and written on cold
+/// paths only.
 #[derive(Debug)]
-struct LastCall {
-    n: AtomicU64,
-    min_len: AtomicU64,
-    threads: AtomicU64,
-    predicted_speedup: AtomicU64,
-    observed_speedup: AtomicU64,
+pub(crate) struct Learned {
+    /// How its parallel runs went.
+    pub(crate) outcome: Outcome,
+    /// The most recent planned call.
+    pub(crate) last: Option<LastDecision>,
+}
+
+impl LastDecision {
+    pub(crate) fn new(n: usize, decision: &Decision, cause: Cause, machine: Machine) -> Self {
+        LastDecision {
+            n,
+            plan: decision.plan,
+            predicted_speedup: decision.predicted_speedup(),
+            cause,
+            machine,
+        }
+    }
+}
+
+/// What the most recent planned call chose, and why.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LastDecision {
+    /// The call's length.
+    pub(crate) n: usize,
+    /// What it ran.
+    pub(crate) plan: Plan,
+    /// The model's predicted speedup over the loop for what it ran (1 for a loop).
+    pub(crate) predicted_speedup: f64,
+    /// What decided it.
+    pub(crate) cause: Cause,
+    /// The figures of the pool it was planned for.
+    pub(crate) machine: Machine,
 }
 
 /// How many instantiations of a generic site are found without a lock.
@@ -103,19 +125,16 @@ impl Site {
         Site {
             name,
             mode: Mode::Auto,
-            state: AtomicU8::new(UNTUNED),
-            per_item_ps: AtomicU64::new(0),
+            max_threads: 0,
+            serial: LearnedCost::new(),
+            parallel: LearnedCost::new(),
             counts: AtomicU64::new(0),
             calls_spilled: AtomicU64::new(0),
             items_spilled: AtomicU64::new(0),
-            drift_streak: AtomicU32::new(0),
-            last: LastCall {
-                n: AtomicU64::new(0),
-                min_len: AtomicU64::new(0),
-                threads: AtomicU64::new(0),
-                predicted_speedup: AtomicU64::new(0),
-                observed_speedup: AtomicU64::new(0),
-            },
+            learned: Mutex::new(Learned {
+                outcome: Outcome::NEW,
+                last: None,
+            }),
             registered: AtomicBool::new(false),
             instances: OnceLock::new(),
         }
@@ -126,6 +145,27 @@ impl Site {
     pub const fn with_mode(mut self, mode: Mode) -> Site {
         self.mode = mode;
         self
+    }
+
+    /// The same site with each call limited to `max_threads` threads (the calling thread
+    /// included), for services that must leave cores to other work. `0` means no cap (the
+    /// default); `1` keeps every call a loop.
+    ///
+    /// ```
+    /// use amorsize_core::{map, Site};
+    ///
+    /// static CAPPED: Site = Site::new("capped").with_max_threads(2);
+    /// assert_eq!(map(&CAPPED, 0..1000u64, |x| x * 2)[999], 1998);
+    /// assert_eq!(CAPPED.max_threads(), Some(2));
+    /// ```
+    pub const fn with_max_threads(mut self, max_threads: usize) -> Site {
+        self.max_threads = max_threads;
+        self
+    }
+
+    /// The thread cap given with [`with_max_threads`](Site::with_max_threads), if any.
+    pub fn max_threads(&self) -> Option<usize> {
+        (self.max_threads != 0).then_some(self.max_threads)
     }
 
     /// The name given at construction.
@@ -150,20 +190,27 @@ impl Site {
         self.items_spilled.load(Ordering::Relaxed) + (packed & ITEM_MASK)
     }
 
-    /// The learned cost of one item, once a call has measured it.
+    /// The learned cost of one item in a plain loop, once a call has measured it.
     pub fn per_item(&self) -> Option<PerItem> {
-        self.cost_ps().map(PerItem::from_picos)
+        self.serial.load().per_item()
     }
 
-    /// The plan a call of `n` items would get now, from the cached cost and the machine's
-    /// measured overhead. `None` while the cost is unknown (such a call profiles first).
+    /// The learned cost of one item inside a parallel call's pieces, once a parallel call
+    /// has measured it (allocation or memory contention can make it dearer than in a loop).
+    pub fn per_item_in_parallel(&self) -> Option<PerItem> {
+        self.parallel.load().per_item()
+    }
+
+    /// The model's plan for a call of `n` items made now from the calling thread (in its
+    /// pool, under the site's thread cap), from the learned costs. `None` while the cost is
+    /// unknown (such a call profiles first). Measures the pool if nothing has.
     pub fn plan_for(&self, n: usize) -> Option<Decision> {
-        let per_item = self.per_item()?;
-        Some(crate::model::decide(
-            n,
-            per_item,
-            &crate::machine::machine(),
-        ))
+        let costs = self.costs()?;
+        let mut machine = crate::pool::machine();
+        if let Some(cap) = self.max_threads() {
+            machine.threads = machine.threads.min(cap);
+        }
+        Some(crate::model::decide(n, costs, &machine))
     }
 
     /// The site for the instantiation of a generic function named by `key` (typically
@@ -261,135 +308,63 @@ impl Site {
         }
     }
 
-    /// The cached per-item cost in picoseconds, if any.
-    #[inline]
-    pub(crate) fn cost_ps(&self) -> Option<u64> {
-        if self.state.load(Ordering::Acquire) == UNTUNED {
-            None
-        } else {
-            Some(self.per_item_ps.load(Ordering::Relaxed))
-        }
+    /// The loop's per-item cost as one word: the hot path's only read.
+    #[inline(always)]
+    pub(crate) fn serial_word(&self) -> CostWord {
+        self.serial.load()
     }
 
-    /// `true` when the cached cost came from well-timed work.
-    #[inline]
-    pub(crate) fn is_tuned(&self) -> bool {
-        self.state.load(Ordering::Acquire) == TUNED
+    /// The loop's learned cost.
+    pub(crate) fn serial_cost(&self) -> &LearnedCost {
+        &self.serial
+    }
+
+    /// The pieces' learned cost.
+    pub(crate) fn parallel_cost(&self) -> &LearnedCost {
+        &self.parallel
+    }
+
+    /// Both costs, for the model: the pieces' cost is the loop's until a parallel call has
+    /// measured it.
+    pub(crate) fn costs(&self) -> Option<Costs> {
+        let serial = self.per_item()?;
+        Some(Costs {
+            serial,
+            parallel: self.per_item_in_parallel().unwrap_or(serial),
+        })
     }
 
     /// Publishes the cost measured by a profiling run. A `strong` estimate (from well-timed
-    /// blocks) replaces anything; a weak one only fills an empty cache.
+    /// blocks) replaces anything; a weak one never replaces a strong one. `head` when the
+    /// call went on past the profiled items.
     #[cold]
-    pub(crate) fn publish_profile(&self, per_item_ps: u64, strong: bool) {
-        let per_item_ps = per_item_ps.max(1);
+    pub(crate) fn publish_profile(&self, estimate: PerItem, strong: bool, head: bool) {
         log::debug!(
             target: "amorsize",
             "{}: profiled {} per item ({})",
             self.name,
-            PerItem::from_picos(per_item_ps),
+            estimate,
             if strong { "well timed" } else { "short call, provisional" }
         );
-        if strong {
-            self.per_item_ps.store(per_item_ps, Ordering::Relaxed);
-            self.state.store(TUNED, Ordering::Release);
-            self.drift_streak.store(0, Ordering::Relaxed);
-        } else if self.state.load(Ordering::Acquire) != TUNED {
-            self.per_item_ps.store(per_item_ps, Ordering::Relaxed);
-            let _ = self
-                .state
-                .compare_exchange(UNTUNED, WEAK, Ordering::AcqRel, Ordering::Relaxed);
-        }
+        self.serial
+            .update(|word| word.after_profile(estimate, strong, head).map(|w| (w, ())));
     }
 
-    /// Refines the cached cost with a per-item sample from a later call: a timed serial
-    /// call, or the summed time of a parallel call's pieces (which, unlike the call's wall
-    /// time, does not include waiting for idle threads). One sample moves the cost by at most
-    /// a quarter of a factor two; a sustained drift replaces it.
-    ///
-    /// Samples cover the whole input, so they also correct a first estimate taken from a
-    /// head that was cheaper (a skewed input) or slower (fresh memory) than the rest.
-    #[cold]
-    pub(crate) fn observe(&self, sample_ps: u64) {
-        let sample_ps = sample_ps.max(1);
-        let Some(old) = self.cost_ps() else {
-            self.publish_profile(sample_ps, false);
-            return;
-        };
-        let old = old.max(1);
-        let drifted = sample_ps > old.saturating_mul(DRIFT_FACTOR)
-            || sample_ps.saturating_mul(DRIFT_FACTOR) < old;
-        if drifted {
-            let streak = self.drift_streak.fetch_add(1, Ordering::Relaxed) + 1;
-            if streak >= DRIFT_STREAK {
-                log::debug!(
-                    target: "amorsize",
-                    "{}: re-tuned, per-item cost drifted from {} to {}",
-                    self.name,
-                    PerItem::from_picos(old),
-                    PerItem::from_picos(sample_ps)
-                );
-                self.drift_streak.store(0, Ordering::Relaxed);
-                self.per_item_ps.store(sample_ps, Ordering::Relaxed);
-                return;
-            }
-        } else if self.drift_streak.load(Ordering::Relaxed) != 0 {
-            self.drift_streak.store(0, Ordering::Relaxed);
-        }
-        let clamped = sample_ps.clamp(old / 2, old.saturating_mul(2)) as i128;
-        let updated = old as i128 + (clamped - old as i128) / 4;
-        self.per_item_ps
-            .store(updated.max(1) as u64, Ordering::Relaxed);
+    /// The site's outcome and last decision, locked (cold paths only; no user code runs
+    /// while it is held).
+    pub(crate) fn learned(&self) -> MutexGuard<'_, Learned> {
+        crate::lock(&self.learned)
     }
 
-    /// Remembers what a call of `n` items decided, for reports. Stores only on change, so
-    /// repeated identical calls do not bounce the cache line between cores.
-    pub(crate) fn note_decision(&self, n: usize, decision: &Decision) {
-        let (min_len, threads) = match decision.plan {
-            Plan::Serial => (0, 1),
-            Plan::Parallel { min_len, threads } => (min_len as u64, threads as u64),
-        };
-        store_if_changed(&self.last.n, n as u64);
-        store_if_changed(&self.last.min_len, min_len);
-        store_if_changed(&self.last.threads, threads);
-        store_if_changed(
-            &self.last.predicted_speedup,
-            decision.predicted_speedup().to_bits(),
-        );
-    }
-
-    /// Remembers the speedup a timed parallel call achieved over the predicted loop time.
-    pub(crate) fn note_observed_speedup(&self, speedup: f64) {
-        if speedup.is_finite() && speedup > 0.0 {
-            self.last
-                .observed_speedup
-                .store(speedup.to_bits(), Ordering::Relaxed);
-        }
-    }
-
-    /// The last decision noted: `(n, plan, predicted speedup, observed speedup)`.
-    pub(crate) fn last_decision(&self) -> Option<(u64, Plan, f64, Option<f64>)> {
-        let threads = self.last.threads.load(Ordering::Relaxed);
-        if threads == 0 {
-            return None;
-        }
-        let min_len = self.last.min_len.load(Ordering::Relaxed);
-        let plan = if min_len == 0 {
-            Plan::Serial
-        } else {
-            Plan::Parallel {
-                min_len: min_len as usize,
-                threads: threads as usize,
-            }
-        };
-        let predicted = f64::from_bits(self.last.predicted_speedup.load(Ordering::Relaxed));
-        let observed = self.last.observed_speedup.load(Ordering::Relaxed);
-        let observed = (observed != 0).then(|| f64::from_bits(observed));
-        Some((
-            self.last.n.load(Ordering::Relaxed),
-            plan,
-            predicted,
-            observed,
-        ))
+    /// Remembers what a planned call chose and why, for reports.
+    pub(crate) fn note_decision(
+        &self,
+        n: usize,
+        decision: &Decision,
+        cause: Cause,
+        machine: Machine,
+    ) {
+        self.learned().last = Some(LastDecision::new(n, decision, cause, machine));
     }
 
     #[cold]
@@ -404,12 +379,6 @@ fn registry() -> std::sync::MutexGuard<'static, Vec<&'static Site>> {
     crate::lock(&REGISTRY)
 }
 
-fn store_if_changed(cell: &AtomicU64, value: u64) {
-    if cell.load(Ordering::Relaxed) != value {
-        cell.store(value, Ordering::Relaxed);
-    }
-}
-
 /// Every site that has been called at least once, in order of first call.
 pub(crate) fn all_sites() -> Vec<&'static Site> {
     registry().clone()
@@ -420,33 +389,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn profile_then_refine() {
+    fn a_weak_profile_never_overwrites_a_strong_one() {
         static SITE: Site = Site::new("refine");
-        assert_eq!(SITE.cost_ps(), None);
-        SITE.publish_profile(10_000, false);
-        assert_eq!(SITE.cost_ps(), Some(10_000));
-        assert!(!SITE.is_tuned());
-        // A weak estimate never overwrites a strong one.
-        SITE.publish_profile(20_000, true);
-        SITE.publish_profile(1, false);
-        assert_eq!(SITE.cost_ps(), Some(20_000));
-        assert!(SITE.is_tuned());
-        // One wild sample moves the cost by at most a quarter of a factor two.
-        SITE.observe(20_000_000);
-        assert_eq!(SITE.cost_ps(), Some(25_000));
-        SITE.observe(25_000);
-        assert_eq!(SITE.cost_ps(), Some(25_000));
-    }
-
-    #[test]
-    fn sustained_drift_replaces_the_cost() {
-        static SITE: Site = Site::new("drift");
-        SITE.publish_profile(1_000, true);
-        SITE.observe(100_000);
-        SITE.observe(100_000);
-        assert!(SITE.cost_ps().unwrap() < 5_000);
-        SITE.observe(100_000);
-        assert_eq!(SITE.cost_ps(), Some(100_000));
+        assert_eq!(SITE.per_item(), None);
+        SITE.publish_profile(PerItem::from_picos(10_000), false, false);
+        assert_eq!(SITE.per_item(), Some(PerItem::from_picos(10_000)));
+        SITE.publish_profile(PerItem::from_picos(20_000), true, false);
+        SITE.publish_profile(PerItem::from_picos(1), false, false);
+        assert_eq!(SITE.per_item(), Some(PerItem::from_picos(20_000)));
+        // No parallel call yet: the pieces are assumed to cost what the loop does.
+        let costs = SITE.costs().unwrap();
+        assert_eq!(costs.parallel, costs.serial);
     }
 
     #[test]

@@ -1,0 +1,376 @@
+//! A learned per-item cost in one atomic word: the estimate, how it was learned, and any
+//! drift in progress, updated together by compare-and-swap so that no two updates can
+//! interleave (a weak estimate can never overwrite a strong one between a check and a
+//! store). The rules for each kind of sample are pure functions on [`CostWord`], tested on
+//! made-up numbers.
+//!
+//! Rules:
+//! - A profile's estimate fills the word; a weak one (from a call too short to time well)
+//!   never replaces a strong one.
+//! - A sample within [`DRIFT_FACTOR`] of the estimate moves it a quarter of the way toward
+//!   the sample (clamped to a factor two): noise is averaged out.
+//! - A sample [`DRIFT_FACTOR`] or more away counts as drift. [`DRIFT_STREAK`] drifted samples in
+//!   a row, the same way, replace the estimate: a changed cost is acted on within two calls.
+//!   While a drift is unconfirmed the word says so, and the next call is timed whatever its
+//!   length.
+//! - A sample over a whole call replaces an estimate taken from the head of an earlier call
+//!   (the head may be cheaper or dearer than the rest of the input).
+
+use crate::units::PerItem;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A sample this far from the estimate (either way) counts as drift…
+pub(crate) const DRIFT_FACTOR: u64 = 4;
+/// …and this many drifted samples in a row, the same way, replace the estimate.
+pub(crate) const DRIFT_STREAK: u64 = 2;
+
+const STATE_SHIFT: u32 = 62;
+const STREAK_SHIFT: u32 = 60;
+const STREAK_MASK: u64 = 0b11;
+const UP_BIT: u64 = 1 << 59;
+const HEAD_BIT: u64 = 1 << 58;
+/// The estimate's picoseconds: 58 bits, 80 hours per item.
+const COST_MASK: u64 = HEAD_BIT - 1;
+
+/// How the estimate was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Basis {
+    /// Nothing learned yet.
+    Unknown = 0,
+    /// From a call too short to time well: enough to keep short calls serial, but a call
+    /// long enough to go parallel profiles again.
+    Weak = 1,
+    /// From well-timed work.
+    Tuned = 2,
+}
+
+/// The packed state: basis (2 bits), drift streak (2), drift direction (1), head estimate
+/// (1), picoseconds (58).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CostWord(u64);
+
+/// What one sample did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Change {
+    /// Averaged in (or only counted toward a drift).
+    Refined,
+    /// A drift confirmed: the estimate was replaced; `factor` is new / old.
+    Drifted { factor: f64 },
+    /// A first estimate, or a whole call replacing a head estimate.
+    Replaced,
+}
+
+impl CostWord {
+    /// Nothing learned.
+    pub(crate) const UNKNOWN: CostWord = CostWord(0);
+
+    fn new(basis: Basis, cost: PerItem, streak: u64, up: bool, head: bool) -> CostWord {
+        let ps = cost.as_picos().clamp(1, COST_MASK);
+        CostWord(
+            (basis as u64) << STATE_SHIFT
+                | (streak.min(STREAK_MASK)) << STREAK_SHIFT
+                | if up { UP_BIT } else { 0 }
+                | if head { HEAD_BIT } else { 0 }
+                | ps,
+        )
+    }
+
+    pub(crate) fn basis(self) -> Basis {
+        match self.0 >> STATE_SHIFT {
+            0 => Basis::Unknown,
+            1 => Basis::Weak,
+            _ => Basis::Tuned,
+        }
+    }
+
+    /// The estimate, once there is one.
+    #[inline(always)]
+    pub(crate) fn per_item(self) -> Option<PerItem> {
+        (self.0 >> STATE_SHIFT != 0).then_some(PerItem::from_picos(self.0 & COST_MASK))
+    }
+
+    /// `true` while a drifted sample waits for confirmation: the next call is timed.
+    #[inline(always)]
+    pub(crate) fn drifting(self) -> bool {
+        (self.0 >> STREAK_SHIFT) & STREAK_MASK != 0
+    }
+
+    fn streak(self) -> u64 {
+        (self.0 >> STREAK_SHIFT) & STREAK_MASK
+    }
+
+    /// `true` when the estimate came from the head of a call, not from whole calls.
+    pub(crate) fn is_head_estimate(self) -> bool {
+        self.0 & HEAD_BIT != 0
+    }
+
+    /// The word after a profile estimated `estimate`: `strong` when it came from well-timed
+    /// blocks, `head` when the call went on past the profiled items. `None` when the word
+    /// should stay as it is (a weak estimate never replaces a tuned one).
+    pub(crate) fn after_profile(
+        self,
+        estimate: PerItem,
+        strong: bool,
+        head: bool,
+    ) -> Option<CostWord> {
+        if strong {
+            Some(CostWord::new(Basis::Tuned, estimate, 0, false, head))
+        } else if self.basis() == Basis::Tuned {
+            None
+        } else {
+            Some(CostWord::new(Basis::Weak, estimate, 0, false, head))
+        }
+    }
+
+    /// The word after a timed sample of `sample` per item; `whole_call` when it covers a
+    /// whole call's items. `smooth` is `false` for samples that may only reveal a drift,
+    /// never nudge the estimate (see `learn`).
+    pub(crate) fn after_sample(
+        self,
+        sample: PerItem,
+        whole_call: bool,
+        smooth: bool,
+    ) -> (CostWord, Change) {
+        let sample_ps = sample.as_picos().max(1);
+        let Some(old) = self.per_item() else {
+            return (
+                CostWord::new(Basis::Weak, sample, 0, false, !whole_call),
+                Change::Replaced,
+            );
+        };
+        let basis = self.basis();
+        if whole_call && self.is_head_estimate() {
+            return (
+                CostWord::new(basis, sample, 0, false, false),
+                Change::Replaced,
+            );
+        }
+        let old_ps = old.as_picos().max(1);
+        let up = sample_ps >= old_ps.saturating_mul(DRIFT_FACTOR);
+        let down = sample_ps.saturating_mul(DRIFT_FACTOR) <= old_ps;
+        let head = self.is_head_estimate();
+        if up || down {
+            let streak = if self.streak() > 0 && (self.0 & UP_BIT != 0) == up {
+                self.streak() + 1
+            } else {
+                1
+            };
+            if streak >= DRIFT_STREAK {
+                let factor = sample_ps as f64 / old_ps as f64;
+                return (
+                    CostWord::new(basis, sample, 0, false, head),
+                    Change::Drifted { factor },
+                );
+            }
+            let cost = if smooth {
+                smoothed(old_ps, sample_ps)
+            } else {
+                old_ps
+            };
+            return (
+                CostWord::new(basis, PerItem::from_picos(cost), streak, up, head),
+                Change::Refined,
+            );
+        }
+        let cost = if smooth {
+            smoothed(old_ps, sample_ps)
+        } else {
+            old_ps
+        };
+        (
+            CostWord::new(basis, PerItem::from_picos(cost), 0, false, head),
+            Change::Refined,
+        )
+    }
+
+    /// The estimate scaled by `factor` (a drift confirmed elsewhere), keeping the rest.
+    pub(crate) fn scaled(self, factor: f64) -> CostWord {
+        let Some(old) = self.per_item() else {
+            return self;
+        };
+        // `as` saturates, and turns NaN into 0.
+        let ps = ((old.as_picos() as f64 * factor) as u64).clamp(1, COST_MASK);
+        CostWord((self.0 & !COST_MASK) | ps)
+    }
+}
+
+/// One sample averaged in: a quarter of the way toward it, clamped to a factor two.
+fn smoothed(old_ps: u64, sample_ps: u64) -> u64 {
+    let clamped = sample_ps.clamp(old_ps / 2, old_ps.saturating_mul(2)) as i128;
+    let updated = old_ps as i128 + (clamped - old_ps as i128) / 4;
+    updated.max(1) as u64
+}
+
+/// A [`CostWord`] shared between threads.
+#[derive(Debug)]
+pub(crate) struct LearnedCost(AtomicU64);
+
+impl LearnedCost {
+    pub(crate) const fn new() -> LearnedCost {
+        LearnedCost(AtomicU64::new(CostWord::UNKNOWN.0))
+    }
+
+    #[inline(always)]
+    pub(crate) fn load(&self) -> CostWord {
+        CostWord(self.0.load(Ordering::Acquire))
+    }
+
+    /// Applies `rule` to the current word until it sticks (nobody changed the word in
+    /// between); returns what the last application reported, or `None` if `rule` left the
+    /// word alone.
+    pub(crate) fn update<C>(
+        &self,
+        mut rule: impl FnMut(CostWord) -> Option<(CostWord, C)>,
+    ) -> Option<(CostWord, C)> {
+        let mut current = self.load();
+        loop {
+            let (next, change) = rule(current)?;
+            match self.0.compare_exchange_weak(
+                current.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some((next, change)),
+                Err(actual) => current = CostWord(actual),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ps(x: u64) -> PerItem {
+        PerItem::from_picos(x)
+    }
+
+    fn tuned(x: u64) -> CostWord {
+        CostWord::UNKNOWN.after_profile(ps(x), true, false).unwrap()
+    }
+
+    #[test]
+    fn a_weak_estimate_never_replaces_a_tuned_one() {
+        let weak = CostWord::UNKNOWN
+            .after_profile(ps(10_000), false, false)
+            .unwrap();
+        assert_eq!(weak.basis(), Basis::Weak);
+        assert_eq!(weak.per_item(), Some(ps(10_000)));
+        assert_eq!(
+            weak.after_profile(ps(5), false, false).unwrap().per_item(),
+            Some(ps(5))
+        );
+        let strong = weak.after_profile(ps(20_000), true, false).unwrap();
+        assert_eq!(strong.basis(), Basis::Tuned);
+        assert_eq!(strong.after_profile(ps(1), false, false), None);
+        assert_eq!(CostWord::UNKNOWN.per_item(), None);
+    }
+
+    #[test]
+    fn samples_within_the_drift_factor_are_averaged_in() {
+        let w = tuned(20_000);
+        // A wild-ish sample (3×) moves the cost a quarter of the way to twice it.
+        let (w, change) = w.after_sample(ps(60_000), false, true);
+        assert_eq!(change, Change::Refined);
+        assert_eq!(w.per_item(), Some(ps(25_000)));
+        assert!(!w.drifting());
+        let (w, _) = w.after_sample(ps(25_000), false, true);
+        assert_eq!(w.per_item(), Some(ps(25_000)));
+        // A sample that may not smooth leaves the estimate.
+        let (w, _) = w.after_sample(ps(40_000), false, false);
+        assert_eq!(w.per_item(), Some(ps(25_000)));
+    }
+
+    #[test]
+    fn a_drift_is_confirmed_by_the_second_sample() {
+        // 2 ns per item, then 700 ns: the first sample marks a drift and times the next
+        // call; the second replaces the estimate.
+        let w = tuned(2_000);
+        let (w, change) = w.after_sample(ps(700_000), true, true);
+        assert_eq!(change, Change::Refined);
+        assert!(w.drifting());
+        assert_eq!(w.per_item(), Some(ps(2_500)));
+        let (w, change) = w.after_sample(ps(700_000), true, true);
+        assert_eq!(change, Change::Drifted { factor: 280.0 });
+        assert_eq!(w.per_item(), Some(ps(700_000)));
+        assert!(!w.drifting());
+        assert_eq!(w.basis(), Basis::Tuned);
+        // And down again, just as fast.
+        let (w, _) = w.after_sample(ps(1_000), true, true);
+        let (w, change) = w.after_sample(ps(1_000), true, true);
+        assert!(matches!(change, Change::Drifted { .. }));
+        assert_eq!(w.per_item(), Some(ps(1_000)));
+    }
+
+    #[test]
+    fn one_outlier_or_a_zigzag_is_not_a_drift() {
+        let w = tuned(10_000);
+        let (w, _) = w.after_sample(ps(10_000_000), true, true); // a preempted call
+        assert!(w.drifting());
+        let (w, _) = w.after_sample(ps(10_000), true, true);
+        assert!(!w.drifting());
+        assert!(w.per_item().unwrap().as_picos() < 20_000);
+        // Up, then down: two drifted samples, but not the same way.
+        let (w, _) = w.after_sample(ps(1_000_000), true, true);
+        let (w, change) = w.after_sample(ps(100), true, true);
+        assert_eq!(change, Change::Refined);
+        assert!(w.drifting());
+    }
+
+    #[test]
+    fn a_whole_call_replaces_a_head_estimate_once() {
+        // The head of the first call was cheap (a skewed input): 10 ns per item; the whole
+        // next call averages 2 µs.
+        let head = CostWord::UNKNOWN
+            .after_profile(ps(10_000), true, true)
+            .unwrap();
+        assert!(head.is_head_estimate());
+        // A parallel call's pieces are not a whole loop: they do not replace it.
+        let (w, _) = head.after_sample(ps(2_000_000), false, true);
+        assert!(w.is_head_estimate());
+        let (w, change) = head.after_sample(ps(2_000_000), true, true);
+        assert_eq!(change, Change::Replaced);
+        assert_eq!(w.per_item(), Some(ps(2_000_000)));
+        assert!(!w.is_head_estimate());
+        assert_eq!(w.basis(), Basis::Tuned);
+        // From then on, whole calls are averaged in as usual.
+        let (w, change) = w.after_sample(ps(2_200_000), true, true);
+        assert_eq!(change, Change::Refined);
+        assert_eq!(w.per_item(), Some(ps(2_050_000)));
+    }
+
+    #[test]
+    fn scaling_and_extremes_stay_in_range() {
+        let w = tuned(1_000).scaled(3.0);
+        assert_eq!(w.per_item(), Some(ps(3_000)));
+        assert_eq!(w.basis(), Basis::Tuned);
+        assert_eq!(CostWord::UNKNOWN.scaled(2.0), CostWord::UNKNOWN);
+        assert_eq!(tuned(u64::MAX).per_item(), Some(ps(COST_MASK)));
+        assert_eq!(tuned(0).per_item(), Some(ps(1)));
+        let (w, _) = tuned(COST_MASK).after_sample(ps(u64::MAX), true, true);
+        assert_eq!(w.per_item(), Some(ps(COST_MASK)));
+        assert_eq!(tuned(5).scaled(f64::NAN).per_item(), Some(ps(1)));
+    }
+
+    #[test]
+    fn concurrent_updates_all_land() {
+        let cost = LearnedCost::new();
+        cost.update(|w| w.after_profile(ps(1_000), true, false).map(|w| (w, ())));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1_000 {
+                        cost.update(|w| Some((w.scaled(1.0), ())));
+                    }
+                });
+            }
+        });
+        assert_eq!(cost.load().per_item(), Some(ps(1_000)));
+        // A rule that declines leaves the word.
+        assert!(cost
+            .update(|w| w.after_profile(ps(5), false, false).map(|w| (w, ())))
+            .is_none());
+        assert_eq!(cost.load().per_item(), Some(ps(1_000)));
+    }
+}

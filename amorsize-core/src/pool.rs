@@ -1,0 +1,645 @@
+//! The facts of each rayon pool a call runs in: how many threads it can keep busy, what going
+//! parallel costs there, and the break-even work below which no call can go parallel.
+//!
+//! A call runs in the pool of the thread that makes it: inside `pool.install(..)` (or on any
+//! worker of a pool) that pool, anywhere else rayon's global pool. rayon exposes no identity
+//! for a pool, only its size, so the facts are kept per pool size: pools of the same size on
+//! the same machine share them. A thread's pool never changes (a worker belongs to one pool
+//! for life, and any other thread calls into the global pool), so each thread caches its
+//! pool in a thread-local, and the hot path reads the break-even point with a thread-local
+//! read and one atomic load.
+//!
+//! Each pool's figures are measured on first need (about a millisecond, never blocking
+//! anyone: callers that arrive meanwhile get provisional figures), refined by its own
+//! parallel calls, and measured again a few times with backoff: a measurement taken while
+//! other threads loaded the machine must not fix a wrong figure for ever, and a figure too
+//! high keeps calls serial, so no parallel call would ever correct it.
+//!
+//! Every figure and the break-even point derived from it change together, under the pool's
+//! lock: a break-even point never outlives the figures it came from.
+
+use crate::model::{serial_work_limit_ps, Machine, MAX_PIECES_PER_THREAD};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Used by calls that arrive while a pool is first being measured (including calls nested
+/// inside the measurement): a typical wake-and-join cost for a small pool, so those calls
+/// lean serial.
+const PROVISIONAL_OVERHEAD_NS: f64 = 20_000.0;
+const PROVISIONAL_PER_PIECE_NS: f64 = 500.0;
+
+/// Samples per measured configuration; the median is kept.
+const SAMPLES: usize = 7;
+/// Pause that lets rayon's workers fall asleep, so the cold samples see a wake-up.
+const IDLE_PAUSE: Duration = Duration::from_micros(150);
+/// Cold (after idle) samples; the median is kept.
+const COLD_SAMPLES: usize = 3;
+
+/// A pool unused for this long is planned for as cold: its workers sleep, and on virtual
+/// machines their cores may be halted (measured on the 2-core development VM: a join of two
+/// 500 µs halves took 526 µs back to back, 1114 µs after 2 ms of serial work).
+pub(crate) const COLD_AFTER: Duration = Duration::from_millis(1);
+
+/// A learned overhead never drops below this: no fork-join is free.
+const MIN_OVERHEAD_NS: f64 = 1_000.0;
+/// Each sample moves a learned overhead by this factor, up or down.
+const OVERHEAD_STEP: f64 = 1.0625;
+
+/// After the first measurement, a pool is measured again this long after it (hot samples
+/// only, about 0.1 ms of the planning call's time each): three times in a process's life.
+const REMEASURE_AFTER: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+    Duration::from_secs(10),
+];
+/// A re-measurement replaces the figures only when it finds going parallel at least this
+/// much cheaper: the figures refined by real calls are better than one on empty work, unless
+/// they are clearly inflated (measured under load).
+const REMEASURE_DROP: f64 = 1.5;
+
+/// The facts of the pools of one size.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// rayon's thread count for the pool.
+    size: usize,
+    /// The break-even total work (picoseconds) below which no call can go parallel here;
+    /// 0 while the pool is not measured (no call is then below it), `u64::MAX` for a pool
+    /// with one usable thread.
+    serial_limit_ps: AtomicU64,
+    /// When a parallel call last finished here, in nanoseconds since [`epoch`]; 0 for never.
+    last_used_ns: AtomicU64,
+    /// Taken by the thread measuring the pool, so that nobody waits for it.
+    measuring: AtomicBool,
+    figures: Mutex<Figures>,
+}
+
+/// What has been measured and learned of a pool.
+#[derive(Clone, Copy, Debug)]
+struct Figures {
+    /// `None` until the first measurement completes.
+    machine: Option<Machine>,
+    /// When the first measurement completed, in nanoseconds since [`epoch`].
+    measured_at_ns: u64,
+    /// Re-measurements done so far.
+    remeasured: usize,
+}
+
+thread_local! {
+    /// The calling thread's pool, once resolved.
+    static HERE: Cell<Option<&'static Pool>> = const { Cell::new(None) };
+}
+
+/// Every pool size seen, each with its facts (leaked: a process has very few).
+static POOLS: Mutex<Vec<&'static Pool>> = Mutex::new(Vec::new());
+
+/// The CPUs this process may use, asked once: on Linux the answer reads cgroup files
+/// (50-110 µs per call on the development VM).
+static CPUS: OnceLock<usize> = OnceLock::new();
+
+fn cpus() -> usize {
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism().map_or(usize::MAX, std::num::NonZeroUsize::get)
+    })
+}
+
+/// The pool the calling thread's calls run in.
+pub(crate) fn here() -> &'static Pool {
+    match HERE.with(Cell::get) {
+        Some(pool) => pool,
+        None => resolve_here(),
+    }
+}
+
+/// The calling thread's pool if it has been resolved already: a short first call labels its
+/// decision without paying for the lookup.
+pub(crate) fn known_here() -> Option<&'static Pool> {
+    HERE.with(Cell::get)
+}
+
+/// The break-even total work (picoseconds) of the calling thread's pool; 0 while that is not
+/// known (no call is then below it, and the call takes the routed path).
+#[inline(always)]
+pub(crate) fn known_serial_limit_here_ps() -> u64 {
+    match HERE.with(Cell::get) {
+        Some(pool) => pool.serial_limit_ps.load(Ordering::Relaxed),
+        None => 0,
+    }
+}
+
+#[cold]
+fn resolve_here() -> &'static Pool {
+    let pool = of_size(rayon::current_num_threads());
+    HERE.with(|here| here.set(Some(pool)));
+    pool
+}
+
+fn of_size(size: usize) -> &'static Pool {
+    let mut pools = crate::lock(&POOLS);
+    if let Some(pool) = pools.iter().find(|p| p.size == size) {
+        return pool;
+    }
+    let pool: &'static Pool = Box::leak(Box::new(Pool::new(size)));
+    pools.push(pool);
+    pool
+}
+
+/// The facts of the calling thread's pool: measured on first use (never blocking: a thread
+/// that asks while another measures gets provisional figures), then refined by the program's
+/// own parallel calls.
+///
+/// A call inside `pool.install(..)` gets that pool's facts; elsewhere, those of rayon's
+/// global pool.
+pub fn machine() -> Machine {
+    here().machine()
+}
+
+/// The facts of the calling thread's pool as far as they are known, without measuring: a
+/// report or a short first call must not pay for a measurement.
+pub(crate) fn machine_if_known() -> Machine {
+    match known_here() {
+        Some(pool) => pool.known_machine(),
+        None => provisional_machine(rayon::current_num_threads()),
+    }
+}
+
+/// Stand-in figures for a pool of `size` threads until it is measured. Cheap: the CPU count
+/// is used only if already known.
+fn provisional_machine(size: usize) -> Machine {
+    Machine {
+        threads: size.min(CPUS.get().copied().unwrap_or(usize::MAX)),
+        overhead_ns: PROVISIONAL_OVERHEAD_NS,
+        cold_overhead_ns: PROVISIONAL_OVERHEAD_NS,
+        per_piece_ns: PROVISIONAL_PER_PIECE_NS,
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos().clamp(1, u64::MAX as u128) as u64
+}
+
+impl Pool {
+    const fn new(size: usize) -> Pool {
+        Pool {
+            size,
+            serial_limit_ps: AtomicU64::new(0),
+            last_used_ns: AtomicU64::new(0),
+            measuring: AtomicBool::new(false),
+            figures: Mutex::new(Figures {
+                machine: None,
+                measured_at_ns: 0,
+                remeasured: 0,
+            }),
+        }
+    }
+
+    /// The threads a parallel call here can keep busy: the pool's size capped at the CPUs
+    /// this process may use, as a pool larger than the machine only takes turns.
+    fn threads(&self) -> usize {
+        self.size.min(cpus())
+    }
+
+    /// The figures, measuring them first if nobody has (never blocking).
+    pub(crate) fn machine(&self) -> Machine {
+        match self.measured() {
+            Some(m) => m,
+            None => self.measure_first(),
+        }
+    }
+
+    /// The figures if they have been measured.
+    pub(crate) fn measured(&self) -> Option<Machine> {
+        crate::lock(&self.figures).machine
+    }
+
+    fn provisional(&self) -> Machine {
+        provisional_machine(self.size)
+    }
+
+    /// The figures if measured, else provisional ones; never measures.
+    pub(crate) fn known_machine(&self) -> Machine {
+        self.measured().unwrap_or_else(|| self.provisional())
+    }
+
+    /// The figures as a call starting now will find the pool, and whether the pool has been
+    /// idle for [`COLD_AFTER`]. Reads the clock, and re-measures the pool when that is due:
+    /// cold path, for calls long enough to be planned.
+    ///
+    /// The cold overhead goes into `overhead_ns` only for calls made on a pool thread: they
+    /// wait for the pool like any rayon job. A call from outside the pool works from the
+    /// start and never waits for a helper that has not woken (see `with_caller`), so an idle
+    /// pool can make it no slower than its loop; it plans as if the pool were awake.
+    pub(crate) fn for_call(&self) -> (Machine, bool) {
+        let figures = *crate::lock(&self.figures);
+        let mut m = match figures.machine {
+            Some(m)
+                if m.threads >= 2
+                    && remeasure_due(figures.measured_at_ns, figures.remeasured, now_ns()) =>
+            {
+                self.remeasure().unwrap_or(m)
+            }
+            Some(m) => m,
+            None => self.measure_first(),
+        };
+        let cold = self.idle() >= COLD_AFTER;
+        if cold && rayon::current_thread_index().is_some() {
+            m.overhead_ns = m.cold_overhead_ns;
+        }
+        (m, cold)
+    }
+
+    /// How long since a parallel call last finished here (forever if none has).
+    fn idle(&self) -> Duration {
+        match self.last_used_ns.load(Ordering::Relaxed) {
+            0 => Duration::MAX,
+            last => Duration::from_nanos(now_ns().saturating_sub(last)),
+        }
+    }
+
+    /// Records that a parallel call just finished: the pool is awake.
+    pub(crate) fn note_used(&self) {
+        self.last_used_ns.store(now_ns(), Ordering::Relaxed);
+    }
+
+    /// The break-even total work (picoseconds) below which no call can go parallel here,
+    /// from the figures known now (provisional ones while the pool is being measured; those
+    /// are not cached).
+    pub(crate) fn serial_limit_ps(&self) -> u64 {
+        match self.serial_limit_ps.load(Ordering::Relaxed) {
+            0 => limit_for(&self.machine()),
+            limit => limit,
+        }
+    }
+
+    /// The break-even point as far as it is known, without measuring: from provisional
+    /// figures while the pool is not measured.
+    pub(crate) fn known_serial_limit_ps(&self) -> u64 {
+        match self.serial_limit_ps.load(Ordering::Relaxed) {
+            0 => limit_for(&self.known_machine()),
+            limit => limit,
+        }
+    }
+
+    /// Refines the hot or the cold overhead with what a parallel call paid beyond its pieces'
+    /// work.
+    ///
+    /// The estimate steps a fixed factor toward each sample, which converges on the samples'
+    /// median: a few calls that pay milliseconds (a descheduled worker) do not drag it up.
+    #[cold]
+    pub(crate) fn observe_overhead(&self, sample_ns: f64, cold: bool) {
+        if !sample_ns.is_finite() {
+            return;
+        }
+        let mut figures = crate::lock(&self.figures);
+        let Some(mut m) = figures.machine else {
+            return;
+        };
+        if m.threads < 2 {
+            return;
+        }
+        let current = if cold {
+            &mut m.cold_overhead_ns
+        } else {
+            &mut m.overhead_ns
+        };
+        *current = step_toward(*current, sample_ns);
+        self.publish(&mut figures, m);
+    }
+
+    /// Stores new figures and the break-even point that follows from them, together.
+    fn publish(&self, figures: &mut Figures, m: Machine) {
+        figures.machine = Some(m);
+        self.serial_limit_ps.store(limit_for(&m), Ordering::Relaxed);
+    }
+
+    #[cold]
+    fn measure_first(&self) -> Machine {
+        if self
+            .measuring
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return self.measured().unwrap_or_else(|| self.provisional());
+        }
+        let measured = measure(self.threads());
+        log::debug!(
+            target: "amorsize",
+            "pool of {} threads: {} usable, {:.0} ns to go parallel ({:.0} ns after idling), {:.0} ns per extra piece",
+            self.size,
+            measured.threads,
+            measured.overhead_ns,
+            measured.cold_overhead_ns,
+            measured.per_piece_ns
+        );
+        let mut figures = crate::lock(&self.figures);
+        figures.measured_at_ns = now_ns();
+        self.publish(&mut figures, measured);
+        drop(figures);
+        self.note_used();
+        self.measuring.store(false, Ordering::Release);
+        measured
+    }
+
+    /// Measures the hot overhead again and keeps it if it is clearly lower; `None` when
+    /// another thread is measuring.
+    #[cold]
+    fn remeasure(&self) -> Option<Machine> {
+        if self
+            .measuring
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return None;
+        }
+        let fresh_ns = measure_hot(self.threads());
+        let mut figures = crate::lock(&self.figures);
+        figures.remeasured += 1;
+        let current = figures.machine?;
+        let merged = merge_remeasured(current, fresh_ns);
+        if merged != current {
+            log::debug!(
+                target: "amorsize",
+                "pool of {} threads measured again: going parallel costs {:.0} ns, not {:.0} ns",
+                self.size,
+                merged.overhead_ns,
+                current.overhead_ns
+            );
+        }
+        self.publish(&mut figures, merged);
+        drop(figures);
+        self.note_used();
+        self.measuring.store(false, Ordering::Release);
+        Some(merged)
+    }
+
+    /// Test support: a pool of `size` threads whose figures are `m`, as if measured at
+    /// `measured_at_ns`, not registered anywhere.
+    #[cfg(test)]
+    pub(crate) fn with_figures(size: usize, m: Machine) -> &'static Pool {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(size)));
+        let mut figures = crate::lock(&pool.figures);
+        figures.measured_at_ns = now_ns();
+        pool.publish(&mut figures, m);
+        drop(figures);
+        pool
+    }
+}
+
+/// The hot-path limit for figures `m`: computed from the hot overhead, the smaller one, so
+/// that it never hides a parallel plan; at least 1 (0 means "unknown").
+fn limit_for(m: &Machine) -> u64 {
+    let hot = Machine {
+        overhead_ns: m.overhead_ns.min(m.cold_overhead_ns),
+        ..*m
+    };
+    serial_work_limit_ps(&hot).max(1)
+}
+
+/// One step of a learned overhead toward a sample: up or down by [`OVERHEAD_STEP`], never
+/// below [`MIN_OVERHEAD_NS`].
+fn step_toward(current_ns: f64, sample_ns: f64) -> f64 {
+    let current_ns = current_ns.max(MIN_OVERHEAD_NS);
+    if sample_ns > current_ns {
+        current_ns * OVERHEAD_STEP
+    } else {
+        (current_ns / OVERHEAD_STEP).max(MIN_OVERHEAD_NS)
+    }
+}
+
+/// Whether figures first measured at `measured_at_ns` are due for their re-measurement
+/// number `done` (counting from 0) at `now_ns`.
+fn remeasure_due(measured_at_ns: u64, done: usize, now_ns: u64) -> bool {
+    REMEASURE_AFTER
+        .get(done)
+        .is_some_and(|after| now_ns.saturating_sub(measured_at_ns) >= after.as_nanos() as u64)
+}
+
+/// The figures after a re-measurement found a hot overhead of `fresh_ns`: lowered (the cold
+/// one in proportion) when clearly lower, else unchanged.
+fn merge_remeasured(current: Machine, fresh_ns: f64) -> Machine {
+    if !(fresh_ns.is_finite() && fresh_ns * REMEASURE_DROP < current.overhead_ns) {
+        return current;
+    }
+    let hot = fresh_ns.max(MIN_OVERHEAD_NS);
+    let ratio = hot / current.overhead_ns;
+    Machine {
+        overhead_ns: hot,
+        cold_overhead_ns: (current.cold_overhead_ns * ratio).max(hot),
+        ..current
+    }
+}
+
+/// Times rayon's fork-join on empty work in the calling thread's pool: `threads` pieces
+/// back to back (the hot overhead) and after short idle pauses (a first guess at the cold
+/// one), and `MAX_PIECES_PER_THREAD × threads` pieces (the cost of each extra piece).
+fn measure(threads: usize) -> Machine {
+    if threads < 2 {
+        return Machine {
+            threads,
+            overhead_ns: 0.0,
+            cold_overhead_ns: 0.0,
+            per_piece_ns: 0.0,
+        };
+    }
+    // Starts the pool's threads if this is its first parallel work.
+    rayon::join(|| black_box(0), || black_box(1));
+
+    let many = threads * MAX_PIECES_PER_THREAD;
+    let mut few_ns = [0.0; SAMPLES];
+    let mut many_ns = [0.0; SAMPLES];
+    for i in 0..SAMPLES {
+        few_ns[i] = time_empty_split(threads);
+        many_ns[i] = time_empty_split(many);
+    }
+    let mut cold_samples = [0.0; COLD_SAMPLES];
+    for sample in &mut cold_samples {
+        std::thread::sleep(IDLE_PAUSE);
+        *sample = time_empty_split(threads);
+    }
+
+    let hot_ns = median(&mut few_ns).max(MIN_OVERHEAD_NS);
+    let cold_ns = median(&mut cold_samples).max(hot_ns);
+    let extra_pieces_per_thread = (MAX_PIECES_PER_THREAD - 1) as f64;
+    let per_piece_ns = ((median(&mut many_ns) - hot_ns) / extra_pieces_per_thread).max(50.0);
+    Machine {
+        threads,
+        overhead_ns: hot_ns,
+        cold_overhead_ns: cold_ns,
+        per_piece_ns,
+    }
+}
+
+/// The hot overhead alone (what the break-even point follows): the median of a few
+/// back-to-back splits.
+fn measure_hot(threads: usize) -> f64 {
+    let mut few_ns = [0.0; SAMPLES];
+    for sample in &mut few_ns {
+        *sample = time_empty_split(threads);
+    }
+    median(&mut few_ns)
+}
+
+fn time_empty_split(pieces: usize) -> f64 {
+    use rayon::prelude::*;
+    let start = Instant::now();
+    (0..pieces).into_par_iter().with_min_len(1).for_each(|i| {
+        black_box(i);
+    });
+    start.elapsed().as_nanos() as f64
+}
+
+/// Median of a small sample (sorts it in place). NaN-free input only.
+pub(crate) fn median(samples: &mut [f64]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_by(f64::total_cmp);
+    let mid = samples.len() / 2;
+    if samples.len() % 2 == 1 {
+        samples[mid]
+    } else {
+        (samples[mid - 1] + samples[mid]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_cores() -> Machine {
+        Machine {
+            threads: 2,
+            overhead_ns: 12_000.0,
+            cold_overhead_ns: 40_000.0,
+            per_piece_ns: 100.0,
+        }
+    }
+
+    #[test]
+    fn median_is_robust_to_one_outlier() {
+        assert_eq!(median(&mut []), 0.0);
+        assert_eq!(median(&mut [3.0]), 3.0);
+        assert_eq!(median(&mut [1.0, 1e9, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn the_calling_threads_pool_is_measured_once() {
+        let _serial = crate::timing_test();
+        let m = machine();
+        assert_eq!(m.threads, rayon::current_num_threads().min(cpus()));
+        assert!(m.overhead_ns.is_finite() && m.overhead_ns >= 0.0);
+        assert!(m.per_piece_ns.is_finite() && m.per_piece_ns >= 0.0);
+        assert_eq!(machine().per_piece_ns, m.per_piece_ns);
+        assert!(std::ptr::eq(here(), here()));
+    }
+
+    #[test]
+    fn each_pool_size_has_its_own_facts() {
+        let _serial = crate::timing_test();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let in_one = one.install(|| (here(), machine()));
+        let in_three = three.install(here);
+        assert!(!std::ptr::eq(in_one.0, in_three));
+        assert!(!std::ptr::eq(in_one.0, here()));
+        // One thread: nothing to split, whatever the machine.
+        assert_eq!(in_one.1.threads, 1);
+        assert_eq!(one.install(known_serial_limit_here_ps), u64::MAX);
+        // Another pool of the same size shares the facts.
+        let one_again = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert!(std::ptr::eq(one_again.install(here), in_one.0));
+    }
+
+    #[test]
+    fn learned_overheads_move_one_step_at_a_time_and_keep_the_limit_in_step() {
+        let pool = Pool::with_figures(2, two_cores());
+        let before = pool.measured().unwrap();
+        pool.observe_overhead(f64::NAN, false);
+        assert_eq!(pool.measured().unwrap(), before);
+        pool.observe_overhead(1e9, false);
+        let after = pool.measured().unwrap();
+        assert_eq!(after.overhead_ns, 12_000.0 * OVERHEAD_STEP);
+        assert_eq!(pool.serial_limit_ps(), limit_for(&after));
+        for _ in 0..400 {
+            pool.observe_overhead(-5.0, false);
+            pool.observe_overhead(1e9, true);
+        }
+        let after = pool.measured().unwrap();
+        assert_eq!(after.overhead_ns, MIN_OVERHEAD_NS);
+        assert!(after.cold_overhead_ns > 1e6);
+        // The hot-path limit follows the smaller, hot overhead.
+        assert_eq!(pool.serial_limit_ps(), serial_work_limit_ps(&after).max(1));
+    }
+
+    #[test]
+    fn a_one_thread_pool_never_learns_an_overhead() {
+        let one = Machine {
+            threads: 1,
+            overhead_ns: 0.0,
+            cold_overhead_ns: 0.0,
+            per_piece_ns: 0.0,
+        };
+        let pool = Pool::with_figures(1, one);
+        pool.observe_overhead(50_000.0, false);
+        assert_eq!(pool.measured(), Some(one));
+        assert_eq!(pool.serial_limit_ps(), u64::MAX);
+    }
+
+    #[test]
+    fn re_measurements_come_with_backoff_and_stop() {
+        let ms = 1_000_000;
+        assert!(!remeasure_due(0, 0, 99 * ms));
+        assert!(remeasure_due(0, 0, 100 * ms));
+        assert!(!remeasure_due(0, 1, 999 * ms));
+        assert!(remeasure_due(0, 1, 1_000 * ms));
+        assert!(remeasure_due(0, 2, 10_000 * ms));
+        assert!(!remeasure_due(0, 3, u64::MAX));
+    }
+
+    #[test]
+    fn a_figure_measured_under_load_is_lowered_by_a_clear_re_measurement() {
+        // Measured while other threads loaded the machine: 120 µs instead of ~12 µs.
+        let loaded = Machine {
+            overhead_ns: 120_000.0,
+            cold_overhead_ns: 400_000.0,
+            ..two_cores()
+        };
+        let merged = merge_remeasured(loaded, 12_000.0);
+        assert_eq!(merged.overhead_ns, 12_000.0);
+        assert_eq!(merged.cold_overhead_ns, 40_000.0);
+        assert_eq!(merged.threads, 2);
+        // A re-measurement that is only a little lower, or higher, or nonsense, changes
+        // nothing: the figures refined by real calls stand.
+        let m = two_cores();
+        assert_eq!(merge_remeasured(m, 10_000.0), m);
+        assert_eq!(merge_remeasured(m, 50_000.0), m);
+        assert_eq!(merge_remeasured(m, f64::NAN), m);
+        // Never below the floor.
+        assert_eq!(merge_remeasured(m, 10.0).overhead_ns, MIN_OVERHEAD_NS);
+
+        // And through a pool: the break-even point moves with the figures.
+        let pool = Pool::with_figures(2, loaded);
+        let high = pool.serial_limit_ps();
+        let mut figures = crate::lock(&pool.figures);
+        pool.publish(&mut figures, merged);
+        drop(figures);
+        assert!(pool.serial_limit_ps() * 9 < high);
+    }
+}
