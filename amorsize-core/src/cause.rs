@@ -29,6 +29,10 @@ pub enum Cause {
         /// The speedup over the loop those runs measured.
         measured: f64,
     },
+    /// A loop, run once to measure the loop's cost over a whole call: the first estimate
+    /// came from the head of a call, which the parallel pieces that followed did not confirm
+    /// (the rest may be dearer than the head, or items may contend in parallel).
+    MeasureLoop,
     /// Parallel once more after the loop held for a while (see [`Cause::Outcome`]), or after
     /// the model turned it down because items cost more in parallel: checking whether it
     /// pays now.

@@ -9,8 +9,9 @@
 //!   never replaces a strong one.
 //! - A sample within [`DRIFT_FACTOR`] of the estimate moves it a quarter of the way toward
 //!   the sample (clamped to a factor two): noise is averaged out.
-//! - A sample [`DRIFT_FACTOR`] or more away counts as drift. [`DRIFT_STREAK`] drifted samples in
-//!   a row, the same way, replace the estimate: a changed cost is acted on within two calls.
+//! - A sample [`DRIFT_FACTOR`] or more away counts as drift and leaves the estimate as it is
+//!   (one call held up by the machine moves nothing). [`DRIFT_STREAK`] drifted samples in a
+//!   row, the same way, replace the estimate: a changed cost is acted on within two calls.
 //!   While a drift is unconfirmed the word says so, and the next call is timed whatever its
 //!   length.
 //! - A sample over a whole call replaces an estimate taken from the head of an earlier call
@@ -162,15 +163,7 @@ impl CostWord {
                     Change::Drifted { factor },
                 );
             }
-            let cost = if smooth {
-                smoothed(old_ps, sample_ps)
-            } else {
-                old_ps
-            };
-            return (
-                CostWord::new(basis, PerItem::from_picos(cost), streak, up, head),
-                Change::Refined,
-            );
+            return (CostWord::new(basis, old, streak, up, head), Change::Refined);
         }
         let cost = if smooth {
             smoothed(old_ps, sample_ps)
@@ -181,6 +174,20 @@ impl CostWord {
             CostWord::new(basis, PerItem::from_picos(cost), 0, false, head),
             Change::Refined,
         )
+    }
+
+    /// The same estimate, marked as well timed (a second sample agreed with a first).
+    pub(crate) fn tuned(self) -> CostWord {
+        if self.basis() == Basis::Unknown {
+            return self;
+        }
+        CostWord((self.0 & !(0b11 << STATE_SHIFT)) | (Basis::Tuned as u64) << STATE_SHIFT)
+    }
+
+    /// The same estimate, marked as measured over whole calls (a parallel call's pieces
+    /// agreed with an estimate taken from a head).
+    pub(crate) fn confirmed(self) -> CostWord {
+        CostWord(self.0 & !HEAD_BIT)
     }
 
     /// The estimate scaled by `factor` (a drift confirmed elsewhere), keeping the rest.
@@ -290,9 +297,9 @@ mod tests {
         let (w, change) = w.after_sample(ps(700_000), true, true);
         assert_eq!(change, Change::Refined);
         assert!(w.drifting());
-        assert_eq!(w.per_item(), Some(ps(2_500)));
+        assert_eq!(w.per_item(), Some(ps(2_000)), "unconfirmed: unchanged");
         let (w, change) = w.after_sample(ps(700_000), true, true);
-        assert_eq!(change, Change::Drifted { factor: 280.0 });
+        assert_eq!(change, Change::Drifted { factor: 350.0 });
         assert_eq!(w.per_item(), Some(ps(700_000)));
         assert!(!w.drifting());
         assert_eq!(w.basis(), Basis::Tuned);
@@ -308,9 +315,10 @@ mod tests {
         let w = tuned(10_000);
         let (w, _) = w.after_sample(ps(10_000_000), true, true); // a preempted call
         assert!(w.drifting());
+        assert_eq!(w.per_item(), Some(ps(10_000)));
         let (w, _) = w.after_sample(ps(10_000), true, true);
         assert!(!w.drifting());
-        assert!(w.per_item().unwrap().as_picos() < 20_000);
+        assert_eq!(w.per_item(), Some(ps(10_000)));
         // Up, then down: two drifted samples, but not the same way.
         let (w, _) = w.after_sample(ps(1_000_000), true, true);
         let (w, change) = w.after_sample(ps(100), true, true);
@@ -329,6 +337,13 @@ mod tests {
         // A parallel call's pieces are not a whole loop: they do not replace it.
         let (w, _) = head.after_sample(ps(2_000_000), false, true);
         assert!(w.is_head_estimate());
+        assert!(!head.confirmed().is_head_estimate());
+        let weak = CostWord::UNKNOWN.after_sample(ps(5), false, true).0;
+        assert_eq!(weak.basis(), Basis::Weak);
+        assert_eq!(weak.tuned().basis(), Basis::Tuned);
+        assert_eq!(weak.tuned().per_item(), weak.per_item());
+        assert_eq!(CostWord::UNKNOWN.tuned(), CostWord::UNKNOWN);
+        assert_eq!(head.confirmed().per_item(), head.per_item());
         let (w, change) = head.after_sample(ps(2_000_000), true, true);
         assert_eq!(change, Change::Replaced);
         assert_eq!(w.per_item(), Some(ps(2_000_000)));

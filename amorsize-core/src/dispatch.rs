@@ -239,6 +239,16 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
     };
     let mut learned = site.learned();
     let (route, noted, cause) = match decision.plan {
+        Plan::Parallel { .. } if word.is_head_estimate() && costs.parallel != costs.serial => {
+            // The loop's cost is known from the head of a call only, and parallel pieces
+            // did not confirm it: measured once over a whole call, so that parallel runs
+            // are judged against the loop they replace.
+            (
+                Route::Serial { timed: true },
+                serial_decision(decision),
+                Cause::MeasureLoop,
+            )
+        }
         Plan::Parallel { .. } => match learned.outcome.gate(n, call_index) {
             Gate::Run => (parallel(decision, false), decision, cause),
             Gate::Retry => (parallel(decision, true), decision, Cause::Retry),

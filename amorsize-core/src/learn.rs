@@ -21,6 +21,11 @@ use std::time::Instant;
 /// not learned from.
 const MIN_SAMPLE_NS: u64 = 2_000;
 
+/// Pieces that cost at most this many times a loop estimate taken from a call's head
+/// confirm it for the whole input; dearer ones leave it to be measured by a whole loop
+/// (the rest of the input may be dearer than its head, or items may contend in parallel).
+const CONFIRMS: f64 = 1.25;
+
 /// Learns from a loop over `n` items that started at `start`; `whole_call` when those items
 /// are a whole call (or most of one), not the head of one.
 #[cold]
@@ -87,27 +92,60 @@ pub(crate) fn learn_from_parallel(
             .record(n, call_index, loop_ns / wall_ns, plan.retry);
     }
 
-    let updated = site
-        .parallel_cost()
-        .update(|word| Some(word.after_sample(piece, false, true)));
+    // The first sample is taken as it is; the model trusts the pieces' cost from the
+    // second on (one disturbed call must not decide how items scale).
+    let updated = site.parallel_cost().update(|word| {
+        let known = word.per_item().is_some();
+        let (next, change) = word.after_sample(piece, false, true);
+        Some((if known { next.tuned() } else { next }, change))
+    });
+    let Some(serial) = serial_before else {
+        learn_overhead(n, min_len, threads, plan, wall_ns, busy_ns);
+        return;
+    };
     match updated {
-        Some((_, Change::Drifted { factor })) => {
-            log::debug!(
-                target: "amorsize",
-                "{}: cost in parallel drifted to {} per item; loop cost scaled by {factor:.2}",
-                site.name(),
-                piece
-            );
-            site.serial_cost()
-                .update(|word| Some((word.scaled(factor), ())));
+        Some((parallel, Change::Drifted { factor })) => {
+            // The work changed. So did the loop's cost, unless a loop measured it since.
+            let stale = parallel
+                .per_item()
+                .is_some_and(|parallel| far_apart(serial, parallel));
+            if stale {
+                log::debug!(
+                    target: "amorsize",
+                    "{}: cost in parallel drifted to {piece} per item; loop cost scaled by {factor:.2}",
+                    site.name(),
+                );
+                site.serial_cost()
+                    .update(|word| Some((word.scaled(factor), ())));
+            }
         }
-        _ if serial_before.is_some_and(|serial| piece < serial) => {
-            site.serial_cost()
-                .update(|word| Some(word.after_sample(piece, false, true)));
+        _ => {
+            if piece < serial {
+                // Items cannot be cheaper with the other threads busy: the loop's estimate
+                // is too high (a cold start in the head it came from, or a drift down).
+                site.serial_cost()
+                    .update(|word| Some(word.after_sample(piece, false, true)));
+            }
+            if serial_word.is_head_estimate() && piece.as_nanos() <= CONFIRMS * serial.as_nanos() {
+                // The rest of the input costs what its head did.
+                site.serial_cost()
+                    .update(|word| word.is_head_estimate().then(|| (word.confirmed(), ())));
+            }
         }
-        _ => {}
     }
+    learn_overhead(n, min_len, threads, plan, wall_ns, busy_ns);
+}
 
+/// Refines the pool's cost of going parallel from what the call paid beyond its pieces'
+/// work.
+fn learn_overhead(
+    n: usize,
+    min_len: usize,
+    threads: usize,
+    plan: &ParallelRoute,
+    wall_ns: f64,
+    busy_ns: u64,
+) {
     // Overhead is learned from calls short enough for it to matter, split finely enough to
     // balance; the last piece's expected wait (half a piece) is imbalance, not overhead.
     let busy_ns = busy_ns as f64;
@@ -120,6 +158,13 @@ pub(crate) fn learn_from_parallel(
             plan.cold,
         );
     }
+}
+
+/// `true` when two costs are the drift factor or more apart.
+fn far_apart(a: PerItem, b: PerItem) -> bool {
+    let factor = crate::cost::DRIFT_FACTOR as f64;
+    let ratio = a.as_nanos().max(1e-3) / b.as_nanos().max(1e-3);
+    ratio >= factor || ratio * factor <= 1.0
 }
 
 /// What a loop over the call's `n` items would have taken, from the site's measured costs:
@@ -139,11 +184,7 @@ fn loop_equivalent_ns(
         Some(parallel) if parallel != PerItem::ZERO => {
             Some(piece.work_ns(n) * serial.as_nanos() / parallel.as_nanos())
         }
-        _ => {
-            let factor = crate::cost::DRIFT_FACTOR as f64;
-            let ratio = piece.as_nanos() / serial.as_nanos().max(1e-3);
-            (ratio < factor && ratio * factor > 1.0).then(|| serial.work_ns(n))
-        }
+        _ => (!far_apart(piece, serial)).then(|| serial.work_ns(n)),
     }
 }
 

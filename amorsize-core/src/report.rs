@@ -139,6 +139,9 @@ fn reason(per_item: Option<PerItem>, last: Option<&LastDecision>, machine: &Mach
         Cause::Outcome { measured } => format!(
             "the model planned parallel for {n} items × {c} = {work}, but parallel measured {measured:.2}× the loop here: serial, parallel tried again later"
         ),
+        Cause::MeasureLoop => format!(
+            "{n} items × {c} = {work}: a loop this once, to measure the loop over a whole call before judging parallel runs against it"
+        ),
         Cause::Retry => format!(
             "{n} items × {c} = {work}: parallel again, to check whether it pays now: {plan}"
         ),
@@ -217,18 +220,27 @@ impl fmt::Display for Report {
             .max(9);
         writeln!(
             f,
-            "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<plan_w$}  {:>9}  {:>8}",
-            "site", "calls", "items", "per item", "last plan", "predicted", "observed"
+            "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:>11}  {:<plan_w$}  {:>9}  {:>8}",
+            "site",
+            "calls",
+            "items",
+            "per item",
+            "in parallel",
+            "last plan",
+            "predicted",
+            "observed"
         )?;
         for (s, plan) in self.sites.iter().zip(&plans) {
             let speedup = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x:.2}×"));
             writeln!(
                 f,
-                "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:<plan_w$}  {:>9}  {:>8}",
+                "{:<name_w$}  {:>8}  {:>10}  {:>10}  {:>11}  {:<plan_w$}  {:>9}  {:>8}",
                 s.name,
                 s.calls,
                 s.items,
                 s.per_item.map_or("-".to_owned(), |c| c.to_string()),
+                s.per_item_in_parallel
+                    .map_or("-".to_owned(), |c| c.to_string()),
                 plan,
                 speedup(s.predicted_speedup),
                 speedup(s.observed_speedup),

@@ -9,7 +9,7 @@
 
 use crate::cause::Cause;
 use crate::config::Mode;
-use crate::cost::{CostWord, LearnedCost};
+use crate::cost::{Basis, CostWord, LearnedCost};
 use crate::model::{Costs, Decision, Machine, Plan};
 use crate::outcome::Outcome;
 use crate::units::PerItem;
@@ -195,10 +195,15 @@ impl Site {
         self.serial.load().per_item()
     }
 
-    /// The learned cost of one item inside a parallel call's pieces, once a parallel call
-    /// has measured it (allocation or memory contention can make it dearer than in a loop).
+    /// The learned cost of one item inside a parallel call's pieces, once two parallel
+    /// calls have measured it (allocation or memory contention can make it dearer than in a
+    /// loop). The model plans with it from then on.
     pub fn per_item_in_parallel(&self) -> Option<PerItem> {
-        self.parallel.load().per_item()
+        let word = self.parallel.load();
+        match word.basis() {
+            Basis::Tuned => word.per_item(),
+            _ => None,
+        }
     }
 
     /// The model's plan for a call of `n` items made now from the calling thread (in its
@@ -252,7 +257,11 @@ impl Site {
     #[cold]
     fn new_instance(&'static self, key: &'static str) -> &'static Site {
         let name: &'static str = Box::leak(format!("{}::<{}>", self.name, key).into_boxed_str());
-        Box::leak(Box::new(Site::new(name).with_mode(self.mode)))
+        Box::leak(Box::new(
+            Site::new(name)
+                .with_mode(self.mode)
+                .with_max_threads(self.max_threads),
+        ))
     }
 
     /// Counts a call of `n` items and returns its index (0 for the first call).
@@ -324,8 +333,8 @@ impl Site {
         &self.parallel
     }
 
-    /// Both costs, for the model: the pieces' cost is the loop's until a parallel call has
-    /// measured it.
+    /// Both costs, for the model: the pieces' cost is the loop's until two parallel calls
+    /// have measured it.
     pub(crate) fn costs(&self) -> Option<Costs> {
         let serial = self.per_item()?;
         Some(Costs {

@@ -1,10 +1,10 @@
-//! The attribute's options: `#[amorsize::parallel(name = par_custom, mode = "serial")]`, and
-//! the `associated` flag.
+//! The attribute's options: `#[amorsize::parallel(name = par_custom, mode = "serial",
+//! max_threads = 4)]`, and the `associated` flag.
 
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
-use syn::{Ident, LitStr};
+use syn::{Ident, LitInt, LitStr};
 
 /// The options as written; `None` where the user wrote nothing.
 #[derive(Default)]
@@ -13,6 +13,8 @@ pub struct Options {
     pub name: Option<Ident>,
     /// `mode = "auto" | "serial" | "parallel"`, with the span of the string.
     pub mode: Option<(Mode, Span)>,
+    /// `max_threads = N`: at most `N` threads per call (N ≥ 1).
+    pub max_threads: Option<LitInt>,
     /// `associated`: the function is an associated function of an inherent `impl` (called
     /// as `Self::f`), which the macro cannot see when the signature never mentions `Self`.
     pub associated: bool,
@@ -26,7 +28,7 @@ pub enum Mode {
     Parallel,
 }
 
-const VALID: &str = "valid options are `name = par_custom_name`, `mode = \"auto\" | \"serial\" | \"parallel\"` and `associated`";
+const VALID: &str = "valid options are `name = par_custom_name`, `mode = \"auto\" | \"serial\" | \"parallel\"`, `max_threads = 4` and `associated`";
 
 impl Options {
     /// Parses the attribute's arguments; every mistake is collected, not just the first.
@@ -100,6 +102,37 @@ impl Options {
             };
             self.mode = Some((mode, lit.span()));
             Ok(())
+        } else if path.is_ident("max_threads") {
+            if self.max_threads.is_some() {
+                return Err(meta.error("`max_threads` is given twice; keep one"));
+            }
+            let value = meta.value()?;
+            let lit: LitInt = value.parse().map_err(|err| {
+                syn::Error::new(
+                    err.span(),
+                    "`max_threads` takes a whole number of threads, such as `max_threads = 4`",
+                )
+            })?;
+            match lit.base10_parse::<usize>() {
+                Ok(0) => Err(syn::Error::new_spanned(
+                    &lit,
+                    "`max_threads` must be at least 1 (1 keeps every call a plain loop); leave the option out for no cap",
+                )),
+                Ok(_) if !lit.suffix().is_empty() && lit.suffix() != "usize" => {
+                    Err(syn::Error::new_spanned(
+                        &lit,
+                        "`max_threads` takes a plain number such as `4` (or `4usize`)",
+                    ))
+                }
+                Ok(_) => {
+                    self.max_threads = Some(lit);
+                    Ok(())
+                }
+                Err(_) => Err(syn::Error::new_spanned(
+                    &lit,
+                    "`max_threads` is too large; use a thread count such as `max_threads = 4`",
+                )),
+            }
         } else if path.is_ident("associated") {
             if self.associated {
                 return Err(meta.error("`associated` is given twice; keep one"));

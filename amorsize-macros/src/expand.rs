@@ -288,6 +288,13 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         Mode::Serial => quote!(Serial),
         Mode::Parallel => quote!(Parallel),
     };
+    let max_threads = match &options.max_threads {
+        Some(lit) => {
+            let value = lit.base10_parse::<usize>().unwrap_or(0);
+            quote!(#value)
+        }
+        None => quote!(0),
+    };
     let name_str = name.to_string();
     let link = if associated {
         format!("Self::{name}")
@@ -316,7 +323,8 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let body = quote_spanned! {body_span=>
         static __AMORSIZE_SITE: ::amorsize::__private::Site =
             ::amorsize::__private::Site::new(::core::concat!(::core::module_path!(), "::", #name_str))
-                .with_mode(::amorsize::__private::Mode::#mode);
+                .with_mode(::amorsize::__private::Mode::#mode)
+                .with_max_threads(#max_threads);
         #mapper(#site, #items, |#closure_param| {
             #callee(#self_arg #call_item, #(#context_args),*)
         })

@@ -77,7 +77,7 @@ mod shapes {
         x * 2
     }
 
-    #[amorsize::parallel(name = doubled_all, mode = "parallel")]
+    #[amorsize::parallel(name = doubled_all, mode = "parallel", max_threads = 1usize)]
     pub(crate) fn doubled(x: &u32) -> u32 {
         x * 2
     }
@@ -93,7 +93,7 @@ impl Scorer {
         w.len() as u64 * self.weight
     }
 
-    #[amorsize::parallel]
+    #[amorsize::parallel(max_threads = 2)]
     pub fn scale<T: Copy + Into<u64>>(&self, x: &T) -> u64 {
         (*x).into() * self.weight
     }
