@@ -11,9 +11,10 @@
 //!   the sample (clamped to a factor two): noise is averaged out.
 //! - A sample [`DRIFT_FACTOR`] or more away counts as drift and leaves the estimate as it is
 //!   (one call held up by the machine moves nothing). [`DRIFT_STREAK`] drifted samples in a
-//!   row, the same way, replace the estimate: a changed cost is acted on within two calls.
-//!   While a drift is unconfirmed the word says so, and the next call is timed whatever its
-//!   length.
+//!   row, the same way, replace the estimate. While a drift is unconfirmed the word says so:
+//!   the next call is timed whatever its length, and is planned on the drifted sample
+//!   ([`LearnedCost::speculative`]), so that a changed cost is acted on by the next call and
+//!   confirmed (or dropped) by it.
 //! - A sample over a whole call replaces an estimate taken from the head of an earlier call
 //!   (the head may be cheaper or dearer than the rest of the input).
 
@@ -190,14 +191,34 @@ impl CostWord {
         CostWord(self.0 & !HEAD_BIT)
     }
 
-    /// The estimate scaled by `factor` (a drift confirmed elsewhere), keeping the rest.
+    /// The estimate scaled by `factor` (a drift confirmed elsewhere), keeping its basis and
+    /// head flag; any drift of its own in progress is settled by it.
     pub(crate) fn scaled(self, factor: f64) -> CostWord {
         let Some(old) = self.per_item() else {
             return self;
         };
         // `as` saturates, and turns NaN into 0.
         let ps = ((old.as_picos() as f64 * factor) as u64).clamp(1, COST_MASK);
-        CostWord((self.0 & !COST_MASK) | ps)
+        CostWord::new(
+            self.basis(),
+            PerItem::from_picos(ps),
+            0,
+            false,
+            self.is_head_estimate(),
+        )
+    }
+
+    /// The same estimate with no drift pending (a sample from elsewhere refuted it).
+    pub(crate) fn settled(self) -> CostWord {
+        match self.per_item() {
+            Some(cost) => CostWord::new(self.basis(), cost, 0, false, self.is_head_estimate()),
+            None => self,
+        }
+    }
+
+    /// `true` while a drift upward (`up`) or downward awaits confirmation.
+    pub(crate) fn drifting_toward(self, up: bool) -> bool {
+        self.drifting() && (self.0 & UP_BIT != 0) == up
     }
 }
 
@@ -208,18 +229,67 @@ fn smoothed(old_ps: u64, sample_ps: u64) -> u64 {
     updated.max(1) as u64
 }
 
-/// A [`CostWord`] shared between threads.
+/// A [`CostWord`] shared between threads, with the latest drifted sample beside it.
 #[derive(Debug)]
-pub(crate) struct LearnedCost(AtomicU64);
+pub(crate) struct LearnedCost {
+    word: AtomicU64,
+    /// The latest sample that counted as drift (picoseconds): what calls are planned on
+    /// while the drift awaits confirmation. Only read while the word says it drifts.
+    pending_ps: AtomicU64,
+}
 
 impl LearnedCost {
     pub(crate) const fn new() -> LearnedCost {
-        LearnedCost(AtomicU64::new(CostWord::UNKNOWN.0))
+        LearnedCost {
+            word: AtomicU64::new(CostWord::UNKNOWN.0),
+            pending_ps: AtomicU64::new(0),
+        }
     }
 
     #[inline(always)]
     pub(crate) fn load(&self) -> CostWord {
-        CostWord(self.0.load(Ordering::Acquire))
+        CostWord(self.word.load(Ordering::Acquire))
+    }
+
+    /// Applies a timed sample (see [`CostWord::after_sample`]); a sample that counts as
+    /// drift is kept as the pending estimate.
+    pub(crate) fn observe(
+        &self,
+        sample: PerItem,
+        whole_call: bool,
+        smooth: bool,
+    ) -> (CostWord, Change) {
+        let (word, change) = self
+            .update(|word| Some(word.after_sample(sample, whole_call, smooth)))
+            .expect("the rule always applies");
+        if word.drifting() {
+            self.pending_ps
+                .store(sample.as_picos().max(1), Ordering::Relaxed);
+        }
+        (word, change)
+    }
+
+    /// The cost to plan with while a drift awaits confirmation: the latest drifted sample.
+    pub(crate) fn speculative(&self) -> Option<PerItem> {
+        let word = self.load();
+        let pending = self.pending_ps.load(Ordering::Relaxed);
+        (word.drifting() && pending != 0).then(|| PerItem::from_picos(pending))
+    }
+
+    /// Confirms a pending drift upward (`up`) or downward with evidence from elsewhere (a
+    /// parallel call's pieces, which measure another cost but the same work): the pending
+    /// sample replaces the estimate. Returns the factor (new / old), or `None` if no such
+    /// drift was pending.
+    pub(crate) fn confirm_pending(&self, up: bool) -> Option<f64> {
+        let pending = PerItem::from_picos(self.pending_ps.load(Ordering::Relaxed).max(1));
+        self.update(|word| {
+            let old = word.per_item()?;
+            word.drifting_toward(up).then(|| {
+                let factor = pending.as_picos() as f64 / old.as_picos().max(1) as f64;
+                (word.scaled(factor), factor)
+            })
+        })
+        .map(|(_, factor)| factor)
     }
 
     /// Applies `rule` to the current word until it sticks (nobody changed the word in
@@ -232,7 +302,7 @@ impl LearnedCost {
         let mut current = self.load();
         loop {
             let (next, change) = rule(current)?;
-            match self.0.compare_exchange_weak(
+            match self.word.compare_exchange_weak(
                 current.0,
                 next.0,
                 Ordering::AcqRel,
@@ -366,6 +436,35 @@ mod tests {
         let (w, _) = tuned(COST_MASK).after_sample(ps(u64::MAX), true, true);
         assert_eq!(w.per_item(), Some(ps(COST_MASK)));
         assert_eq!(tuned(5).scaled(f64::NAN).per_item(), Some(ps(1)));
+    }
+
+    #[test]
+    fn a_pending_drift_is_planned_on_and_confirmed_from_elsewhere() {
+        let cost = LearnedCost::new();
+        cost.update(|w| w.after_profile(ps(2_000), true, false).map(|w| (w, ())));
+        assert_eq!(cost.speculative(), None);
+        let (w, _) = cost.observe(ps(900_000), true, true);
+        assert!(w.drifting_toward(true) && !w.drifting_toward(false));
+        assert_eq!(cost.speculative(), Some(ps(900_000)));
+        assert_eq!(cost.load().per_item(), Some(ps(2_000)));
+        // Pieces of a parallel call planned on it agree: confirmed.
+        assert_eq!(cost.confirm_pending(false), None);
+        assert_eq!(cost.confirm_pending(true), Some(450.0));
+        assert_eq!(cost.load().per_item(), Some(ps(900_000)));
+        assert!(!cost.load().drifting());
+        assert_eq!(cost.speculative(), None);
+        // A sample back in line drops a pending drift.
+        cost.observe(ps(9_000_000), true, true);
+        assert!(cost.speculative().is_some());
+        cost.observe(ps(950_000), true, true);
+        assert_eq!(cost.speculative(), None);
+        assert_eq!(cost.confirm_pending(true), None);
+        // A sample from elsewhere can refute it too, leaving the estimate as it was.
+        let before = cost.load().per_item();
+        cost.observe(ps(9_000_000), true, true);
+        cost.update(|w| w.drifting().then(|| (w.settled(), ())));
+        assert_eq!(cost.speculative(), None);
+        assert_eq!(cost.load().per_item(), before);
     }
 
     #[test]

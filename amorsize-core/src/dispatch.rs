@@ -121,6 +121,9 @@ where
 pub(crate) enum Route {
     /// A plain loop; `timed` when this call's time should refine the cost.
     Serial { timed: bool },
+    /// A timed loop the model chose (in `auto`) that re-plans the rest of the call if its
+    /// first items run far dearer than planned: a cost that rose is acted on at once.
+    Watched,
     /// No trustworthy cost: time the head of this call, then plan the rest.
     Profile,
     /// A parallel map as planned.
@@ -158,12 +161,17 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
     match mode {
         Mode::Serial => forced_serial(site, n, call_index, word, cause),
         Mode::Parallel => forced_parallel(site, n, cause),
-        Mode::Auto => match word.per_item() {
+        Mode::Auto => match site.planning_costs() {
             None => Route::Profile,
-            Some(per_item) => {
-                let work_ps = per_item.work_ps(n);
+            Some(costs) => {
+                let work_ps = costs.serial.work_ps(n);
                 if work_ps < pool::here().serial_limit_ps() {
-                    serial_route(work_ps, call_index, word)
+                    match serial_route(work_ps, call_index, word) {
+                        Route::Serial { timed: true } if work_ps >= ALWAYS_TIME_PS => {
+                            Route::Watched
+                        }
+                        route => route,
+                    }
                 } else {
                     plan_long_call(site, n, call_index, word)
                 }
@@ -221,7 +229,7 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
         // The cost came from a short call; a call this long is worth timing properly.
         return Route::Profile;
     }
-    let Some(costs) = site.costs() else {
+    let Some(costs) = site.planning_costs() else {
         return Route::Profile;
     };
     let pool = pool::here();
@@ -268,7 +276,7 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
             {
                 (parallel(uniform, true), uniform, Cause::Retry)
             } else {
-                (Route::Serial { timed: true }, decision, cause)
+                (Route::Watched, decision, cause)
             }
         }
     };
@@ -330,7 +338,7 @@ fn forced_parallel(site: &Site, n: usize, cause: Cause) -> Route {
 /// profile just published.
 #[cold]
 pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
-    let Some(costs) = site.costs() else {
+    let Some(costs) = site.planning_costs() else {
         return Route::Serial { timed: true };
     };
     let pool = pool::here();

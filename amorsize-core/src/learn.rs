@@ -1,6 +1,7 @@
 //! What a finished call teaches.
 //!
-//! - A timed loop refines the site's loop cost (see `cost` for the rules).
+//! - A timed loop refines the site's loop cost (see `cost` for the rules); a confirmed drift
+//!   scales the parallel cost by the same factor while that one is stale.
 //! - A parallel call's pieces refine the site's parallel cost. They also correct the loop
 //!   cost: a piece faster than the loop's estimate means the estimate is too high (items
 //!   cannot be cheaper with other threads busy), and a confirmed drift of the parallel cost
@@ -26,19 +27,29 @@ const MIN_SAMPLE_NS: u64 = 2_000;
 /// (the rest of the input may be dearer than its head, or items may contend in parallel).
 const CONFIRMS: f64 = 1.25;
 
-/// Learns from a loop over `n` items that started at `start`; `whole_call` when those items
+/// Learns from a loop over `n` items that took `elapsed_ns`; `whole_call` when those items
 /// are a whole call (or most of one), not the head of one.
 #[cold]
-pub(crate) fn learn_from_serial(site: &Site, n: usize, start: Instant, whole_call: bool) {
-    let elapsed_ns = elapsed_ns(start);
+pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool) {
     if elapsed_ns < MIN_SAMPLE_NS || n == 0 {
         return;
     }
     let sample = PerItem::from_picos(elapsed_ns.saturating_mul(1000) / n as u64);
     let before = site.serial_word().per_item();
-    let updated = site
-        .serial_cost()
-        .update(|word| Some(word.after_sample(sample, whole_call, true)));
+    let updated = Some(site.serial_cost().observe(sample, whole_call, true));
+    if let Some((_, Change::Drifted { factor })) = updated {
+        // The work changed; so did its cost in parallel pieces, unless pieces measured it
+        // since.
+        if site
+            .parallel_cost()
+            .load()
+            .per_item()
+            .is_some_and(|parallel| far_apart(sample, parallel))
+        {
+            site.parallel_cost()
+                .update(|word| Some((word.scaled(factor), ())));
+        }
+    }
     if let Some((_, change @ (Change::Drifted { .. } | Change::Replaced))) = updated {
         log::debug!(
             target: "amorsize",
@@ -94,17 +105,18 @@ pub(crate) fn learn_from_parallel(
 
     // The first sample is taken as it is; the model trusts the pieces' cost from the
     // second on (one disturbed call must not decide how items scale).
-    let updated = site.parallel_cost().update(|word| {
-        let known = word.per_item().is_some();
-        let (next, change) = word.after_sample(piece, false, true);
-        Some((if known { next.tuned() } else { next }, change))
-    });
+    let known = site.parallel_cost().load().per_item().is_some();
+    let updated = site.parallel_cost().observe(piece, false, true);
+    if known {
+        site.parallel_cost().update(|word| Some((word.tuned(), ())));
+    }
     let Some(serial) = serial_before else {
         learn_overhead(n, min_len, threads, plan, wall_ns, busy_ns);
         return;
     };
+    let up = piece > serial;
     match updated {
-        Some((parallel, Change::Drifted { factor })) => {
+        (parallel, Change::Drifted { factor }) => {
             // The work changed. So did the loop's cost, unless a loop measured it since.
             let stale = parallel
                 .per_item()
@@ -119,12 +131,29 @@ pub(crate) fn learn_from_parallel(
                     .update(|word| Some((word.scaled(factor), ())));
             }
         }
+        _ if far_apart(piece, serial) && serial_word.drifting_toward(up) => {
+            // The loop's cost had drifted the same way in its last sample, and the call was
+            // planned on that sample: these pieces confirm it, for both costs.
+            if let Some(factor) = site.serial_cost().confirm_pending(up) {
+                log::debug!(
+                    target: "amorsize",
+                    "{}: loop cost drifted by {factor:.2}, confirmed in parallel",
+                    site.name(),
+                );
+                site.parallel_cost().confirm_pending(up);
+            }
+        }
         _ => {
+            if serial_word.drifting() && !far_apart(piece, serial) {
+                // The call was planned on a drifted sample its pieces do not bear out (one
+                // held-up stretch of a loop): the estimate stands.
+                site.serial_cost()
+                    .update(|word| word.drifting().then(|| (word.settled(), ())));
+            }
             if piece < serial {
                 // Items cannot be cheaper with the other threads busy: the loop's estimate
                 // is too high (a cold start in the head it came from, or a drift down).
-                site.serial_cost()
-                    .update(|word| Some(word.after_sample(piece, false, true)));
+                site.serial_cost().observe(piece, false, true);
             }
             if serial_word.is_head_estimate() && piece.as_nanos() <= CONFIRMS * serial.as_nanos() {
                 // The rest of the input costs what its head did.
@@ -167,12 +196,14 @@ fn far_apart(a: PerItem, b: PerItem) -> bool {
     ratio >= factor || ratio * factor <= 1.0
 }
 
-/// What a loop over the call's `n` items would have taken, from the site's measured costs:
-/// the pieces' time scaled by the site's ratio of loop to piece cost (so that a drift in the
-/// work between calls is in both sides of the comparison), or, before any parallel call has
-/// measured that ratio, the loop cost itself. `None` when nothing trustworthy is known: no
-/// loop cost, or pieces that disagree with it by the drift factor (the work changed; the
-/// next calls will say how).
+/// What a loop over the call's `n` items would have taken at the site's measured loop
+/// cost, or `None` when this call's pieces say that cost no longer holds: they cost the drift
+/// factor or more away from what the plan expected (the work changed; the next calls will
+/// say how, and a plan made on a stale cost says nothing about parallel runs).
+///
+/// The pieces' own time is not used for the comparison: when the machine is loaded they are
+/// stretched by preemption just like the wall time, and the comparison would flatter the
+/// parallel run.
 fn loop_equivalent_ns(
     n: usize,
     piece: PerItem,
@@ -180,12 +211,8 @@ fn loop_equivalent_ns(
     parallel: Option<PerItem>,
 ) -> Option<f64> {
     let serial = serial?;
-    match parallel {
-        Some(parallel) if parallel != PerItem::ZERO => {
-            Some(piece.work_ns(n) * serial.as_nanos() / parallel.as_nanos())
-        }
-        _ => (!far_apart(piece, serial)).then(|| serial.work_ns(n)),
-    }
+    let expected = parallel.unwrap_or(serial);
+    (!far_apart(piece, expected)).then(|| serial.work_ns(n))
 }
 
 #[cfg(test)]
@@ -197,31 +224,19 @@ mod tests {
     }
 
     #[test]
-    fn the_loop_equivalent_follows_the_measured_ratio() {
-        // Before any parallel call: the loop cost itself.
+    fn the_loop_equivalent_is_the_measured_loop_cost_while_it_holds() {
+        // The loop's measured cost, whatever this call's pieces took (stretched by a
+        // loaded machine, or dearer through contention)…
+        let loop_ns = |piece, serial, parallel| loop_equivalent_ns(1_000, piece, serial, parallel);
+        assert_eq!(loop_ns(ns(120.0), Some(ns(100.0)), None), Some(100_000.0));
         assert_eq!(
-            loop_equivalent_ns(1_000, ns(120.0), Some(ns(100.0)), None),
+            loop_ns(ns(300.0), Some(ns(100.0)), Some(ns(150.0))),
             Some(100_000.0)
         );
-        // Memory-bound: pieces 1.5× the loop; this call's pieces as usual.
-        assert_eq!(
-            loop_equivalent_ns(1_000, ns(150.0), Some(ns(100.0)), Some(ns(150.0))),
-            Some(100_000.0)
-        );
-        // The work doubled since: the loop would have taken twice as long too.
-        assert_eq!(
-            loop_equivalent_ns(1_000, ns(300.0), Some(ns(100.0)), Some(ns(150.0))),
-            Some(200_000.0)
-        );
-        // Pieces 10× the only loop cost known (a head cheaper than the rest): no verdict.
-        assert_eq!(
-            loop_equivalent_ns(1_000, ns(1_000.0), Some(ns(100.0)), None),
-            None
-        );
-        assert_eq!(
-            loop_equivalent_ns(1_000, ns(10.0), Some(ns(100.0)), None),
-            None
-        );
-        assert_eq!(loop_equivalent_ns(1_000, ns(10.0), None, None), None);
+        // …unless the pieces say the work changed by the drift factor since the plan.
+        assert_eq!(loop_ns(ns(1_000.0), Some(ns(100.0)), None), None);
+        assert_eq!(loop_ns(ns(10.0), Some(ns(100.0)), None), None);
+        assert_eq!(loop_ns(ns(700.0), Some(ns(100.0)), Some(ns(150.0))), None);
+        assert_eq!(loop_ns(ns(10.0), None, None), None);
     }
 }

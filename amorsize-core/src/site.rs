@@ -359,6 +359,21 @@ impl Site {
             .update(|word| word.after_profile(estimate, strong, head).map(|w| (w, ())));
     }
 
+    /// The costs to plan a call with: the learned ones, or while the loop's cost drifts,
+    /// its latest drifted sample (the pieces' cost scaled along), so that a changed cost is
+    /// acted on by the next call.
+    pub(crate) fn planning_costs(&self) -> Option<Costs> {
+        let learned = self.costs()?;
+        let Some(speculative) = self.serial.speculative() else {
+            return Some(learned);
+        };
+        let factor = speculative.as_picos() as f64 / learned.serial.as_picos().max(1) as f64;
+        Some(Costs {
+            serial: speculative,
+            parallel: PerItem::from_picos((learned.parallel.as_picos() as f64 * factor) as u64),
+        })
+    }
+
     /// The site's outcome and last decision, locked (cold paths only; no user code runs
     /// while it is held).
     pub(crate) fn learned(&self) -> MutexGuard<'_, Learned> {
