@@ -696,7 +696,18 @@ fn run(cell: &Cell, reps: usize) -> Row {
             (None, medians[0]),
             |best, (t, m)| if t < best.1 { (m, t) } else { best },
         );
-    let decision = cell.inside(|| site.plan_for(cell.n));
+    // What the site's last planned call of the cell's length ran, as the report records it
+    // (it knows the context the call ran in: other callers, the pool); else what a call
+    // made now would get.
+    let report = amorsize::report();
+    let last = report
+        .site(site.name())
+        .filter(|s| s.last_n == Some(cell.n))
+        .and_then(|s| Some((s.plan?, s.predicted_speedup?)));
+    let decision = last.or_else(|| {
+        cell.inside(|| site.plan_for(cell.n))
+            .map(|d| (d.plan, d.predicted_speedup()))
+    });
     Row {
         workload: cell.workload,
         label: cell.label.clone(),
@@ -707,8 +718,8 @@ fn run(cell: &Cell, reps: usize) -> Row {
         oracle_len,
         first,
         steady: medians[2],
-        plan: decision.map(|d| d.plan),
-        predicted: decision.map(|d| d.predicted_speedup()),
+        plan: decision.map(|d| d.0),
+        predicted: decision.map(|d| d.1),
         group: cell.group,
     }
 }

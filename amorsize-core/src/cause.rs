@@ -23,6 +23,12 @@ pub enum Cause {
         /// The cap.
         max_threads: usize,
     },
+    /// Other planned calls were running in the pool (calls from other OS threads, or the
+    /// outer call of a nested one): the call was planned for its share of the threads.
+    Shared {
+        /// How many were running.
+        other_calls: usize,
+    },
     /// The model planned parallel, but the site's parallel runs measured no faster than its
     /// loop, so it runs the loop for a while.
     Outcome {

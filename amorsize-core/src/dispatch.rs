@@ -94,6 +94,7 @@ where
         // pool not resolved on this thread yet).
         return iter.with_producer(Serial::new(n, &f));
     }
+    let _running = route.long_call_pool().map(Pool::enter);
     iter.with_producer(Run::new(site, n, call_index, &f, route))
 }
 
@@ -123,7 +124,8 @@ pub(crate) enum Route {
     Serial { timed: bool },
     /// A timed loop the model chose (in `auto`) that re-plans the rest of the call if its
     /// first items run far dearer than planned: a cost that rose is acted on at once.
-    Watched,
+    /// `pool` is set for a call long enough to have been planned: it counts as running there.
+    Watched { pool: Option<&'static Pool> },
     /// No trustworthy cost: time the head of this call, then plan the rest.
     Profile,
     /// A parallel map as planned.
@@ -148,6 +150,17 @@ pub(crate) struct ParallelRoute {
     pub(crate) retry: bool,
 }
 
+impl Route {
+    /// The pool a planned call counts as running in while it runs, if it is one.
+    fn long_call_pool(&self) -> Option<&'static Pool> {
+        match self {
+            Route::Parallel(plan) => Some(plan.pool),
+            Route::Watched { pool } => *pool,
+            _ => None,
+        }
+    }
+}
+
 #[inline]
 fn route(site: &Site, n: usize, call_index: u64) -> Route {
     if n < 2 {
@@ -168,7 +181,7 @@ fn route(site: &Site, n: usize, call_index: u64) -> Route {
                 if work_ps < pool::here().serial_limit_ps() {
                     match serial_route(work_ps, call_index, word) {
                         Route::Serial { timed: true } if work_ps >= ALWAYS_TIME_PS => {
-                            Route::Watched
+                            Route::Watched { pool: None }
                         }
                         route => route,
                     }
@@ -215,12 +228,23 @@ fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, bool, Cause) {
     if let Some(cap) = cap {
         m.threads = cap.max(1);
     }
+    // Planned calls already running (other OS threads' calls, or the outer call of a nested
+    // one) keep their threads busy: this one plans for its share.
+    let others = pool.long_calls();
+    let share = crate::pool::share_of(pool_threads, others);
+    let shared = others > 0 && share < m.threads;
+    if shared {
+        m.threads = share;
+    }
     let cause = match cap {
+        _ if shared => Cause::Shared {
+            other_calls: others,
+        },
         Some(max_threads) => Cause::Capped { max_threads },
         None if pool_threads < 2 => Cause::OneThread,
         None => Cause::Model,
     };
-    (m, cold, cap.is_some(), cause)
+    (m, cold, cap.is_some() || shared, cause)
 }
 
 #[cold]
@@ -276,7 +300,7 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
             {
                 (parallel(uniform, true), uniform, Cause::Retry)
             } else {
-                (Route::Watched, decision, cause)
+                (Route::Watched { pool: Some(pool) }, decision, cause)
             }
         }
     };

@@ -21,7 +21,7 @@
 use crate::model::{serial_work_limit_ps, Machine, MAX_PIECES_PER_THREAD};
 use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,9 @@ pub(crate) struct Pool {
     last_used_ns: AtomicU64,
     /// Taken by the thread measuring the pool, so that nobody waits for it.
     measuring: AtomicBool,
+    /// Planned calls running in the pool now (parallel ones, and loops long enough to have
+    /// been planned): a call planned while others run plans for its share of the threads.
+    long_calls: AtomicUsize,
     figures: Mutex<Figures>,
 }
 
@@ -192,6 +195,7 @@ impl Pool {
             serial_limit_ps: AtomicU64::new(0),
             last_used_ns: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
+            long_calls: AtomicUsize::new(0),
             figures: Mutex::new(Figures {
                 machine: None,
                 measured_at_ns: 0,
@@ -253,6 +257,18 @@ impl Pool {
             m.overhead_ns = m.cold_overhead_ns;
         }
         (m, cold)
+    }
+
+    /// Counts a planned call as running here until the returned guard drops (however the
+    /// call ends).
+    pub(crate) fn enter(&'static self) -> LongCall {
+        self.long_calls.fetch_add(1, Ordering::Relaxed);
+        LongCall(self)
+    }
+
+    /// Planned calls running here now.
+    pub(crate) fn long_calls(&self) -> usize {
+        self.long_calls.load(Ordering::Relaxed)
     }
 
     /// How long since a parallel call last finished here (forever if none has).
@@ -390,6 +406,22 @@ impl Pool {
         drop(figures);
         pool
     }
+}
+
+/// A planned call running in a pool; counted out when dropped.
+#[derive(Debug)]
+pub(crate) struct LongCall(&'static Pool);
+
+impl Drop for LongCall {
+    fn drop(&mut self) {
+        self.0.long_calls.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The threads a call can plan for when `others` planned calls already run in a pool whose
+/// calls can keep `threads` busy: an even share, at least one.
+pub(crate) fn share_of(threads: usize, others: usize) -> usize {
+    (threads / (others + 1)).max(1)
 }
 
 /// The hot-path limit for figures `m`: computed from the hot overhead, the smaller one, so
@@ -600,6 +632,29 @@ mod tests {
         pool.observe_overhead(50_000.0, false);
         assert_eq!(pool.measured(), Some(one));
         assert_eq!(pool.serial_limit_ps(), u64::MAX);
+    }
+
+    #[test]
+    fn calls_running_at_once_share_the_threads() {
+        assert_eq!(share_of(2, 0), 2);
+        assert_eq!(share_of(2, 1), 1);
+        assert_eq!(share_of(2, 5), 1);
+        assert_eq!(share_of(8, 1), 4);
+        assert_eq!(share_of(8, 2), 2);
+        assert_eq!(share_of(1, 0), 1);
+        let pool = Pool::with_figures(2, two_cores());
+        let first = pool.enter();
+        let second = pool.enter();
+        assert_eq!(pool.long_calls(), 2);
+        drop(first);
+        assert_eq!(pool.long_calls(), 1);
+        let _ = std::panic::catch_unwind(|| {
+            let _inside = pool.enter();
+            panic!("a panicking call is counted out too");
+        });
+        assert_eq!(pool.long_calls(), 1);
+        drop(second);
+        assert_eq!(pool.long_calls(), 0);
     }
 
     #[test]

@@ -139,6 +139,10 @@ fn reason(per_item: Option<PerItem>, last: Option<&LastDecision>, machine: &Mach
         Cause::Outcome { measured } => format!(
             "the model planned parallel for {n} items × {c} = {work}, but parallel measured {measured:.2}× the loop here: serial, parallel tried again later"
         ),
+        Cause::Shared { other_calls } => format!(
+            "{n} items × {c} = {work} while {other_calls} other planned call{} ran in the pool: planned for its share of the threads: {plan}",
+            if other_calls == 1 { "" } else { "s" }
+        ),
         Cause::MeasureLoop => format!(
             "{n} items × {c} = {work}: a loop this once, to measure the loop over a whole call before judging parallel runs against it"
         ),

@@ -101,7 +101,7 @@ where
                 out.extend(producer.into_iter().map(f));
                 learn_from_serial(site, n, elapsed_ns(start), true);
             }
-            Route::Watched => run_watched(site, producer, n, call_index, f, &mut out),
+            Route::Watched { .. } => run_watched(site, producer, n, call_index, f, &mut out),
             Route::Parallel(plan) => run_parallel(site, producer, n, call_index, f, plan, &mut out),
             Route::Profile => {
                 let (estimate, rest) = profile(producer, n, f, &mut out);
