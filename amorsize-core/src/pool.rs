@@ -90,9 +90,13 @@ struct Figures {
     remeasured: usize,
 }
 
+/// Stands for a thread's pool until it is resolved: its break-even point is 0 ("unknown"),
+/// so the hot path needs no test for it.
+static UNRESOLVED: Pool = Pool::new(0);
+
 thread_local! {
-    /// The calling thread's pool, once resolved.
-    static HERE: Cell<Option<&'static Pool>> = const { Cell::new(None) };
+    /// The calling thread's pool, once resolved ([`UNRESOLVED`] until then).
+    static HERE: Cell<&'static Pool> = const { Cell::new(&UNRESOLVED) };
 }
 
 /// Every pool size seen, each with its facts (leaked: a process has very few).
@@ -110,32 +114,32 @@ fn cpus() -> usize {
 
 /// The pool the calling thread's calls run in.
 pub(crate) fn here() -> &'static Pool {
-    match HERE.with(Cell::get) {
-        Some(pool) => pool,
-        None => resolve_here(),
+    let pool = HERE.with(Cell::get);
+    if std::ptr::eq(pool, &UNRESOLVED) {
+        resolve_here()
+    } else {
+        pool
     }
 }
 
 /// The calling thread's pool if it has been resolved already: a short first call labels its
 /// decision without paying for the lookup.
 pub(crate) fn known_here() -> Option<&'static Pool> {
-    HERE.with(Cell::get)
+    let pool = HERE.with(Cell::get);
+    (!std::ptr::eq(pool, &UNRESOLVED)).then_some(pool)
 }
 
 /// The break-even total work (picoseconds) of the calling thread's pool; 0 while that is not
 /// known (no call is then below it, and the call takes the routed path).
 #[inline(always)]
 pub(crate) fn known_serial_limit_here_ps() -> u64 {
-    match HERE.with(Cell::get) {
-        Some(pool) => pool.serial_limit_ps.load(Ordering::Relaxed),
-        None => 0,
-    }
+    HERE.with(Cell::get).serial_limit_ps.load(Ordering::Relaxed)
 }
 
 #[cold]
 fn resolve_here() -> &'static Pool {
     let pool = of_size(rayon::current_num_threads());
-    HERE.with(|here| here.set(Some(pool)));
+    HERE.with(|here| here.set(pool));
     pool
 }
 
