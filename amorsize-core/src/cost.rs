@@ -216,6 +216,20 @@ impl CostWord {
         }
     }
 
+    /// The same word with its estimate lowered to `bound` if it is above it.
+    pub(crate) fn at_most(self, bound: PerItem) -> CostWord {
+        match self.per_item() {
+            Some(cost) if cost > bound => CostWord::new(
+                self.basis(),
+                bound,
+                self.streak(),
+                self.0 & UP_BIT != 0,
+                self.is_head_estimate(),
+            ),
+            _ => self,
+        }
+    }
+
     /// `true` while a drift upward (`up`) or downward awaits confirmation.
     pub(crate) fn drifting_toward(self, up: bool) -> bool {
         self.drifting() && (self.0 & UP_BIT != 0) == up
@@ -408,6 +422,9 @@ mod tests {
         let (w, _) = head.after_sample(ps(2_000_000), false, true);
         assert!(w.is_head_estimate());
         assert!(!head.confirmed().is_head_estimate());
+        assert_eq!(head.at_most(ps(5_000)).per_item(), Some(ps(5_000)));
+        assert_eq!(head.at_most(ps(50_000)), head);
+        assert!(head.at_most(ps(5_000)).is_head_estimate());
         let weak = CostWord::UNKNOWN.after_sample(ps(5), false, true).0;
         assert_eq!(weak.basis(), Basis::Weak);
         assert_eq!(weak.tuned().basis(), Basis::Tuned);

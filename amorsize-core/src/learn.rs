@@ -150,15 +150,19 @@ pub(crate) fn learn_from_parallel(
                 site.serial_cost()
                     .update(|word| word.drifting().then(|| (word.settled(), ())));
             }
-            if piece < serial {
-                // Items cannot be cheaper with the other threads busy: the loop's estimate
-                // is too high (a cold start in the head it came from, or a drift down).
-                site.serial_cost().observe(piece, false, true);
-            }
             if serial_word.is_head_estimate() && piece.as_nanos() <= CONFIRMS * serial.as_nanos() {
-                // The rest of the input costs what its head did.
-                site.serial_cost()
-                    .update(|word| word.is_head_estimate().then(|| (word.confirmed(), ())));
+                // The rest of the input costs about what its head did; and where it costs
+                // less, the head was slow to start (cold caches, first page touches): items
+                // cannot be cheaper with the other threads busy than in a loop, so the loop
+                // costs at most what the pieces did.
+                site.serial_cost().update(|word| {
+                    word.is_head_estimate()
+                        .then(|| (word.confirmed().at_most(piece), ()))
+                });
+            } else if piece < serial {
+                // The same bound for an estimate from whole loops, a step at a time: the loop's
+                // estimate is too high (a drift down), or these pieces ran unusually warm.
+                site.serial_cost().observe(piece, false, true);
             }
         }
     }
