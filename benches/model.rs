@@ -1,8 +1,8 @@
 //! The cost model's price: `decide` runs on every call long enough to be worth planning, and
 //! the hot-path limit is computed once. Run: `cargo bench --bench model`.
 
-use amorsize::model::{decide, serial_work_limit_ps};
 use amorsize::{Costs, Machine, PerItem};
+use amorsize_core::model::{decide, serial_work_limit_ps};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 

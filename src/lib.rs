@@ -27,9 +27,9 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_slice, mode, model, report, set_mode, with_max_threads, Cause, Costs,
-    Decision, IntoItems, Machine, Mode, Nanos, ParIter, ParseModeError, PerItem, Plan, RangeItems,
-    Report, Site, SiteReport, MODE_ENV,
+    machine, map, map_slice, mode, report, set_mode, with_max_threads, BorrowedItems, Cause, Costs,
+    Decision, IntoItems, Machine, Mode, Nanos, ParIter, ParseModeError, PerItem, Plan, Report,
+    Site, SiteReport, MODE_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop
@@ -52,13 +52,13 @@ pub use amorsize_core::{
 ///
 /// | per-item function | companion call |
 /// |---|---|
-/// | `fn f(x: &T) -> R` | `par_f(&items)`: any slice, `&Vec` or array whose elements borrow as `T` (`S: Borrow<T> + Sync`) |
+/// | `fn f(x: &T) -> R` | `par_f(&items)`: a slice, `Vec`, array or `Box<[_]>` whose elements borrow as `T` ([`BorrowedItems`]; the elements must be `Sync`) |
 /// | `fn f(s: &str) -> R` | `par_f(&lines)` with `Vec<String>` or `Vec<&str>` |
 /// | `fn f(b: &[u8]) -> R` | `par_f(&blobs)` with `Vec<Vec<u8>>` or `Vec<&[u8]>` |
 /// | `fn f(x: T) -> R` | `par_f(vec)`, `par_f(0..n)` (any integer range), arrays, `VecDeque`, or [`ParIter`]`(rayon_iter)`: anything [`IntoItems`] |
 /// | `fn f((a, b): (u32, u32)) -> R` | `par_f(pairs)`: patterns are fine |
 /// | `fn f(x: &f64, factor: f64, offset: &f64) -> R` | `par_f(&xs, 2.0, &off)`: later parameters are shared by every item; `&U` needs `U: Sync`, a value `U` needs `U: Clone + Sync` (cloned per item) |
-/// | `fn f<T: Hash>(x: &T) -> u64` | `par_f(&items)`: each instantiation learns its own cost |
+/// | `fn f<T: Hash>(x: &T) -> u64` | `par_f(&items)` with a `&[T]`: each instantiation learns its own cost; a turbofish names only the function's own generics (`par_f::<u32>`) |
 /// | `fn f(&self, w: &str) -> R` in an inherent `impl` | `value.par_f(&words)`; needs `Self: Sync` |
 /// | `fn new(x: &u32) -> Self` in an inherent `impl` | `Type::par_new(&xs)`: associated functions whose signature mentions `Self` |
 ///
@@ -83,8 +83,21 @@ pub use amorsize_core::{
 ///   fn touch(x: &u32) -> u32 { x ^ 1 }
 ///   assert_eq!(par_touch(&[1, 2]), vec![0, 3]);
 ///   ```
+/// - `max_threads = 4`: at most this many threads per call, the calling thread included
+///   (`1` keeps every call a loop), for services that must leave cores to other work.
+///   [`with_max_threads`] caps the calls made inside a closure instead.
+///
+///   ```
+///   #[amorsize::parallel(max_threads = 2)]
+///   fn polite(x: &u32) -> u32 { x + 1 }
+///   assert_eq!(par_polite(&[1, 2]), vec![2, 3]);
+///   ```
+/// - `crate = path` (or `crate = "path"`): where the generated code finds amorsize, when
+///   the dependency is renamed in `Cargo.toml` or re-exported by another crate
+///   (`#[my_lib::amorsize::parallel(crate = my_lib::amorsize)]`).
 /// - `associated`: the function is an associated function of an inherent `impl` whose
-///   signature never mentions `Self` (the attribute cannot see the `impl` around it).
+///   signature and body never mention `Self` (the attribute cannot see the `impl` around
+///   it; one that mentions `Self` anywhere is recognised).
 ///
 ///   ```
 ///   struct Stats;
@@ -95,23 +108,69 @@ pub use amorsize_core::{
 ///   assert_eq!(Stats::par_square(&[2, 3]), vec![4, 9]);
 ///   ```
 ///
+/// # The companion's attributes
+///
+/// The companion gets the function's `#[cfg]`, `#[cfg_attr]` (when every attribute inside
+/// it would be forwarded too), `#[deprecated]`, `#[must_use]`, lint levels (`#[allow]`,
+/// `#[warn]`, `#[deny]`, `#[forbid]`, `#[expect]`) and `#[doc(hidden)]`. Not its doc comments
+/// (it has its own, naming the arguments every item shares), not code hints (`#[inline]`,
+/// `#[cold]`, `#[track_caller]`, `#[target_feature]`), not symbol names (`#[no_mangle]`,
+/// `#[export_name]`, `#[link_section]`), and not other attribute macros
+/// (`#[tracing::instrument]`): those are about the per-item function.
+///
+/// A companion named like an existing item (`fn par_score` beside `#[amorsize::parallel]
+/// fn score`) is rustc's "defined multiple times" error, pointing at the attribute: give the
+/// companion another name with `name = …`.
+///
 /// # Not accepted (each is a compile error saying what to do)
 /// Anything that is not a function; functions without an item parameter; `async fn`;
 /// `unsafe fn`; `&mut` items or parameters; `self` by value or `&mut self`; `impl Trait`
 /// parameters; unknown, repeated or malformed options.
 ///
-/// Associated functions without `self` work when their signature mentions `Self`
+/// Associated functions without `self` work when their signature or body mentions `Self`
 /// (`fn new(x: &u32) -> Self` gives `Type::par_new`). One that never mentions `Self` cannot
 /// be told apart from a free function, so its companion would call it as one and rustc reports
-/// "cannot find function": add `associated` to the attribute.
-/// Companions cannot be added to trait impls (a trait impl may only define the trait's items).
+/// "cannot find function … consider using the associated function on `Self`": add
+/// `associated` to the attribute.
+/// Companions cannot be added to trait impls (a trait impl may only define the trait's items),
+/// nor to a trait's method declarations (they have no body to run).
 pub use amorsize_macros::parallel;
 
 /// Used by the code `#[amorsize::parallel]` generates. Not public API: may change in any
 /// release.
 #[doc(hidden)]
 pub mod __private {
-    pub use amorsize_core::{map, map_slice, IntoItems, Mode, Site};
+    pub use amorsize_core::{map, map_slice, BorrowedItems, IntoItems, Mode, Site};
+
+    /// Checks of the user's concrete types, called in a companion's body and spanned on the
+    /// user's tokens, so that an error points at the parameter that needs the bound.
+    pub mod check {
+        /// Items and shared arguments are read from several threads at once.
+        pub fn shared_across_threads<T: ?Sized + Sync>() {}
+        /// Results are made on pool threads and handed back.
+        pub fn sent_across_threads<T: ?Sized + Send>() {}
+        /// A shared argument taken by value is cloned for each item, on any thread.
+        pub fn cloned_across_threads<T: Clone + Sync>() {}
+    }
+
+    /// A shared argument of the same type as the item (`fn dist(a: &P, b: &P)`): only the
+    /// identity converts, so passing a batch here fails with a message saying that only the
+    /// first parameter varies per item.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` was passed for a parameter that every item shares, which takes `{T}`",
+        label = "the same `{T}` for every item",
+        note = "only the function's first parameter varies per item; to map over pairs, take one tuple, `fn f((a, b): (&P, &P))`, and pass `xs.iter().zip(&ys).collect::<Vec<_>>()`"
+    )]
+    pub trait SharedArg<T> {
+        /// The value for one item's call.
+        fn shared(&self) -> T;
+    }
+
+    impl<T: Clone> SharedArg<T> for T {
+        fn shared(&self) -> T {
+            self.clone()
+        }
+    }
 
     macro_rules! const_keys {
         ($($name:ident: $ty:ty),* $(,)?) => {$(

@@ -271,14 +271,14 @@ fn shifted<const K: u32, const UP: bool>(x: &u64) -> u64 {
 fn each_value_of_a_const_parameter_gets_its_own_site() {
     let xs: Vec<u64> = (0..1000).collect();
     assert_eq!(
-        par_shifted::<1, true, _>(&xs),
+        par_shifted::<1, true>(&xs),
         xs.iter().map(shifted::<1, true>).collect::<Vec<_>>()
     );
     assert_eq!(
-        par_shifted::<2, false, _>(&xs),
+        par_shifted::<2, false>(&xs),
         xs.iter().map(shifted::<2, false>).collect::<Vec<_>>()
     );
-    assert_eq!(par_shifted::<1, true, _>(&xs).len(), 1000);
+    assert_eq!(par_shifted::<1, true>(&xs).len(), 1000);
     let report = amorsize::report();
     let mut names: Vec<&str> = report
         .sites

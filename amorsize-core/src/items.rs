@@ -1,21 +1,31 @@
-//! What a by-value companion (and [`map`](crate::map)) accepts as its items: collections,
-//! integer ranges of every width, and any rayon indexed parallel iterator through [`ParIter`].
+//! What a companion (and [`map`](crate::map)) accepts as its items: by value, collections,
+//! integer ranges of every width, and rayon parallel iterators through [`ParIter`]
+//! ([`IntoItems`]); by reference, slices, `Vec`s and arrays whose elements borrow as the
+//! item ([`BorrowedItems`]).
 
 use rayon::iter::{
     IndexedParallelIterator, IntoParallelIterator, Map, ParallelIterator, RepeatN, Zip,
 };
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::ops::{Range, RangeInclusive};
 
 /// Items a parallel map can take by value, in order, with a known length.
 ///
 /// Implemented for `Vec<T>`, `VecDeque<T>`, `Box<[T]>`, arrays `[T; N]`, borrowed slices
-/// (`&[T]`, `&Vec<T>`, `&[T; N]`, whose items are `&T`), `Range` and `RangeInclusive` of every
-/// primitive integer type (including `u64` and `i64`, which rayon alone cannot split by index),
-/// and any rayon indexed parallel iterator wrapped in [`ParIter`].
+/// (`&[T]`, `&Vec<T>`, `&[T; N]`, whose items are `&T`), `Range` of every primitive integer
+/// type and `RangeInclusive` of every one but `u128` and `i128` (including `u64` and `i64`,
+/// which rayon alone cannot split by index), and any rayon indexed parallel iterator wrapped
+/// in [`ParIter`] (a non-indexed one, such as a `filter`, through
+/// [`ParIter::collected`]).
 ///
 /// The item type is a parameter (not an associated type) so that an untyped literal range
 /// such as `0..1000` passed where `u64` items are expected becomes a `Range<u64>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be split into items of `{T}`",
+    label = "not a list of items amorsize can split",
+    note = "pass a `Vec`, an array, a `VecDeque`, a `Box<[_]>` or an integer range; collect other iterators into a `Vec` first, or wrap a rayon parallel iterator: `ParIter(iter)` if it is indexed, `ParIter::collected(iter)` if not (`filter`, `flat_map`)"
+)]
 pub trait IntoItems<T: Send> {
     /// The rayon iterator the items become.
     type Iter: IndexedParallelIterator<Item = T>;
@@ -23,9 +33,35 @@ pub trait IntoItems<T: Send> {
     fn into_items(self) -> Self::Iter;
 }
 
-/// Any rayon indexed parallel iterator, as items: `par_f(ParIter(v.par_chunks(64)))`.
+/// A rayon parallel iterator, as items.
+///
+/// An indexed one (`par_chunks`, `par_iter().map(..)`, `zip`, `enumerate`…) is used as it
+/// is, its pieces split by index: `par_f(ParIter(v.par_chunks(64)))`. One whose length is
+/// not known without running it (`filter`, `flat_map`, `par_bridge`) is collected into a
+/// `Vec` once, in order, by [`ParIter::collected`]:
+///
+/// ```
+/// use amorsize_core::{map, ParIter, Site};
+/// use rayon::prelude::*;
+///
+/// static SQUARES: Site = Site::new("squares");
+/// let evens = (0..100u64).into_par_iter().filter(|x| x % 2 == 0);
+/// let squares = map(&SQUARES, ParIter::collected(evens), |x| x * x);
+/// assert_eq!(squares[..3], [0, 4, 16]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ParIter<I>(pub I);
+
+impl<T: Send> ParIter<rayon::vec::IntoIter<T>> {
+    /// Runs a non-indexed parallel iterator (its items in their order), collecting them into a
+    /// `Vec` that the map then splits by index.
+    pub fn collected<I>(iter: I) -> Self
+    where
+        I: ParallelIterator<Item = T>,
+    {
+        ParIter(iter.collect::<Vec<T>>().into_par_iter())
+    }
+}
 
 impl<I: IndexedParallelIterator> IntoItems<I::Item> for ParIter<I> {
     type Iter = I;
@@ -61,7 +97,76 @@ impl<T: Send> IntoItems<T> for Box<[T]> {
     }
 }
 
-/// The rayon iterator behind an integer range: offsets `0..len` added to the start.
+/// Items borrowed from a slice, an array, a `Vec`, or a `Box`, `Arc`, `Rc` or `Cow` of a
+/// slice or `Vec`, whose elements borrow as `T` (a `Vec<String>` gives `&str` items as well as
+/// `&String` ones). What a companion of a function taking `&T` accepts.
+///
+/// Another container that dereferences to a slice passes as `&container[..]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a slice of items that borrow as `{T}`",
+    label = "items are borrowed from a slice, an array or a `Vec`",
+    note = "collect the items into a `Vec` first (`.collect::<Vec<_>>()`) and pass `&vec`; a container that dereferences to a slice passes as `&container[..]`"
+)]
+pub trait BorrowedItems<T: ?Sized> {
+    /// The element type, borrowed as `T` for each call.
+    type Item: Borrow<T> + Sync;
+    /// The elements, in order.
+    fn as_items(&self) -> &[Self::Item];
+}
+
+impl<S: Borrow<T> + Sync, T: ?Sized> BorrowedItems<T> for [S] {
+    type Item = S;
+    fn as_items(&self) -> &[S] {
+        self
+    }
+}
+
+impl<S: Borrow<T> + Sync, T: ?Sized, const N: usize> BorrowedItems<T> for [S; N] {
+    type Item = S;
+    fn as_items(&self) -> &[S] {
+        self
+    }
+}
+
+/// Containers that dereference to a slice of their items.
+macro_rules! slice_containers {
+    ($($container:ty),* $(,)?) => {$(
+        impl<S: Borrow<T> + Sync, T: ?Sized> BorrowedItems<T> for $container {
+            type Item = S;
+            fn as_items(&self) -> &[S] {
+                self
+            }
+        }
+    )*};
+}
+
+slice_containers!(
+    Vec<S>,
+    Box<[S]>,
+    Box<Vec<S>>,
+    std::sync::Arc<[S]>,
+    std::sync::Arc<Vec<S>>,
+    std::rc::Rc<[S]>,
+    std::rc::Rc<Vec<S>>,
+);
+
+impl<S: Borrow<T> + Sync + Clone, T: ?Sized> BorrowedItems<T> for std::borrow::Cow<'_, [S]> {
+    type Item = S;
+    fn as_items(&self) -> &[S] {
+        self
+    }
+}
+
+impl<A: BorrowedItems<T> + ?Sized, T: ?Sized> BorrowedItems<T> for &A {
+    type Item = A::Item;
+    fn as_items(&self) -> &[A::Item] {
+        (**self).as_items()
+    }
+}
+
+/// The rayon iterator behind an integer range: offsets `0..len` added to the start. Public
+/// only as the iterator type of the ranges' `IntoItems`; not re-exported, so that its rayon
+/// types are no part of the API.
 pub type RangeItems<T> = Map<Zip<RepeatN<T>, rayon::range::Iter<usize>>, fn((T, usize)) -> T>;
 
 fn range_items<T: Clone + Send>(start: T, len: usize, add: fn((T, usize)) -> T) -> RangeItems<T> {
@@ -187,6 +292,8 @@ mod tests {
             collect(ParIter(v.par_chunks(2))),
             vec![&[1, 2][..], &[3][..]]
         );
+        let odd = (0..10u32).into_par_iter().filter(|x| x % 2 == 1);
+        assert_eq!(collect(ParIter::collected(odd)), vec![1, 3, 5, 7, 9]);
     }
 
     #[test]

@@ -67,7 +67,7 @@ mod with_caller;
 pub use cause::Cause;
 pub use config::{mode, set_mode, with_max_threads, Mode, ParseModeError, MODE_ENV};
 pub use dispatch::{map, map_slice};
-pub use items::{IntoItems, ParIter, RangeItems};
+pub use items::{BorrowedItems, IntoItems, ParIter};
 pub use model::{Costs, Decision, Machine, Plan};
 pub use pool::machine;
 pub use report::{report, Report, SiteReport};

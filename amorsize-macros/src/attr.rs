@@ -1,5 +1,5 @@
 //! The attribute's options: `#[amorsize::parallel(name = par_custom, mode = "serial",
-//! max_threads = 4)]`, and the `associated` flag.
+//! max_threads = 4, crate = path::to::amorsize)]`, and the `associated` flag.
 
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
@@ -15,6 +15,9 @@ pub struct Options {
     pub mode: Option<(Mode, Span)>,
     /// `max_threads = N`: at most `N` threads per call (N ≥ 1).
     pub max_threads: Option<LitInt>,
+    /// `crate = path` (or `crate = "path"`, serde's spelling): where the generated code finds
+    /// amorsize, for a renamed dependency or a re-export.
+    pub krate: Option<syn::Path>,
     /// `associated`: the function is an associated function of an inherent `impl` (called
     /// as `Self::f`), which the macro cannot see when the signature never mentions `Self`.
     pub associated: bool,
@@ -28,7 +31,7 @@ pub enum Mode {
     Parallel,
 }
 
-const VALID: &str = "valid options are `name = par_custom_name`, `mode = \"auto\" | \"serial\" | \"parallel\"`, `max_threads = 4` and `associated`";
+const VALID: &str = "valid options are `name = par_custom_name`, `mode = \"auto\" | \"serial\" | \"parallel\"`, `max_threads = 4`, `crate = path::to::amorsize` and `associated`";
 
 impl Options {
     /// Parses the attribute's arguments; every mistake is collected, not just the first.
@@ -133,6 +136,29 @@ impl Options {
                     "`max_threads` is too large; use a thread count such as `max_threads = 4`",
                 )),
             }
+        } else if path.is_ident("crate") {
+            if self.krate.is_some() {
+                return Err(meta.error("`crate` is given twice; keep one"));
+            }
+            let value = meta.value()?;
+            let krate: syn::Path = if value.peek(LitStr) {
+                let lit: LitStr = value.parse()?;
+                lit.parse().map_err(|_| {
+                    syn::Error::new_spanned(
+                        &lit,
+                        "`crate` takes the path to amorsize, such as `crate = my_crate::amorsize`",
+                    )
+                })?
+            } else {
+                value.parse().map_err(|err| {
+                    syn::Error::new(
+                        err.span(),
+                        "`crate` takes the path to amorsize, such as `crate = my_crate::amorsize`",
+                    )
+                })?
+            };
+            self.krate = Some(krate);
+            Ok(())
         } else if path.is_ident("associated") {
             if self.associated {
                 return Err(meta.error("`associated` is given twice; keep one"));

@@ -1,10 +1,20 @@
 //! Code generation: the user's function, unchanged, and its `par_` companion beside it.
+//!
+//! The companion is written from one template (`companion`): its name, attributes, doc and
+//! signature come from the user's function and options; its body declares the function's
+//! `static Site`, checks the user's concrete types where the function is defined, and calls
+//! the runtime's map with a closure that calls the function on one item.
 
 use crate::attr::{push, Mode, Options};
-use crate::signature::{ItemPass, Receiver, Shape};
-use crate::valid;
-use proc_macro2::TokenStream;
+use crate::signature::{Context, ItemPass, Receiver, Shape};
+use crate::types::{
+    body_mentions_self, const_key, has_impl_trait, is_generic_sized, mentions_generics,
+    name_elided_lifetimes, signature_mentions_self,
+};
+use crate::{forward, valid};
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{GenericParam, ItemFn, ReturnType, WherePredicate};
 
@@ -35,18 +45,23 @@ pub fn parallel(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-/// The error for an attribute placed on something that is not a function.
+/// The error for an attribute placed on something that is not a function with a body.
 fn not_a_function(input: TokenStream, options_error: Option<syn::Error>) -> TokenStream {
-    let what = match syn::parse2::<syn::Item>(input.clone()) {
-        Ok(item) => describe(&item),
-        Err(_) => "this",
+    let message = match syn::parse2::<syn::TraitItemFn>(input.clone()) {
+        Ok(method) if method.default.is_none() => {
+            "#[amorsize::parallel] needs the body of the function that handles one item, and this trait method declaration has none; put the attribute on a function with a body (a free function, or a method of an inherent `impl`)".to_owned()
+        }
+        _ => {
+            let what = match syn::parse2::<syn::Item>(input.clone()) {
+                Ok(item) => describe(&item),
+                Err(_) => "this",
+            };
+            format!(
+                "#[amorsize::parallel] goes on a function that handles one item, e.g. `fn score(x: &u64) -> u64`; {what} is not a function"
+            )
+        }
     };
-    let mut err = syn::Error::new(
-        first_span(&input),
-        format!(
-            "#[amorsize::parallel] goes on a function that handles one item, e.g. `fn score(x: &u64) -> u64`; {what} is not a function"
-        ),
-    );
+    let mut err = syn::Error::new(first_span(&input), message);
     if let Some(options_error) = options_error {
         err.combine(options_error);
     }
@@ -54,12 +69,12 @@ fn not_a_function(input: TokenStream, options_error: Option<syn::Error>) -> Toke
     quote!(#input #err)
 }
 
-fn first_span(tokens: &TokenStream) -> proc_macro2::Span {
+fn first_span(tokens: &TokenStream) -> Span {
     tokens
         .clone()
         .into_iter()
         .find(|tt| !matches!(tt, proc_macro2::TokenTree::Punct(p) if p.as_char() == '#'))
-        .map_or_else(proc_macro2::Span::call_site, |tt| tt.span())
+        .map_or_else(Span::call_site, |tt| tt.span())
 }
 
 fn describe(item: &syn::Item) -> &'static str {
@@ -75,7 +90,59 @@ fn describe(item: &syn::Item) -> &'static str {
         syn::Item::Type(_) => "a type alias",
         syn::Item::Use(_) => "a `use`",
         syn::Item::Macro(_) => "a macro invocation",
+        syn::Item::ForeignMod(_) => "an `extern` block",
         _ => "this item",
+    }
+}
+
+/// What the companion's signature and body need for the item parameter.
+struct ItemParts {
+    /// The companion's parameter: `items: &[impl Borrow<T> + Sync]`, `items: impl IntoItems<T>`…
+    param: TokenStream,
+    /// The closure's item, turned into the function's argument.
+    arg: TokenStream,
+    /// The runtime function that maps: `map_slice` or `map`.
+    mapper: TokenStream,
+}
+
+/// Bounds on the user's types: in the where-clause when they depend on the caller's generic
+/// choices, else checked once in the companion's body, spanned on the user's type (a
+/// rustdoc without always-true bounds like `u64: Sync`, and an error at the user's code).
+#[derive(Default)]
+struct Bounds {
+    predicates: Vec<WherePredicate>,
+    /// Bounds on concrete types that must be where-clauses (to be assumed in the body) but
+    /// say nothing a reader needs: left out of the companion rustdoc shows.
+    undocumented: Vec<WherePredicate>,
+    checks: Vec<TokenStream>,
+}
+
+impl Bounds {
+    /// Requires `ty: Sync` (or `Send`, with `check = "sent_across_threads"`).
+    fn require(
+        &mut self,
+        ty: &syn::Type,
+        bound: TokenStream,
+        check: &str,
+        generics: &syn::Generics,
+        krate: &TokenStream,
+    ) {
+        let span = ty.span();
+        if has_impl_trait(ty) {
+            return;
+        }
+        if mentions_generics(ty, generics) {
+            // A where-clause cannot name elided lifetimes; the runtime's own bounds still
+            // hold such a type.
+            if !crate::types::has_lifetimes(ty) {
+                self.predicates
+                    .push(syn::parse_quote_spanned! {span=> #ty: #bound });
+            }
+        } else {
+            let check = format_ident!("{}", check, span = span);
+            self.checks
+                .push(quote_spanned! {span=> #krate::__private::check::#check::<#ty>(); });
+        }
     }
 }
 
@@ -83,15 +150,18 @@ fn describe(item: &syn::Item) -> &'static str {
 fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let sig = &func.sig;
     let name = &sig.ident;
+    let krate = match &options.krate {
+        Some(path) => path.to_token_stream(),
+        None => quote!(::amorsize),
+    };
+    // A companion named by default takes the attribute's span, so that a clash with an
+    // existing `par_<name>` points at the attribute, where `name = …` would go.
     let companion_name = options
         .name
         .clone()
-        .unwrap_or_else(|| format_ident!("par_{}", name, span = name.span()));
+        .unwrap_or_else(|| format_ident!("par_{}", name.unraw(), span = Span::call_site()));
     let vis = &func.vis;
-    let cfgs = func
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"));
+    let attrs = forward::forwarded(&func.attrs);
     let (item_arg, pass) = shape.item.as_ref().expect("validated: has an item");
     let is_method = matches!(shape.receiver, Receiver::Shared);
 
@@ -99,135 +169,175 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => ty.to_token_stream(),
     };
-    let ret_span = match &sig.output {
-        ReturnType::Default => sig.paren_token.span.join(),
-        ReturnType::Type(_, ty) => ty.span(),
-    };
 
-    // Names the companion uses; `items` unless a context parameter already has that name.
+    // Names the companion uses: `items` unless a context parameter already has that name, and
+    // the context parameters' own, unless one would hide the function the body calls.
     let items = if shape.context.iter().any(|c| c.ident == "items") {
         format_ident!("__amorsize_items")
     } else {
         format_ident!("items")
     };
     let item_var = format_ident!("__amorsize_item");
+    let calls_by_name = !is_method && !is_associated(func, shape, options);
+    let context_ident = |context: &Context| {
+        if calls_by_name && context.ident == *name {
+            format_ident!(
+                "__amorsize_{}",
+                context.ident.unraw(),
+                span = context.ident.span()
+            )
+        } else {
+            context.ident.clone()
+        }
+    };
 
     let mut generics = sig.generics.clone();
-    let mut bounds: Vec<WherePredicate> = Vec::new();
-    // Elided lifetimes in the item's type (`&Wrapper<'_>`, `&&str`) cannot appear in the
-    // companion's bounds: they get named lifetime parameters of the companion instead.
+    let mut bounds = Bounds::default();
+    // Elided lifetimes in the item's type (`&Wrapper<'_>`, `&&str`) cannot appear in an
+    // `impl Trait` parameter: they get named lifetime parameters of the companion instead.
     let mut named_lifetimes = Vec::new();
     let named_item = match pass {
         ItemPass::Borrowed { target, .. } => name_elided_lifetimes(target, &mut named_lifetimes),
         ItemPass::Owned(ty) => name_elided_lifetimes(ty, &mut named_lifetimes),
     };
-    let (items_param, call_item, mapper) = match pass {
+    let item_span = item_arg.ty.span();
+    let parts = match pass {
         ItemPass::Borrowed { reference, target } if is_generic_sized(target, &sig.generics) => {
             // `Borrow` would leave a generic `T` uninferable (a `String` borrows as both
             // `String` and `str`): take a slice of exactly `T`.
-            let target = &named_item;
             let lifetime = &reference.lifetime;
-            let span = item_arg.ty.span();
-            if !has_lifetimes(target) {
-                bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            bounds.require(
+                &named_item,
+                quote!(::core::marker::Sync),
+                "shared_across_threads",
+                &sig.generics,
+                &krate,
+            );
+            ItemParts {
+                param: quote!(#items: &#lifetime [#named_item]),
+                arg: quote!(#item_var),
+                mapper: quote!(#krate::__private::map_slice),
             }
-            (
-                quote!(#items: &#lifetime [#target]),
-                quote!(#item_var),
-                quote!(::amorsize::__private::map_slice),
-            )
         }
         ItemPass::Borrowed { reference, .. } => {
-            let target = &named_item;
+            // A slice, `Vec`, array or boxed slice whose elements borrow as the item.
             let lifetime = &reference.lifetime;
-            let s = format_ident!("__AmorsizeS");
-            generics.params.push(syn::parse_quote!(#s));
-            let span = item_arg.ty.span();
-            bounds.push(syn::parse_quote_spanned! {span=>
-                #s: ::core::borrow::Borrow<#target> + ::core::marker::Sync
-            });
-            // Checked where the function is defined, so a non-`Sync` item type is reported
-            // at the user's parameter even before any call. Not for types with lifetimes: a
-            // where-clause would pin every other `Sync` proof about that type (a context
-            // parameter of the same type, say) to the same lifetime.
-            if !has_lifetimes(target) {
-                bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
+            let items_ty = quote_spanned! {item_span=>
+                impl #krate::__private::BorrowedItems<#named_item> + ?::core::marker::Sized
+            };
+            ItemParts {
+                param: quote!(#items: &#lifetime (#items_ty)),
+                arg: quote!(::core::borrow::Borrow::<#named_item>::borrow(#item_var)),
+                mapper: quote!(#krate::__private::map_slice),
             }
-            (
-                quote!(#items: &#lifetime [#s]),
-                quote!(<#s as ::core::borrow::Borrow<#target>>::borrow(#item_var)),
-                quote!(::amorsize::__private::map_slice),
-            )
         }
         ItemPass::Owned(_) => {
-            let ty = &named_item;
-            let i = format_ident!("__AmorsizeI");
-            generics.params.push(syn::parse_quote!(#i));
-            let span = item_arg.ty.span();
-            if !has_lifetimes(ty) {
-                bounds.push(syn::parse_quote_spanned! {span=>
-                    #ty: ::core::marker::Send
-                });
+            // `IntoItems<T>` requires `T: Send`. Said in the where-clause, for a concrete `T`
+            // too: the error is then at the parameter, and the body assumes the bound (a
+            // check in the body would leave the map's own bound to fail a second time).
+            if !crate::types::has_lifetimes(&named_item) && !has_impl_trait(&named_item) {
+                let bound: WherePredicate =
+                    syn::parse_quote_spanned! {item_span=> #named_item: ::core::marker::Send };
+                if mentions_generics(&named_item, &sig.generics) {
+                    bounds.predicates.push(bound);
+                } else {
+                    bounds.undocumented.push(bound);
+                }
             }
-            bounds.push(syn::parse_quote! {
-                #i: ::amorsize::__private::IntoItems<#ty>
-            });
-            (
-                quote!(#items: #i),
-                quote!(#item_var),
-                quote!(::amorsize::__private::map),
-            )
+            let param_ty =
+                quote_spanned! {item_span=> impl #krate::__private::IntoItems<#named_item> };
+            ItemParts {
+                param: quote!(#items: #param_ty),
+                arg: quote!(#item_var),
+                mapper: quote!(#krate::__private::map),
+            }
         }
     };
-    for lifetime in named_lifetimes.into_iter().rev() {
-        generics
-            .params
-            .insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(lifetime)));
+    if let ReturnType::Type(_, ty) = &sig.output {
+        // A concrete result is checked by the map call itself (spanned on it, below).
+        if mentions_generics(ty, &sig.generics) && !crate::types::has_lifetimes(ty) {
+            bounds
+                .predicates
+                .push(syn::parse_quote_spanned! {ty.span()=> #ty: ::core::marker::Send });
+        }
     }
-    // The remaining bounds only make errors point at the user's code; a type with elided
-    // lifetimes cannot be named in them, and the runtime's own bounds still hold it.
-    // `impl Trait` cannot appear in a where-clause either.
-    let return_unnameable = match &sig.output {
-        ReturnType::Default => false,
-        ReturnType::Type(_, ty) => has_lifetimes(ty) || crate::valid::has_impl_trait(ty),
-    };
-    if !return_unnameable {
-        bounds.push(syn::parse_quote_spanned! {ret_span=>
-            #ret_ty: ::core::marker::Send
-        });
-    }
-    if let Receiver::Shared = shape.receiver {
+    if is_method {
         let span = sig.inputs.first().map_or_else(|| name.span(), |a| a.span());
-        bounds.push(syn::parse_quote_spanned! {span=> Self: ::core::marker::Sync });
+        bounds
+            .predicates
+            .push(syn::parse_quote_spanned! {span=> Self: ::core::marker::Sync });
     }
 
+    // Context parameters: shared by every item (by reference, or cloned per item).
     let mut context_params = Vec::new();
     let mut context_args = Vec::new();
+    let mut shared_docs = Vec::new();
     for context in &shape.context {
-        let ident = &context.ident;
+        let ident = context_ident(context);
         let ty = &context.arg.ty;
-        let span = ty.span();
-        context_params.push(quote!(#ident: #ty));
+        let shown = context.ident.unraw().to_string();
+        if same_type(ty, &item_arg.ty) && at_most_one_lifetime(ty) && !is_primitive(ty) {
+            // Looks like a second item (`fn dist(a: &P, b: &P)`): a slice passed here gets
+            // an error that says only the first parameter varies per item.
+            let span = ty.span();
+            let named = name_elided_lifetimes(ty, &mut named_lifetimes);
+            context_params.push(quote_spanned! {span=>
+                #ident: impl #krate::__private::SharedArg<#named> + ::core::marker::Sync
+            });
+            context_args.push(quote!(#krate::__private::SharedArg::shared(&#ident)));
+        } else {
+            context_params.push(quote!(#ident: #ty));
+            context_args.push(if context.by_ref {
+                quote!(#ident)
+            } else {
+                quote!(::core::clone::Clone::clone(&#ident))
+            });
+        }
         if context.by_ref {
             let syn::Type::Reference(reference) = &**ty else {
                 unreachable!("by_ref contexts are references")
             };
-            let target = &reference.elem;
-            if !has_lifetimes(target) {
-                bounds.push(syn::parse_quote_spanned! {span=> #target: ::core::marker::Sync });
-            }
-            context_args.push(quote!(#ident));
+            bounds.require(
+                &reference.elem,
+                quote!(::core::marker::Sync),
+                "shared_across_threads",
+                &sig.generics,
+                &krate,
+            );
+            shared_docs.push(format!("`{shown}` (borrowed)"));
         } else {
-            if !has_lifetimes(ty) {
-                bounds.push(syn::parse_quote_spanned! {span=>
-                    #ty: ::core::clone::Clone + ::core::marker::Sync
-                });
-            }
-            context_args.push(quote!(::core::clone::Clone::clone(&#ident)));
+            bounds.require(
+                ty,
+                quote!(::core::clone::Clone + ::core::marker::Sync),
+                "cloned_across_threads",
+                &sig.generics,
+                &krate,
+            );
+            shared_docs.push(format!("`{shown}` (cloned for each item)"));
         }
     }
-    generics.make_where_clause().predicates.extend(bounds);
+    for lifetime in named_lifetimes {
+        generics
+            .params
+            .push(GenericParam::Lifetime(syn::LifetimeParam::new(lifetime)));
+    }
+    // Lifetimes first, as Rust requires.
+    let (lifetimes, others): (Vec<_>, Vec<_>) = generics
+        .params
+        .into_iter()
+        .partition(|p| matches!(p, GenericParam::Lifetime(_)));
+    generics.params = lifetimes.into_iter().chain(others).collect();
+    generics
+        .make_where_clause()
+        .predicates
+        .extend(bounds.predicates);
+    let documented_generics = generics.clone();
+    generics
+        .make_where_clause()
+        .predicates
+        .extend(bounds.undocumented.iter().cloned());
     let (_, _, where_clause) = generics.split_for_impl();
+    let (_, _, documented_where) = documented_generics.split_for_impl();
     let params = &generics.params;
 
     // Type and const parameters, for the call's turbofish and the per-instantiation site key
@@ -244,7 +354,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             GenericParam::Const(c) => {
                 let ident = &c.ident;
                 type_args.push(ident.to_token_stream());
-                if let Some(key) = const_key(&c.ty, ident) {
+                if let Some(key) = const_key(&c.ty, ident, &krate) {
                     key_types.push(key);
                 }
             }
@@ -256,10 +366,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     } else {
         quote!(::<#(#type_args),*>)
     };
-    // An associated function without `self` is recognisable only when its signature
-    // mentions `Self`, or when the user says so (`associated`); it is then called through
-    // `Self` too.
-    let associated = is_method || mentions_self(sig) || options.associated;
+    let associated = is_method || is_associated(func, shape, options);
     let callee = if associated {
         quote!(Self::#name #turbofish)
     } else {
@@ -295,185 +402,172 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         }
         None => quote!(0),
     };
-    let name_str = name.to_string();
-    let link = if associated {
-        format!("Self::{name}")
-    } else {
-        name_str.clone()
-    };
-    let doc = format!(
-        "Runs [`{name_str}`]({link}) on every item of `{items}` and returns the results in input \
-         order, in parallel when amorsize measures that it pays.\n\nGenerated by \
-         `#[amorsize::parallel]`; see `amorsize::report()` for what it decided and why."
-    );
+    let name_str = name.unraw().to_string();
+    let doc = doc(&name_str, associated, &items, &shared_docs);
 
-    let closure_param = match pass {
-        ItemPass::Borrowed { target, reference } if is_generic_sized(target, &sig.generics) => {
-            let lifetime = &reference.lifetime;
-            quote!(#item_var: &#lifetime #named_item)
+    let ItemParts { param, arg, mapper } = parts;
+    let checks = bounds.checks;
+    let items_arg = match pass {
+        ItemPass::Borrowed { target, .. } if !is_generic_sized(target, &sig.generics) => {
+            quote!(#krate::__private::BorrowedItems::as_items(#items))
         }
-        ItemPass::Borrowed { reference, .. } => {
-            let lifetime = &reference.lifetime;
-            quote!(#item_var: &#lifetime __AmorsizeS)
+        _ => quote!(#items),
+    };
+    let map_args = quote! {
+        #site, #items_arg, |#item_var| {
+            #callee(#self_arg #arg, #(#context_args),*)
         }
-        ItemPass::Owned(_) => quote!(#item_var: #named_item),
+    };
+    // The map requires the result to be `Send`. The call's own span (its path and
+    // parentheses, not the closure inside) is set on a concrete return type, so that a
+    // result that is not `Send` gets its one error there.
+    let map_call = match &sig.output {
+        ReturnType::Type(_, ty) if !mentions_generics(ty, &sig.generics) => {
+            let span = ty.span();
+            let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, map_args);
+            args.set_span(span);
+            let mapper = respan(mapper, span);
+            quote!(#mapper #args)
+        }
+        _ => quote!(#mapper(#map_args)),
     };
     let fn_token = &sig.fn_token;
     let body_span = name.span();
     let body = quote_spanned! {body_span=>
-        static __AMORSIZE_SITE: ::amorsize::__private::Site =
-            ::amorsize::__private::Site::new(::core::concat!(::core::module_path!(), "::", #name_str))
-                .with_mode(::amorsize::__private::Mode::#mode)
+        #(#checks)*
+        static __AMORSIZE_SITE: #krate::__private::Site =
+            #krate::__private::Site::new(::core::concat!(::core::module_path!(), "::", #name_str))
+                .with_mode(#krate::__private::Mode::#mode)
                 .with_max_threads(#max_threads);
-        #mapper(#site, #items, |#closure_param| {
-            #callee(#self_arg #call_item, #(#context_args),*)
+        #[allow(deprecated)]
+        let __amorsize_results = #map_call;
+        __amorsize_results
+    };
+    let signature = |where_clause: Option<&syn::WhereClause>| {
+        quote! {
+            #(#attrs)*
+            #[doc = #doc]
+            // The added bounds restate the user's own, where clippy would see them twice.
+            #[allow(clippy::multiple_bound_locations)]
+            #vis #fn_token #companion_name<#params>(
+                #receiver_param #param, #(#context_params),*
+            ) -> ::std::vec::Vec<#ret_ty>
+            #where_clause
+        }
+    };
+    if bounds.undocumented.is_empty() {
+        let signature = signature(where_clause);
+        quote!(#signature { #body })
+    } else {
+        // rustdoc reads signatures only: the one it sees leaves out the always-true bounds.
+        let compiled = signature(where_clause);
+        let documented = signature(documented_where);
+        quote! {
+            #[cfg(not(doc))]
+            #compiled { #body }
+            #[cfg(doc)]
+            #documented { #body }
+        }
+    }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(group) = &tt {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tt = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tt.set_span(span);
+            }
+            tt
         })
+        .collect()
+}
+
+/// An associated function without `self` is recognisable when its signature or body
+/// mentions `Self`, or when the user says so (`associated`); it is then called through
+/// `Self` too.
+fn is_associated(func: &ItemFn, shape: &Shape, options: &Options) -> bool {
+    matches!(shape.receiver, Receiver::None)
+        && (options.associated
+            || signature_mentions_self(&func.sig)
+            || body_mentions_self(&func.block))
+}
+
+/// `true` when `ty` has no lifetime, or is a reference to a type without one: an `impl
+/// Trait` parameter can name it with one fresh lifetime and no outlives bounds.
+fn at_most_one_lifetime(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Reference(reference) => !crate::types::has_lifetimes(&reference.elem),
+        other => !crate::types::has_lifetimes(other),
+    }
+}
+
+/// `true` for a primitive scalar or `str`, by value or behind references: a shared
+/// argument of the item's type (`offset: &f64` beside `x: &f64`) is common for those, and a
+/// plain signature reads better than the second-item check.
+fn is_primitive(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Reference(reference) => is_primitive(&reference.elem),
+        syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident().is_some_and(|ident| {
+            matches!(
+                ident.to_string().as_str(),
+                "u8" | "u16"
+                    | "u32"
+                    | "u64"
+                    | "u128"
+                    | "usize"
+                    | "i8"
+                    | "i16"
+                    | "i32"
+                    | "i64"
+                    | "i128"
+                    | "isize"
+                    | "f32"
+                    | "f64"
+                    | "bool"
+                    | "char"
+                    | "str"
+            )
+        }),
+        _ => false,
+    }
+}
+
+/// `true` when two types are written the same way.
+fn same_type(a: &syn::Type, b: &syn::Type) -> bool {
+    a.to_token_stream().to_string() == b.to_token_stream().to_string()
+}
+
+/// The companion's documentation: what it does, which arguments every item shares, where
+/// it came from.
+fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String]) -> String {
+    let link = if associated {
+        format!("Self::{name}")
+    } else {
+        name.to_owned()
     };
-    quote! {
-        #(#cfgs)*
-        #[doc = #doc]
-        // The added bounds restate the user's own, where clippy would see them twice.
-        #[allow(clippy::multiple_bound_locations)]
-        #vis #fn_token #companion_name<#params>(
-            #receiver_param #items_param, #(#context_params),*
-        ) -> ::std::vec::Vec<#ret_ty>
-        #where_clause
-        {
-            #body
-        }
+    let mut doc = format!(
+        "Runs [`{name}`]({link}) on every item of `{items}` and returns the results in input \
+         order, in parallel when amorsize measures that it pays."
+    );
+    match shared {
+        [] => {}
+        [one] => doc.push_str(&format!(" {one} is the same for every item.")),
+        many => doc.push_str(&format!(
+            " {} and {} are the same for every item.",
+            many[..many.len() - 1].join(", "),
+            many[many.len() - 1]
+        )),
     }
-}
-
-/// Renames elided lifetimes (`'_`, `&T`) in `ty` to fresh named ones, returned in `named`.
-/// Lifetimes inside `fn(&T)` types and `Fn(&T)` sugar are higher-ranked and left alone.
-fn name_elided_lifetimes(ty: &syn::Type, named: &mut Vec<syn::Lifetime>) -> syn::Type {
-    use syn::visit_mut::VisitMut;
-    struct Namer<'a>(&'a mut Vec<syn::Lifetime>);
-    impl Namer<'_> {
-        fn fresh(&mut self, span: proc_macro2::Span) -> syn::Lifetime {
-            let lifetime = syn::Lifetime::new(&format!("'__amorsize_{}", self.0.len()), span);
-            self.0.push(lifetime.clone());
-            lifetime
-        }
-    }
-    impl VisitMut for Namer<'_> {
-        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
-            if lifetime.ident == "_" {
-                *lifetime = self.fresh(lifetime.span());
-            }
-        }
-        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
-            if reference.lifetime.is_none() {
-                reference.lifetime = Some(self.fresh(reference.and_token.span));
-            }
-            syn::visit_mut::visit_type_reference_mut(self, reference);
-        }
-        fn visit_type_fn_ptr_mut(&mut self, _: &mut syn::TypeFnPtr) {}
-        fn visit_parenthesized_generic_arguments_mut(
-            &mut self,
-            _: &mut syn::ParenthesizedGenericArguments,
-        ) {
-        }
-    }
-    let mut ty = ty.clone();
-    Namer(named).visit_type_mut(&mut ty);
-    ty
-}
-
-/// `true` when the signature's parameter or result types mention `Self`.
-fn mentions_self(sig: &syn::Signature) -> bool {
-    use syn::visit::Visit;
-    struct Finder(bool);
-    impl<'ast> Visit<'ast> for Finder {
-        fn visit_path(&mut self, path: &'ast syn::Path) {
-            if path.segments.first().is_some_and(|s| s.ident == "Self") {
-                self.0 = true;
-            }
-            syn::visit::visit_path(self, path);
-        }
-    }
-    let mut finder = Finder(false);
-    for arg in &sig.inputs {
-        if let syn::FnArg::Typed(pat_type) = arg {
-            finder.visit_type(&pat_type.ty);
-        }
-    }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        finder.visit_type(ty);
-    }
-    finder.0
-}
-
-/// `true` when `ty` mentions a lifetime, named or elided (references included).
-fn has_lifetimes(ty: &syn::Type) -> bool {
-    use syn::visit::Visit;
-    struct Finder(bool);
-    impl<'ast> Visit<'ast> for Finder {
-        fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
-            self.0 = true;
-        }
-        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
-            self.0 = true;
-        }
-    }
-    let mut finder = Finder(false);
-    finder.visit_type(ty);
-    finder.0
-}
-
-/// `true` when a borrowed item's type names one of the function's type parameters and is
-/// not a `str` or slice (which only `Borrow` can reach from owned elements).
-fn is_generic_sized(target: &syn::Type, generics: &syn::Generics) -> bool {
-    use syn::visit::Visit;
-    struct Finder<'a> {
-        params: Vec<&'a syn::Ident>,
-        found: bool,
-    }
-    impl<'ast> Visit<'ast> for Finder<'_> {
-        fn visit_path(&mut self, path: &'ast syn::Path) {
-            if let Some(ident) = path.get_ident() {
-                self.found |= self.params.contains(&ident);
-            }
-            syn::visit::visit_path(self, path);
-        }
-    }
-    if matches!(target, syn::Type::Slice(_)) {
-        return false;
-    }
-    let mut finder = Finder {
-        params: generics.type_params().map(|t| &t.ident).collect(),
-        found: false,
-    };
-    finder.visit_type(target);
-    finder.found
-}
-
-/// A type that names the value of const parameter `ident` of primitive type `ty`, for a
-/// site key; `None` for a type the macro cannot recognise (an alias, say).
-fn const_key(ty: &syn::Type, ident: &syn::Ident) -> Option<TokenStream> {
-    let syn::Type::Path(p) = ty else {
-        return None;
-    };
-    if p.qself.is_some() {
-        return None;
-    }
-    let key = match p.path.get_ident()?.to_string().as_str() {
-        "usize" => return Some(quote!([(); #ident])),
-        "u8" => "ConstU8",
-        "u16" => "ConstU16",
-        "u32" => "ConstU32",
-        "u64" => "ConstU64",
-        "u128" => "ConstU128",
-        "i8" => "ConstI8",
-        "i16" => "ConstI16",
-        "i32" => "ConstI32",
-        "i64" => "ConstI64",
-        "i128" => "ConstI128",
-        "isize" => "ConstIsize",
-        "bool" => "ConstBool",
-        "char" => "ConstChar",
-        _ => return None,
-    };
-    let key = syn::Ident::new(key, proc_macro2::Span::call_site());
-    Some(quote!(::amorsize::__private::#key<#ident>))
+    doc.push_str(
+        "\n\nGenerated by `#[amorsize::parallel]`; see `amorsize::report()` for what it decided \
+         and why.",
+    );
+    doc
 }

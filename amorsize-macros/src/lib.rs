@@ -4,7 +4,9 @@
 
 mod attr;
 mod expand;
+mod forward;
 mod signature;
+mod types;
 mod valid;
 
 use proc_macro::TokenStream;

@@ -71,9 +71,7 @@ impl<'a> Shape<'a> {
             .map(|(i, arg)| Context {
                 arg,
                 ident: match &*arg.pat {
-                    Pat::Ident(p) if p.subpat.is_none() => {
-                        Ident::new(&p.ident.to_string(), p.ident.span())
-                    }
+                    Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
                     _ => quote::format_ident!("__amorsize_context_{}", i),
                 },
                 by_ref: matches!(&*arg.ty, Type::Reference(_)),

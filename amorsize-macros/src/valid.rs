@@ -3,7 +3,6 @@
 
 use crate::attr::push;
 use crate::signature::{ItemPass, Receiver, Shape};
-use syn::visit::Visit;
 use syn::{ItemFn, Type};
 
 pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
@@ -63,12 +62,12 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
                             "items run in parallel and are read-only: take the item as `&T` or by value, not `&mut T`",
                         );
                 }
-                if has_impl_trait(target) {
+                if crate::types::has_impl_trait(target) {
                     fail(&arg.ty, "`impl Trait` items are not supported; name the type with a generic parameter: `fn f<T: Trait>(x: &T)`");
                 }
             }
             ItemPass::Owned(ty) => {
-                if has_impl_trait(ty) {
+                if crate::types::has_impl_trait(ty) {
                     fail(&arg.ty, "`impl Trait` items are not supported; name the type with a generic parameter: `fn f<T: Trait>(x: T)`");
                 }
             }
@@ -85,7 +84,7 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
                 );
             }
         }
-        if has_impl_trait(ty) {
+        if crate::types::has_impl_trait(ty) {
             fail(
                 ty,
                 "`impl Trait` parameters are not supported; name the type with a generic parameter",
@@ -97,16 +96,4 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
         Some(err) => Err(err),
         None => Ok(()),
     }
-}
-
-pub fn has_impl_trait(ty: &Type) -> bool {
-    struct Finder(bool);
-    impl<'ast> Visit<'ast> for Finder {
-        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
-            self.0 = true;
-        }
-    }
-    let mut finder = Finder(false);
-    finder.visit_type(ty);
-    finder.0
 }

@@ -5,4 +5,7 @@ fn read(x: &Rc<u32>) -> u32 {
     **x
 }
 
-fn main() {}
+fn main() {
+    let items = vec![Rc::new(1)];
+    par_read(&items);
+}
