@@ -13,11 +13,10 @@ use std::ops::{Range, RangeInclusive};
 /// Items a parallel map can take by value, in order, with a known length.
 ///
 /// Implemented for `Vec<T>`, `VecDeque<T>`, `Box<[T]>`, arrays `[T; N]`, borrowed slices
-/// (`&[T]`, `&Vec<T>`, `&[T; N]`, whose items are `&T`), `Range` of every primitive integer
-/// type and `RangeInclusive` of every one but `u128` and `i128` (including `u64` and `i64`,
-/// which rayon alone cannot split by index), and any rayon indexed parallel iterator wrapped
-/// in [`ParIter`] (a non-indexed one, such as a `filter`, through
-/// [`ParIter::collected`]).
+/// (`&[T]`, `&Vec<T>`, `&[T; N]`, whose items are `&T`), `Range` and `RangeInclusive` of
+/// every primitive integer type (including `u64`, `i64` and the 128-bit ones, which rayon
+/// alone cannot split by index), and any rayon indexed parallel iterator wrapped in
+/// [`ParIter`] (a non-indexed one, such as a `filter`, through [`ParIter::collected`]).
 ///
 /// The item type is a parameter (not an associated type) so that an untyped literal range
 /// such as `0..1000` passed where `u64` items are expected becomes a `Range<u64>`.
@@ -237,6 +236,36 @@ impl IntoItems<i128> for Range<i128> {
     }
 }
 
+impl IntoItems<u128> for RangeInclusive<u128> {
+    type Iter = RangeItems<u128>;
+    fn into_items(self) -> Self::Iter {
+        let (start, end) = (*self.start(), *self.end());
+        let len = if self.is_empty() {
+            0
+        } else {
+            let span = (end - start).checked_add(1);
+            span.and_then(|span| usize::try_from(span).ok())
+                .unwrap_or_else(|| too_long(&self))
+        };
+        range_items(start, len, |(start, i)| start + i as u128)
+    }
+}
+
+impl IntoItems<i128> for RangeInclusive<i128> {
+    type Iter = RangeItems<i128>;
+    fn into_items(self) -> Self::Iter {
+        let (start, end) = (*self.start(), *self.end());
+        let len = if self.is_empty() {
+            0
+        } else {
+            let span = end.abs_diff(start).checked_add(1);
+            span.and_then(|span| usize::try_from(span).ok())
+                .unwrap_or_else(|| too_long(&self))
+        };
+        range_items(start, len, |(start, i)| start.wrapping_add(i as i128))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +291,15 @@ mod tests {
             vec![u128::MAX - 2, u128::MAX - 1]
         );
         assert_eq!(collect(-2i128..1), vec![-2, -1, 0]);
+        assert_eq!(collect(-2i128..=1), vec![-2, -1, 0, 1]);
+        assert_eq!(
+            collect(u128::MAX - 1..=u128::MAX),
+            vec![u128::MAX - 1, u128::MAX]
+        );
+        assert_eq!(
+            collect(i128::MIN..=i128::MIN + 1),
+            vec![i128::MIN, i128::MIN + 1]
+        );
         assert_eq!(
             collect(u64::MAX - 1..=u64::MAX),
             vec![u64::MAX - 1, u64::MAX]
@@ -277,6 +315,9 @@ mod tests {
         let reversed = 3i32..=1;
         assert!(collect(reversed).is_empty());
         assert!(collect(5u128..1).is_empty());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 5u128..=1;
+        assert!(collect(reversed).is_empty());
     }
 
     #[test]

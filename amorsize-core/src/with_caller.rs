@@ -123,7 +123,15 @@ where
         }));
         if let Err(payload) = result {
             self.stop.store(true, Ordering::Relaxed);
-            lock(&self.panic).get_or_insert(payload);
+            let mut first = lock(&self.panic);
+            if first.is_none() {
+                *first = Some(payload);
+            } else {
+                // Only the first panic reaches the caller. A later payload is leaked, not
+                // dropped: its `Drop` is user code that may panic too, here on a pool
+                // thread, where nothing would catch it.
+                std::mem::forget(payload);
+            }
         }
     }
 }
@@ -183,7 +191,9 @@ const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(
 // the open door, while the caller keeps it alive; a closed door's pointer is never read.
 #[allow(unsafe_code)]
 unsafe impl Send for Door {}
-// SAFETY: as for `Send`: all shared access goes through the atomic `state`.
+// SAFETY: every field but `work` is `Sync` (atomics, a `Mutex`, a `Condvar`). `work` is only
+// dereferenced to call a `Fn + Sync` closure, which several threads may call at once, and
+// only by helpers that entered the open door while the caller keeps the closure alive.
 #[allow(unsafe_code)]
 unsafe impl Sync for Door {}
 
@@ -199,20 +209,29 @@ impl Door {
         }
     }
 
-    /// Runs the work unless the door is closed. The work must not unwind (it catches).
+    /// Runs the work unless the door is closed. The work catches its own panics; if anything
+    /// unwinds anyway (asking the pool for a helper, say), the helper is still counted out,
+    /// so that the caller never waits for it for ever.
     fn enter(self: &Arc<Self>) {
-        if self.state.fetch_add(1, Ordering::Acquire) & CLOSED != 0 {
-            self.leave();
+        struct LeaveOnDrop<'d>(&'d Door);
+        impl Drop for LeaveOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.leave();
+            }
+        }
+        let entered = self.state.fetch_add(1, Ordering::Acquire);
+        let _leave = LeaveOnDrop(self);
+        if entered & CLOSED != 0 {
             return;
         }
         self.ask_for_help();
         // SAFETY: the door was open when this helper entered, and `close_and_wait` does not
-        // return (so the work's borrows do not end) until every helper inside has left.
+        // return (so the work's borrows do not end) until every helper inside has left,
+        // which this one does only when `_leave` drops, after the call.
         #[allow(unsafe_code)]
         unsafe {
             (*self.work)();
         }
-        self.leave();
     }
 
     /// Counts a helper out; the last one out of a closed door wakes a sleeping caller.
@@ -566,6 +585,36 @@ mod tests {
             .unwrap_err();
             assert_eq!(err.downcast_ref::<u64>(), Some(&bad));
         }
+    }
+
+    /// Panics on both sides whose payloads panic again when dropped: the caller gets the
+    /// first payload back, is never left waiting, and no pool thread unwinds.
+    #[test]
+    fn payloads_that_panic_when_dropped_do_not_hang_the_caller() {
+        let _serial = crate::timing_test();
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                if !std::thread::panicking() {
+                    panic!("a payload that panics when dropped");
+                }
+            }
+        }
+        for chunk in [1, 16] {
+            let err = catch_unwind(AssertUnwindSafe(|| {
+                run(2_000, chunk, |x| {
+                    if x % 2 == 0 {
+                        std::panic::panic_any(Bomb);
+                    }
+                    x
+                })
+            }))
+            .unwrap_err();
+            assert!(err.is::<Bomb>());
+            std::mem::forget(err);
+        }
+        // The pool is still usable.
+        assert_eq!(run(100, 4, |x| x + 1)[99], 100);
     }
 
     /// Every result made before a panic is dropped exactly once, and none twice.
