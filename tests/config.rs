@@ -9,8 +9,10 @@ fn probe(x: &u64) -> u64 {
     x + 1
 }
 
-/// Prints the mode the process runs in; the parent reads it from the child's output.
+/// Prints the mode the process runs in; the parent reads it from the child's output. Run
+/// only as that child (`--ignored`): on its own it would check nothing.
 #[test]
+#[ignore = "a child process of the tests below, not a test of its own"]
 fn child_reports_mode() {
     assert_eq!(par_probe(&[1, 2, 3]), vec![2, 3, 4]);
     println!("mode={}", amorsize::mode());
@@ -21,6 +23,7 @@ fn run_child(value: &str) -> (String, String) {
         .args([
             "--exact",
             "child_reports_mode",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -28,6 +31,10 @@ fn run_child(value: &str) -> (String, String) {
         .output()
         .expect("the test binary runs");
     assert!(out.status.success(), "child failed for AMORSIZE={value:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "the child ran nothing"
+    );
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -68,8 +75,10 @@ fn bad_values_warn_once_and_mean_auto() {
     }
 }
 
-/// Prints the model's thread count and rayon's pool size.
+/// Prints the model's thread count and rayon's pool size. Run only as the child of the
+/// test below (`--ignored`).
 #[test]
+#[ignore = "a child process of the test below, not a test of its own"]
 fn child_reports_threads() {
     println!(
         "threads={} pool={}",
@@ -87,6 +96,7 @@ fn an_oversized_pool_is_planned_as_the_cpus() {
         .args([
             "--exact",
             "child_reports_threads",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -38,8 +38,9 @@ pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_ca
     let before = site.serial_word().per_item();
     let updated = Some(site.serial_cost().observe(sample, whole_call, true));
     if let Some((_, Change::Drifted { factor })) = updated {
-        // The work changed; so did its cost in parallel pieces, unless pieces measured it
-        // since.
+        // The work changed: what parallel runs measured before says nothing of it now.
+        site.learned().outcome.forget();
+        // So did its cost in parallel pieces, unless pieces measured it since.
         if site
             .parallel_cost()
             .load()
@@ -117,6 +118,7 @@ pub(crate) fn learn_from_parallel(
     let up = piece > serial;
     match updated {
         (parallel, Change::Drifted { factor }) => {
+            site.learned().outcome.forget();
             // The work changed. So did the loop's cost, unless a loop measured it since.
             let stale = parallel
                 .per_item()
@@ -135,6 +137,7 @@ pub(crate) fn learn_from_parallel(
             // The loop's cost had drifted the same way in its last sample, and the call was
             // planned on that sample: these pieces confirm it, for both costs.
             if let Some(factor) = site.serial_cost().confirm_pending(up) {
+                site.learned().outcome.forget();
                 log::debug!(
                     target: "amorsize",
                     "{}: loop cost drifted by {factor:.2}, confirmed in parallel",

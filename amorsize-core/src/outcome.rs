@@ -14,6 +14,8 @@
 //! - The loop holds for a backoff of calls, then parallel is tried once more: if it pays, the
 //!   verdict is lifted; if not, the next backoff is twice as long (from [`FIRST_BACKOFF`] up to
 //!   [`MAX_BACKOFF`] calls). A transient load spike therefore cannot pin a site serial.
+//! - A confirmed drift of the site's cost forgets all of it: runs of other work say nothing
+//!   of this one.
 //! - A plan the model turned down only because items ran dearer in parallel pieces than in the
 //!   loop (allocation or memory contention) is retried on the same backoff, so that a cost
 //!   measured in a bad moment is measured again.
@@ -80,6 +82,11 @@ impl Outcome {
     #[cfg(test)]
     pub(crate) fn verdict(&self) -> Option<Verdict> {
         self.verdict
+    }
+
+    /// Forgets every measured run and verdict (the work changed).
+    pub(crate) fn forget(&mut self) {
+        *self = Outcome::NEW;
     }
 
     /// What to do with call `call_index` of `n` items, which the model planned parallel.
@@ -223,6 +230,17 @@ mod tests {
         o.record(1_000, 2, 0.5, false);
         o.record(100_000, 3, 0.7, false);
         assert_eq!(o.verdict().unwrap().up_to_n, 400_000);
+    }
+
+    #[test]
+    fn a_drift_forgets_the_verdict() {
+        let mut o = Outcome::NEW;
+        o.record(4_000, 1, 0.7, false);
+        o.record(4_000, 2, 0.7, false);
+        assert!(matches!(o.gate(4_000, 3), Gate::Loop { .. }));
+        o.forget();
+        assert_eq!(o.gate(4_000, 3), Gate::Run);
+        assert_eq!(o, Outcome::NEW);
     }
 
     #[test]

@@ -591,7 +591,12 @@ mod tests {
         let in_one = one.install(|| (here(), machine()));
         let in_three = three.install(here);
         assert!(!std::ptr::eq(in_one.0, in_three));
-        assert!(!std::ptr::eq(in_one.0, here()));
+        assert_eq!((in_one.0.size, in_three.size), (1, 3));
+        // The test thread's pool is the global one: its own facts unless it has one thread
+        // too (a one-CPU machine), when it shares the one-thread pool's.
+        let global = rayon::current_num_threads();
+        assert_eq!(here().size, global);
+        assert_eq!(std::ptr::eq(in_one.0, here()), global == 1);
         // One thread: nothing to split, whatever the machine.
         assert_eq!(in_one.1.threads, 1);
         assert_eq!(one.install(known_serial_limit_here_ps), u64::MAX);

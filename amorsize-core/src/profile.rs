@@ -53,22 +53,11 @@ where
     P: Producer,
     F: Fn(P::Item) -> R,
 {
+    let mut blocks = Blocks::new(n);
     let mut rest = Some(producer);
-    let mut done = 0usize;
-    let mut block = 1usize;
-    let mut spent_ns = 0u64;
-    // The last well-timed blocks' per-item costs, oldest first.
-    let mut window = [0f64; GOOD_BLOCKS];
-    let mut good = 0usize;
-    // For the average that short calls fall back on: the one-item first block's time (the
-    // most exposed to a cold start or to being descheduled, it is left out) and the block
-    // of two or more items with the highest per-item time, as (ns, items).
-    let mut first_item_ns = 0u64;
-    let mut slowest: Option<(u64, usize)> = None;
-
     while let Some(remaining_producer) = rest.take() {
-        let size = block.min(n - done);
-        let head = if size == n - done {
+        let size = blocks.next_size();
+        let head = if size == n - blocks.done {
             remaining_producer
         } else {
             let (head, tail) = remaining_producer.split_at(size);
@@ -77,60 +66,112 @@ where
         };
         let start = Instant::now();
         out.extend(head.into_iter().map(f));
-        let block_ns = elapsed_ns(start);
-        if done == 0 && size == 1 {
-            first_item_ns = block_ns;
+        if blocks.record(size, elapsed_ns(start)) {
+            break;
+        }
+    }
+    (blocks.estimate(), rest)
+}
+
+/// The rules of profiling, apart from the clock: which block comes next, when to stop, and
+/// what the timed blocks say. Fed made-up timings in the tests.
+#[derive(Debug)]
+struct Blocks {
+    n: usize,
+    done: usize,
+    block: usize,
+    spent_ns: u64,
+    /// The last well-timed blocks' per-item costs (picoseconds), oldest first.
+    window: [f64; GOOD_BLOCKS],
+    good: usize,
+    /// For the average that short calls fall back on: the one-item first block's time (the
+    /// most exposed to a cold start or to being descheduled, it is left out) and the block
+    /// of two or more items with the highest per-item time, as (ns, items).
+    first_item_ns: u64,
+    slowest: Option<(u64, usize)>,
+}
+
+impl Blocks {
+    fn new(n: usize) -> Blocks {
+        Blocks {
+            n,
+            done: 0,
+            block: 1,
+            spent_ns: 0,
+            window: [0.0; GOOD_BLOCKS],
+            good: 0,
+            first_item_ns: 0,
+            slowest: None,
+        }
+    }
+
+    /// How many items the next block runs.
+    fn next_size(&self) -> usize {
+        self.block.min(self.n - self.done)
+    }
+
+    /// Records that a block of `size` items took `block_ns`; `true` when profiling is done
+    /// (the estimate is stable, the budget is spent, or the input ran out).
+    fn record(&mut self, size: usize, block_ns: u64) -> bool {
+        if self.done == 0 && size == 1 {
+            self.first_item_ns = block_ns;
         } else if size >= 2
-            && slowest.map_or(true, |(ns, items)| {
+            && self.slowest.map_or(true, |(ns, items)| {
                 u128::from(block_ns) * items as u128 > u128::from(ns) * size as u128
             })
         {
-            slowest = Some((block_ns, size));
+            self.slowest = Some((block_ns, size));
         }
-        done += size;
-        spent_ns = spent_ns.saturating_add(block_ns);
+        self.done += size;
+        self.spent_ns = self.spent_ns.saturating_add(block_ns);
 
         // A one-item block is the most exposed to a cold start (first touches of caches,
         // pages, lazily built state), so it counts only when it alone exhausts the budget.
         let well_timed = block_ns >= MIN_BLOCK_NS && (size >= 2 || block_ns >= BUDGET_NS);
         if well_timed {
-            window.rotate_left(1);
-            window[GOOD_BLOCKS - 1] = block_ns as f64 * 1000.0 / size as f64;
-            good += 1;
-            if (good >= GOOD_BLOCKS && stable(&window)) || spent_ns >= BUDGET_NS {
-                break;
+            self.window.rotate_left(1);
+            self.window[GOOD_BLOCKS - 1] = block_ns as f64 * 1000.0 / size as f64;
+            self.good += 1;
+            if (self.good >= GOOD_BLOCKS && stable(&self.window)) || self.spent_ns >= BUDGET_NS {
+                return true;
             }
         } else {
             // Aim the next block at the minimum duration, at most doubling.
-            block = block.saturating_mul(2);
+            self.block = self.block.saturating_mul(2);
         }
+        self.done >= self.n
     }
 
-    let kept = good.min(GOOD_BLOCKS);
-    let recent = &mut window[GOOD_BLOCKS - kept..];
-    let average_ps = || robust_average_ps(spent_ns, done, first_item_ns, slowest);
-    // With three blocks the median shrugs off one outlier. With fewer, the fastest block is
-    // the better guess: noise (preemption, first-touch page faults, a cold cache on the very
-    // first item) only ever adds time; so can the one good block of a short call, if it was
-    // the one held up, hence the average as a bound. With none, the average.
-    let (per_item_ps, strong) = if kept >= GOOD_BLOCKS {
-        (median(recent).max(1.0) as u64, true)
-    } else if kept > 0 {
-        let fastest = recent.iter().copied().fold(f64::INFINITY, f64::min);
-        (
-            fastest.min(average_ps() as f64).max(1.0) as u64,
-            spent_ns >= BUDGET_NS,
-        )
-    } else {
-        (average_ps(), false)
-    };
-    let estimate = Estimate {
-        per_item: PerItem::from_picos(per_item_ps),
-        strong,
-        done,
-        spent_ns,
-    };
-    (estimate, rest)
+    /// What the blocks recorded so far say.
+    fn estimate(&self) -> Estimate {
+        let kept = self.good.min(GOOD_BLOCKS);
+        let mut recent = self.window;
+        let recent = &mut recent[GOOD_BLOCKS - kept..];
+        let average_ps =
+            || robust_average_ps(self.spent_ns, self.done, self.first_item_ns, self.slowest);
+        // With three blocks the median shrugs off one outlier. With fewer, the fastest block
+        // is the better guess: noise (preemption, first-touch page faults, a cold cache on
+        // the very first item) only ever adds time; so can the one good block of a short
+        // call, if it was the one held up, hence the average as a bound. With none, the
+        // average.
+        let (per_item_ps, strong) = if kept >= GOOD_BLOCKS {
+            (median(recent).max(1.0) as u64, true)
+        } else if kept > 0 {
+            let fastest = recent.iter().copied().fold(f64::INFINITY, f64::min);
+            (
+                fastest.min(average_ps() as f64).max(1.0) as u64,
+                self.spent_ns >= BUDGET_NS,
+            )
+        } else {
+            (average_ps(), false)
+        };
+        Estimate {
+            per_item: PerItem::from_picos(per_item_ps),
+            strong,
+            done: self.done,
+            spent_ns: self.spent_ns,
+        }
+    }
 }
 
 /// The per-item average (picoseconds) of a profiled head, without its one-item first block
@@ -184,6 +225,8 @@ mod tests {
         }
     }
 
+    /// Profiles real work: for what does not depend on the clock (every item once, results
+    /// in order, the rest left untouched).
     fn run<F: Fn(u64) -> u64>(n: usize, f: F) -> (Estimate, Vec<u64>, usize) {
         (0..n)
             .into_par_iter()
@@ -191,9 +234,22 @@ mod tests {
             .with_producer(Profile { n, f: &f })
     }
 
+    /// Profiles `n` made-up items: item `i` takes `item_ns(i)`, and a block takes the sum of
+    /// its items. The rules, without the clock.
+    fn simulate(n: usize, item_ns: impl Fn(usize) -> u64) -> Estimate {
+        let mut blocks = Blocks::new(n);
+        loop {
+            let size = blocks.next_size();
+            let start = blocks.done;
+            let block_ns = (start..start + size).map(&item_ns).sum();
+            if blocks.record(size, block_ns) {
+                return blocks.estimate();
+            }
+        }
+    }
+
     #[test]
     fn short_input_is_consumed_whole_and_weak() {
-        let _serial = crate::timing_test();
         let calls = AtomicUsize::new(0);
         let (est, out, rest) = run(10, |x| {
             calls.fetch_add(1, Ordering::Relaxed);
@@ -202,54 +258,48 @@ mod tests {
         assert_eq!(out, (0..10).map(|x| x * 2).collect::<Vec<_>>());
         assert_eq!(rest, 0);
         assert_eq!(est.done, 10);
-        assert!(!est.strong);
         assert_eq!(calls.load(Ordering::Relaxed), 10);
+        // Ten 100 ns items: no block reaches 5 µs, so the estimate is provisional.
+        let est = simulate(10, |_| 100);
+        assert!(!est.strong);
+        assert_eq!(est.done, 10);
+        assert_eq!(est.per_item.as_picos(), 100_000);
     }
 
     #[test]
     fn long_input_stops_early_with_results_in_order() {
-        let _serial = crate::timing_test();
         let n = 1_000_000;
         let (est, out, rest) = run(n, |x| x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7));
-        assert!(est.strong);
-        assert!(est.done < n / 2, "profiled {} of {n}", est.done);
         assert_eq!(out.len() + rest, n);
+        assert_eq!(est.done, out.len());
         let expected: Vec<u64> = (0..out.len() as u64)
             .map(|x| x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7))
             .collect();
         assert_eq!(out, expected);
+        // 1 ns items: blocks double until they last 5 µs, three agree, and profiling stops
+        // after about 16 000 of the million.
+        let est = simulate(n, |_| 1);
+        assert!(est.strong);
+        assert_eq!(est.per_item.as_picos(), 1_000);
+        assert!(est.done < 40_000, "profiled {} of {n}", est.done);
     }
 
     #[test]
     fn a_slow_start_is_not_taken_for_the_cost() {
-        let _serial = crate::timing_test();
-        // The first 3 items are 20× slower (a cold start); the rest cost ~1 µs.
-        let spin = |x: u64| {
-            let d = if x < 3 { 20 } else { 1 };
-            let start = Instant::now();
-            while start.elapsed().as_micros() < d {}
-            x
-        };
-        let (est, _, _) = run(5_000, spin);
+        // The first 3 items are 20× slower (a cold start); the rest cost 1 µs.
+        let est = simulate(5_000, |i| if i < 3 { 20_000 } else { 1_000 });
         assert!(est.strong);
-        assert!(est.per_item.as_picos() < 3_000_000, "{est:?}");
+        assert_eq!(est.per_item.as_picos(), 1_000_000);
     }
 
-    /// Profiles a short call of 100 trivial items in which item `held` is held up for 50 µs
-    /// (well under the 200 µs budget): the estimate must stay near the others' cost, not the
-    /// 0.5 µs per item of a plain average.
-    fn assert_short_call_shrugs_off(held: u64) {
-        let _serial = crate::timing_test();
-        let (est, out, rest) = run(100, |x: u64| {
-            if x == held {
-                let start = Instant::now();
-                while start.elapsed().as_micros() < 50 {}
-            }
-            x * 2
-        });
-        assert_eq!(out.len() + rest, 100);
+    /// A short call of 100 items of 2 ns in which item `held` is held up for 50 µs (well under
+    /// the 200 µs budget): the estimate stays near the others' cost, not the 0.5 µs per item
+    /// of a plain average.
+    fn assert_short_call_shrugs_off(held: usize) {
+        let est = simulate(100, |i| if i == held { 50_000 } else { 2 });
+        assert!(!est.strong);
         assert!(
-            est.per_item.as_picos() < 250_000,
+            est.per_item.as_picos() < 10_000,
             "item {held} held up: {est:?}"
         );
     }
@@ -264,7 +314,9 @@ mod tests {
     /// An item inside a block of several.
     #[test]
     fn a_short_call_shrugs_off_one_held_up_block() {
-        assert_short_call_shrugs_off(40);
+        for held in [1, 5, 40, 99] {
+            assert_short_call_shrugs_off(held);
+        }
     }
 
     /// The fallback average on made-up numbers: the first item and a held-up block are left
@@ -293,15 +345,17 @@ mod tests {
 
     #[test]
     fn heavy_items_are_profiled_with_few_items() {
-        let _serial = crate::timing_test();
-        let spin = |x: u64| {
+        // 300 µs items: the first two pass the 200 µs budget.
+        let est = simulate(64, |_| 300_000);
+        assert!(est.strong);
+        assert!(est.done <= 2, "profiled {} heavy items", est.done);
+        assert_eq!(est.per_item.as_picos(), 300_000_000);
+        // With the real clock: the spin takes at least its 300 µs.
+        let (est, out, rest) = run(64, |x| {
             let start = Instant::now();
             while start.elapsed().as_micros() < 300 {}
             x
-        };
-        let (est, out, rest) = run(64, spin);
-        assert!(est.strong);
-        assert!(est.done <= 2, "profiled {} heavy items", est.done);
+        });
         assert_eq!(out.len() + rest, 64);
         assert!(est.per_item.as_picos() >= 300_000_000);
     }

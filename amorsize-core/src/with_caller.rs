@@ -464,12 +464,22 @@ mod tests {
     #[test]
     fn helpers_do_take_work_when_items_are_slow() {
         let _serial = crate::timing_test();
-        let (caller, out) = in_own_pool(2, || {
+        // The caller's first item waits until a helper has run one, so the test needs only
+        // that a helper starts at all (within the deadline), not that it starts in time.
+        let helped = AtomicBool::new(false);
+        let caller = std::sync::OnceLock::new();
+        let (_, out) = in_own_pool(2, || {
+            let _ = caller.set(rayon::current_thread_index());
             run(64, 1, |x| {
-                std::thread::sleep(std::time::Duration::from_micros(200));
+                if Some(&rayon::current_thread_index()) == caller.get() {
+                    wait_until(|| helped.load(Ordering::SeqCst));
+                } else {
+                    helped.store(true, Ordering::SeqCst);
+                }
                 (x, rayon::current_thread_index())
             })
         });
+        let caller = *caller.get().unwrap();
         assert!(out.iter().any(|&(_, t)| t != caller), "no helper ran");
         assert!(
             out.iter().any(|&(_, t)| t == caller),
@@ -477,6 +487,18 @@ mod tests {
         );
         for (i, &(x, _)) in out.iter().enumerate() {
             assert_eq!(x, i as u64);
+        }
+    }
+
+    /// How long a test waits for a pool thread to start before it fails: far longer than any
+    /// scheduling delay, so the tests hold on a loaded machine and still end on a hung one.
+    const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Waits (yielding) until `ready` or [`DEADLINE`].
+    fn wait_until(ready: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !ready() && start.elapsed() < DEADLINE {
+            std::thread::yield_now();
         }
     }
 
@@ -497,10 +519,15 @@ mod tests {
     #[test]
     fn each_helper_asks_for_the_next() {
         let _serial = crate::timing_test();
+        // Every item waits until all four threads have run one: only the chain of helpers
+        // asking for helpers can bring them all in.
+        let seen = Mutex::new(std::collections::BTreeSet::new());
         let (caller, out) = in_own_pool(4, || {
             run(120, 1, |_| {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                rayon::current_thread_index()
+                let me = rayon::current_thread_index();
+                lock(&seen).insert(me);
+                wait_until(|| lock(&seen).len() == 4);
+                me
             })
         });
         let helpers: std::collections::BTreeSet<usize> = out
@@ -526,13 +553,8 @@ mod tests {
                     helper_started.store(true, Ordering::SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 } else {
-                    // Keep the caller busy until a helper has its piece (or give up after 1 s).
-                    let start = Instant::now();
-                    while !helper_started.load(Ordering::SeqCst)
-                        && start.elapsed() < std::time::Duration::from_secs(1)
-                    {
-                        std::thread::yield_now();
-                    }
+                    // Keep the caller busy until a helper has its piece.
+                    wait_until(|| helper_started.load(Ordering::SeqCst));
                 }
                 x * 3
             })
