@@ -143,9 +143,6 @@ pub(crate) struct ParallelRoute {
     pub(crate) pool: &'static Pool,
     /// The pool had idled when it was planned.
     pub(crate) cold: bool,
-    /// A thread cap below the pool's size applies: the pieces are cut so that no more
-    /// threads than planned can take part.
-    pub(crate) capped: bool,
     /// A retry of parallel after the site's outcomes or costs had turned it down.
     pub(crate) retry: bool,
 }
@@ -218,10 +215,10 @@ fn cap_for(site: &Site) -> Option<usize> {
     }
 }
 
-/// The pool's figures for a call starting now, under `site`'s cap: the figures, whether the
-/// pool is cold, whether the cap cut the threads, and what to name as the cause of a plan
-/// made with them.
-fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, bool, Cause) {
+/// The pool's figures for a call starting now, under `site`'s cap and beside the planned
+/// calls already running: the figures, whether the pool is cold, and what to name as the
+/// cause of a plan made with them.
+fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, Cause) {
     let (mut m, cold) = pool.for_call();
     let pool_threads = m.threads;
     let cap = cap_for(site).filter(|&cap| cap < pool_threads);
@@ -244,7 +241,7 @@ fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, bool, Cause) {
         None if pool_threads < 2 => Cause::OneThread,
         None => Cause::Model,
     };
-    (m, cold, cap.is_some() || shared, cause)
+    (m, cold, cause)
 }
 
 #[cold]
@@ -257,7 +254,7 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
         return Route::Profile;
     };
     let pool = pool::here();
-    let (m, cold, capped, cause) = figures_for(site, pool);
+    let (m, cold, cause) = figures_for(site, pool);
     let decision = model::decide(n, costs, &m);
     let parallel = |decision: Decision, retry: bool| {
         Route::Parallel(ParallelRoute {
@@ -265,7 +262,6 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
             machine: m,
             pool,
             cold,
-            capped,
             retry,
         })
     };
@@ -332,7 +328,7 @@ fn forced_serial(site: &Site, n: usize, call_index: u64, word: CostWord, cause: 
 #[cold]
 fn forced_parallel(site: &Site, n: usize, cause: Cause) -> Route {
     let pool = pool::here();
-    let (m, cold, capped, _) = figures_for(site, pool);
+    let (m, cold, _) = figures_for(site, pool);
     let costs = site.costs();
     let unknown = Costs::uniform(PerItem::from_picos(u64::MAX));
     let mut decision = model::decide(n, costs.unwrap_or(unknown), &m);
@@ -353,7 +349,6 @@ fn forced_parallel(site: &Site, n: usize, cause: Cause) -> Route {
         machine: m,
         pool,
         cold,
-        capped,
         retry: false,
     })
 }
@@ -366,7 +361,7 @@ pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
         return Route::Serial { timed: true };
     };
     let pool = pool::here();
-    let (m, cold, capped, cause) = figures_for(site, pool);
+    let (m, cold, cause) = figures_for(site, pool);
     let decision = model::decide(remaining, costs, &m);
     site.note_decision(n, &decision, cause, m);
     match decision.plan {
@@ -375,7 +370,6 @@ pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
             machine: m,
             pool,
             cold,
-            capped,
             retry: false,
         }),
         Plan::Serial => Route::Serial { timed: true },

@@ -34,13 +34,11 @@
 //!    call, are timed to refine the cost and follow drift.
 //!
 //! # How a parallel call runs
-//! Called from outside rayon's pool, the calling thread starts on the work at once, taking
-//! pieces from the front, while pool threads join in from the back as they wake; a pool
-//! thread that starts after the last piece is taken is not waited for. An idle or busy pool
-//! therefore costs a call little more than its loop. Called from a pool thread (a companion
-//! inside `par_iter`, `join` or `install`), the call is an ordinary rayon parallel map with the
-//! planned `with_min_len`. Either way, results are written straight into the output `Vec`, in
-//! input order.
+//! The calling thread starts on the work at once, taking pieces from the front, while pool
+//! threads join in from the back as they wake; a pool thread that starts after the last piece
+//! is taken is not waited for. An idle or busy pool therefore costs a call little more than
+//! its loop. The same holds for a call made on a pool thread (a companion inside `par_iter`,
+//! `join` or `install`). Results are written straight into the output `Vec`, in input order.
 
 #![warn(missing_docs)]
 // `unsafe` is confined to `with_caller` (output slots written in place, helpers that may start
@@ -56,7 +54,6 @@ mod learn;
 pub mod model;
 mod outcome;
 mod pool;
-mod producers;
 mod profile;
 mod report;
 mod run;

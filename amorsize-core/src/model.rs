@@ -38,8 +38,8 @@ pub struct Machine {
     /// (nanoseconds). The model plans with this field.
     pub overhead_ns: f64,
     /// The same after the pool has idled, when its threads must be woken first
-    /// (nanoseconds). The runtime puts it in `overhead_ns` for calls made on a pool thread
-    /// that find the pool cold (a call from outside the pool starts working without waiting).
+    /// (nanoseconds). For reports: calls plan with `overhead_ns` whatever the pool's state,
+    /// as the calling thread starts working without waiting for the pool.
     pub cold_overhead_ns: f64,
     /// Extra cost of every further piece a parallel call is cut into (nanoseconds).
     pub per_piece_ns: f64,

@@ -240,13 +240,13 @@ impl Pool {
     /// idle for [`COLD_AFTER`]. Reads the clock, and re-measures the pool when that is due:
     /// cold path, for calls long enough to be planned.
     ///
-    /// The cold overhead goes into `overhead_ns` only for calls made on a pool thread: they
-    /// wait for the pool like any rayon job. A call from outside the pool works from the
+    /// Every call plans with the overhead of an awake pool: its own thread works from the
     /// start and never waits for a helper that has not woken (see `with_caller`), so an idle
-    /// pool can make it no slower than its loop; it plans as if the pool were awake.
+    /// pool can make it no slower than its loop. Whether the pool was idle only says which
+    /// overhead the call's outcome refines.
     pub(crate) fn for_call(&self) -> (Machine, bool) {
         let figures = *crate::lock(&self.figures);
-        let mut m = match figures.machine {
+        let m = match figures.machine {
             Some(m)
                 if m.threads >= 2
                     && remeasure_due(figures.measured_at_ns, figures.remeasured, now_ns()) =>
@@ -256,11 +256,7 @@ impl Pool {
             Some(m) => m,
             None => self.measure_first(),
         };
-        let cold = self.idle() >= COLD_AFTER;
-        if cold && rayon::current_thread_index().is_some() {
-            m.overhead_ns = m.cold_overhead_ns;
-        }
-        (m, cold)
+        (m, self.idle() >= COLD_AFTER)
     }
 
     /// Counts a planned call as running here until the returned guard drops (however the

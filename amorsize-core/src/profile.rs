@@ -3,9 +3,8 @@
 //! No dry runs: each item is computed once, here or by the plan that follows.
 
 use crate::pool::median;
-use crate::units::{elapsed_ns, PerItem};
+use crate::units::PerItem;
 use rayon::iter::plumbing::Producer;
-use std::time::Instant;
 
 /// A block shorter than this is dominated by the clock's own cost (tens of ns per read):
 /// it only tells the next block to be longer.
@@ -64,9 +63,7 @@ where
             rest = Some(tail);
             head
         };
-        let start = Instant::now();
-        out.extend(head.into_iter().map(f));
-        if blocks.record(size, elapsed_ns(start)) {
+        if blocks.record(size, crate::run::timed_loop(head, f, out)) {
             break;
         }
     }
@@ -209,6 +206,7 @@ mod tests {
     use rayon::iter::plumbing::{Producer, ProducerCallback};
     use rayon::prelude::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
 
     struct Profile<'a, F> {
         n: usize,

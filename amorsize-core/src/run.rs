@@ -1,16 +1,14 @@
-//! Running a routed call: the plain loop, the profiling head followed by the planned rest, and
-//! the parallel map (with the caller working beside the pool when it is outside it, else a
-//! rayon map with the planned split length). What a finished call teaches is `learn`'s job.
+//! Running a routed call: the plain loop, the watched loop, the profiling head followed by the
+//! planned rest, and the parallel map (the caller working beside the pool's helpers, see
+//! `with_caller`). What a finished call teaches is `learn`'s job.
 
 use crate::dispatch::{plan_rest, ParallelRoute, Route};
 use crate::learn::{learn_from_parallel, learn_from_serial};
 use crate::model::Plan;
-use crate::producers::{ProducerIter, TimedProducer};
-use crate::profile::profile;
+use crate::profile::{profile, Estimate};
 use crate::site::Site;
-use crate::units::elapsed_ns;
+use crate::units::{elapsed_ns, PerItem};
 use rayon::iter::plumbing::{Producer, ProducerCallback};
-use rayon::prelude::*;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -97,52 +95,91 @@ where
         match route {
             // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead.
             Route::Serial { .. } => {
-                let start = Instant::now();
-                out.extend(producer.into_iter().map(f));
-                learn_from_serial(site, n, elapsed_ns(start), true);
+                let ns = timed_loop(producer, f, &mut out);
+                learn_from_serial(site, n, ns, true);
             }
             Route::Watched { .. } => run_watched(site, producer, n, call_index, f, &mut out),
             Route::Parallel(plan) => run_parallel(site, producer, n, call_index, f, plan, &mut out),
-            Route::Profile => {
-                let (estimate, rest) = profile(producer, n, f, &mut out);
-                site.publish_profile(estimate.per_item, estimate.strong, rest.is_some());
-                let Some(rest) = rest else {
-                    crate::dispatch::note_profiled_whole(site, n, estimate.per_item);
-                    return out;
-                };
-                let remaining = n - estimate.done;
-                let plan = plan_rest(site, n, remaining);
-                log::debug!(
-                    target: "amorsize",
-                    "{}: first {} of {n} items profiled; rest planned {}",
-                    site.name(),
-                    estimate.done,
-                    match &plan {
-                        Route::Parallel(p) => format!(
-                            "{:?} (predicted speedup {:.2}x)",
-                            p.decision.plan,
-                            p.decision.predicted_speedup()
-                        ),
-                        _ => "serial".to_owned(),
-                    }
-                );
-                match plan {
-                    Route::Parallel(plan) => {
-                        run_parallel(site, rest, remaining, call_index, f, plan, &mut out)
-                    }
-                    _ => {
-                        // Timed: the rest of the input is a better sample of the call than
-                        // its head (which may be cheaper or dearer), when it is most of it.
-                        let start = Instant::now();
-                        out.extend(rest.into_iter().map(f));
-                        let whole = remaining >= estimate.done;
-                        learn_from_serial(site, remaining, elapsed_ns(start), whole);
-                    }
-                }
-            }
+            Route::Profile => run_profiled(site, producer, n, call_index, f, &mut out),
         }
         out
     }
+}
+
+// Every site compiles the generic functions below for its own item and function types;
+// whatever does not touch items lives in non-generic functions (`learn`, `dispatch`, the
+// `after_*` below), compiled once for the whole program.
+
+/// Runs `producer`'s items through `f` into `out` and returns how long that took
+/// (nanoseconds): the one copy of the timed loop each site compiles.
+#[inline(never)]
+pub(crate) fn timed_loop<P, F, R>(producer: P, f: &F, out: &mut Vec<R>) -> u64
+where
+    P: Producer,
+    F: Fn(P::Item) -> R,
+{
+    let start = Instant::now();
+    out.extend(producer.into_iter().map(f));
+    elapsed_ns(start)
+}
+
+/// A first call: its head profiled, then the rest run as planned on what the head showed.
+fn run_profiled<P, F, R>(
+    site: &Site,
+    producer: P,
+    n: usize,
+    call_index: u64,
+    f: &F,
+    out: &mut Vec<R>,
+) where
+    P: Producer,
+    P::Item: Send,
+    R: Send,
+    F: Fn(P::Item) -> R + Sync + Send,
+{
+    let (estimate, rest) = profile(producer, n, f, out);
+    let Some(rest) = rest else {
+        after_profile(site, n, &estimate, false);
+        return;
+    };
+    let remaining = n - estimate.done;
+    match after_profile(site, n, &estimate, true) {
+        Some(Route::Parallel(plan)) => {
+            run_parallel(site, rest, remaining, call_index, f, plan, out)
+        }
+        _ => {
+            // Timed: the rest of the input is a better sample of the call than its head
+            // (which may be cheaper or dearer), when it is most of it.
+            let ns = timed_loop(rest, f, out);
+            learn_from_serial(site, remaining, ns, remaining >= estimate.done);
+        }
+    }
+}
+
+/// Publishes a profile's estimate; for a call with items left (`rest`), plans them.
+#[cold]
+fn after_profile(site: &Site, n: usize, estimate: &Estimate, rest: bool) -> Option<Route> {
+    site.publish_profile(estimate.per_item, estimate.strong, rest);
+    if !rest {
+        crate::dispatch::note_profiled_whole(site, n, estimate.per_item);
+        return None;
+    }
+    let plan = plan_rest(site, n, n - estimate.done);
+    log::debug!(
+        target: "amorsize",
+        "{}: first {} of {n} items profiled; rest planned {}",
+        site.name(),
+        estimate.done,
+        match &plan {
+            Route::Parallel(p) => format!(
+                "{:?} (predicted speedup {:.2}x)",
+                p.decision.plan,
+                p.decision.predicted_speedup()
+            ),
+            _ => "serial".to_owned(),
+        }
+    );
+    Some(plan)
 }
 
 /// A watched loop's first share: an eighth of the call, one clock read (about 25 ns) more
@@ -168,31 +205,45 @@ fn run_watched<P, F, R>(
 {
     let head_len = n / WATCHED_SHARE;
     let planned = site.planning_costs().map(|c| c.serial);
-    let start = Instant::now();
     let (Some(planned), true) = (planned, head_len >= 1) else {
-        out.extend(producer.into_iter().map(f));
-        learn_from_serial(site, n, elapsed_ns(start), true);
+        let ns = timed_loop(producer, f, out);
+        learn_from_serial(site, n, ns, true);
         return;
     };
     let (head, rest) = producer.split_at(head_len);
-    out.extend(head.into_iter().map(f));
-    let head_ns = elapsed_ns(start);
-    let far_dearer = head_ns as f64 >= crate::cost::DRIFT_FACTOR as f64 * planned.work_ns(head_len);
-    if !far_dearer {
-        out.extend(rest.into_iter().map(f));
-        learn_from_serial(site, n, elapsed_ns(start), true);
-        return;
-    }
-    learn_from_serial(site, head_len, head_ns, false);
-    let remaining = n - head_len;
-    match plan_rest(site, n, remaining) {
-        Route::Parallel(plan) => run_parallel(site, rest, remaining, call_index, f, plan, out),
-        _ => {
-            let start = Instant::now();
-            out.extend(rest.into_iter().map(f));
-            learn_from_serial(site, remaining, elapsed_ns(start), true);
+    let head_ns = timed_loop(head, f, out);
+    match after_watched_head(site, n, head_len, head_ns, planned) {
+        None => {
+            let ns = timed_loop(rest, f, out);
+            learn_from_serial(site, n, head_ns.saturating_add(ns), true);
+        }
+        Some(Route::Parallel(plan)) => {
+            run_parallel(site, rest, n - head_len, call_index, f, plan, out)
+        }
+        Some(_) => {
+            let ns = timed_loop(rest, f, out);
+            learn_from_serial(site, n - head_len, ns, true);
         }
     }
+}
+
+/// What a watched loop does after its head of `head_len` items took `head_ns`, planned at
+/// `planned` per item: `None` to go on, or (when the head ran far dearer, learned from as a
+/// drifted sample) the rest's new route.
+#[cold]
+fn after_watched_head(
+    site: &Site,
+    n: usize,
+    head_len: usize,
+    head_ns: u64,
+    planned: PerItem,
+) -> Option<Route> {
+    let far_dearer = head_ns as f64 >= crate::cost::DRIFT_FACTOR as f64 * planned.work_ns(head_len);
+    if !far_dearer {
+        return None;
+    }
+    learn_from_serial(site, head_len, head_ns, false);
+    Some(plan_rest(site, n, n - head_len))
 }
 
 fn run_parallel<P, F, R>(
@@ -215,31 +266,19 @@ fn run_parallel<P, F, R>(
     };
     let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
-    if threads >= 2 && rayon::current_thread_index().is_none() {
-        // This thread is not one of the pool's workers: it works from the front while
-        // helpers take pieces from the back as soon as they wake, rather than wait for
-        // the pool to do it all.
-        crate::with_caller::map_into(producer, n, f, min_len, threads - 1, out, &busy_ns);
-    } else {
-        // Under a cap, pieces no more numerous than the planned threads: rayon lets every
-        // worker of the pool steal, so only the piece count bounds how many take part.
-        let min_len = if plan.capped {
-            min_len.max(n.div_ceil(threads.max(1)))
-        } else {
-            min_len
-        };
-        out.par_extend(
-            ProducerIter {
-                producer: TimedProducer {
-                    inner: producer,
-                    busy_ns: &busy_ns,
-                },
-                len: n,
-            }
-            .with_min_len(min_len)
-            .map(f),
-        );
-    }
+    // The calling thread works from the front while helpers take pieces from the back as
+    // soon as they start, whether it is outside the pool (rather than wait for the pool to
+    // do it all) or one of its workers (a nested call): one parallel path for every call.
+    // At most `threads - 1` helpers are asked for, which is how a cap holds.
+    crate::with_caller::map_into(
+        producer,
+        n,
+        f,
+        min_len,
+        threads.saturating_sub(1),
+        out,
+        &busy_ns,
+    );
     learn_from_parallel(
         site,
         n,
