@@ -9,13 +9,18 @@ fn probe(x: &u64) -> u64 {
     x + 1
 }
 
-/// Prints the mode the process runs in; the parent reads it from the child's output. Run
-/// only as that child (`--ignored`): on its own it would check nothing.
+/// Prints the mode the process runs in and the report's reason for a function it called;
+/// the parent reads them from the child's output. Run only as that child (`--ignored`): on
+/// its own it would check nothing.
 #[test]
 #[ignore = "a child process of the tests below, not a test of its own"]
 fn child_reports_mode() {
     assert_eq!(par_probe(&[1, 2, 3]), vec![2, 3, 4]);
     println!("mode={}", amorsize::mode());
+    println!(
+        "reason={}",
+        amorsize::report().site("probe").unwrap().reason
+    );
 }
 
 fn run_child(value: &str) -> (String, String) {
@@ -55,6 +60,22 @@ fn valid_values_force_the_mode() {
         );
         assert!(!stderr.contains("warning"), "{value}: {stderr}");
     }
+}
+
+#[test]
+fn a_mode_forced_by_the_environment_is_named_in_the_report() {
+    let (stdout, _) = run_child("serial");
+    assert!(
+        stdout.contains(
+            "reason=forced process-wide (`AMORSIZE=serial` or `set_mode(Mode::Serial)`): every call is a loop"
+        ),
+        "{stdout}"
+    );
+    let (stdout, _) = run_child("parallel");
+    assert!(
+        stdout.contains("reason=forced process-wide (`AMORSIZE=parallel`"),
+        "{stdout}"
+    );
 }
 
 #[test]

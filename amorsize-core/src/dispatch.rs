@@ -300,7 +300,7 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
             }
         }
     };
-    learned.last = Some(LastDecision::new(n, &noted, cause, m));
+    learned.last = Some(LastDecision::new(n, &noted, cause, m).with_costs(costs));
     route
 }
 
@@ -363,7 +363,7 @@ pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
     let pool = pool::here();
     let (m, cold, cause) = figures_for(site, pool);
     let decision = model::decide(remaining, costs, &m);
-    site.note_decision(n, &decision, cause, m);
+    site.note_decision_with(n, &decision, costs, cause, m);
     match decision.plan {
         Plan::Parallel { .. } => Route::Parallel(ParallelRoute {
             decision,
@@ -388,5 +388,5 @@ pub(crate) fn note_profiled_whole(site: &Site, n: usize, estimate: PerItem) {
     } else {
         Cause::Model
     };
-    site.note_decision(n, &model::decide(n, costs, &m), cause, m);
+    site.note_decision_with(n, &model::decide(n, costs, &m), costs, cause, m);
 }

@@ -84,6 +84,12 @@ impl Outcome {
         self.verdict
     }
 
+    /// The recent parallel calls' speedup over the loop, averaged, and how many calls it
+    /// rests on; `None` before any.
+    pub(crate) fn observed(&self) -> Option<(f64, u32)> {
+        self.averaged.map(|a| (a, self.samples))
+    }
+
     /// Forgets every measured run and verdict (the work changed).
     pub(crate) fn forget(&mut self) {
         *self = Outcome::NEW;

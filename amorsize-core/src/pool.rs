@@ -172,6 +172,14 @@ pub(crate) fn machine_if_known() -> Machine {
     }
 }
 
+/// [`machine_if_known`], and whether those figures were measured (not stand-ins).
+pub(crate) fn machine_if_known_and_measured() -> (Machine, bool) {
+    match known_here().and_then(Pool::measured) {
+        Some(m) => (m, true),
+        None => (machine_if_known(), false),
+    }
+}
+
 /// Stand-in figures for a pool of `size` threads until it is measured. Cheap: the CPU count
 /// is used only if already known.
 fn provisional_machine(size: usize) -> Machine {

@@ -14,6 +14,12 @@ pub struct Report {
     /// taken inside `pool.install(..)`), as far as they have been measured: taking a
     /// report never measures anything.
     pub machine: Machine,
+    /// `false` while those figures are stand-ins (no call long enough to need them has run
+    /// in that pool yet).
+    pub machine_measured: bool,
+    /// The mode forced on the whole process (`AMORSIZE` or [`set_mode`](crate::set_mode)),
+    /// [`Mode::Auto`] when none is.
+    pub forced: Mode,
     /// One entry per site, in order of first call.
     pub sites: Vec<SiteReport>,
 }
@@ -21,8 +27,12 @@ pub struct Report {
 /// What one site has learned and decided.
 #[derive(Clone, Debug)]
 pub struct SiteReport {
-    /// The site's name (for annotated functions, the function's path).
+    /// The site's name: for annotated functions, `module::function`, `Type::method`, with
+    /// `::<u32>` for an instance of a generic one.
     pub name: &'static str,
+    /// The site's own mode: `mode = "…"` on the attribute, or
+    /// [`Site::with_mode`](crate::Site::with_mode) ([`Mode::Auto`] unless pinned).
+    pub mode: Mode,
     /// Calls so far.
     pub calls: u64,
     /// Items processed by those calls.
@@ -43,9 +53,13 @@ pub struct SiteReport {
     pub pool: Option<Machine>,
     /// The speedup over a plain loop the model predicted for what it ran.
     pub predicted_speedup: Option<f64>,
-    /// The speedup the last parallel call measured: its wall time against the time a loop
-    /// over its items takes at the site's measured loop cost.
+    /// The speedup the recent parallel calls measured, averaged: each call's wall time
+    /// against the time a loop over its items takes at the site's measured loop cost (never
+    /// against a prediction). `None` before a parallel call that could be judged.
     pub observed_speedup: Option<f64>,
+    /// How many parallel calls `observed_speedup` rests on (the first ones are judged only
+    /// once the loop's cost has been measured over a whole call or confirmed).
+    pub observed_calls: u32,
     /// One sentence saying why.
     pub reason: String,
 }
@@ -80,22 +94,37 @@ impl Report {
 /// Collects a [`Report`]: a few locks and loads per site, never a measurement. Safe to
 /// call from any thread at any time.
 pub fn report() -> Report {
-    let machine = crate::pool::machine_if_known();
+    let (machine, machine_measured) = crate::pool::machine_if_known_and_measured();
+    let forced = crate::config::mode();
     let sites = all_sites()
         .into_iter()
-        .map(|site| site_report(site, &machine))
+        .map(|site| site_report(site, &machine, forced))
         .collect();
-    Report { machine, sites }
+    Report {
+        machine,
+        machine_measured,
+        forced,
+        sites,
+    }
 }
 
-fn site_report(site: &Site, machine: &Machine) -> SiteReport {
+fn site_report(site: &Site, machine: &Machine, forced: Mode) -> SiteReport {
     let per_item = site.per_item();
     let (last, observed) = {
         let learned = site.learned();
-        (learned.last, learned.outcome.measured)
+        (learned.last, learned.outcome.observed())
+    };
+    let facts = Facts {
+        per_item,
+        last: last.as_ref(),
+        pinned: site.mode(),
+        forced,
+        observed,
+        machine,
     };
     SiteReport {
         name: site.name(),
+        mode: site.mode(),
         calls: site.calls(),
         items: site.items(),
         per_item,
@@ -105,33 +134,137 @@ fn site_report(site: &Site, machine: &Machine) -> SiteReport {
         cause: last.map(|l| l.cause),
         pool: last.map(|l| l.machine),
         predicted_speedup: last.map(|l| l.predicted_speedup),
-        observed_speedup: observed,
-        reason: reason(per_item, last.as_ref(), machine),
+        observed_speedup: observed.map(|(speedup, _)| speedup),
+        observed_calls: observed.map_or(0, |(_, calls)| calls),
+        reason: facts.reason(),
     }
 }
 
-fn reason(per_item: Option<PerItem>, last: Option<&LastDecision>, machine: &Machine) -> String {
-    let Some(c) = per_item else {
-        return "not measured yet: the next call profiles its first items".to_owned();
-    };
-    let Some(last) = last else {
-        return format!(
-            "{c} per item; every call so far was far below the {} cost of going parallel: serial",
-            Nanos(machine.overhead_ns)
-        );
-    };
+/// What a site's reason is written from.
+struct Facts<'a> {
+    per_item: Option<PerItem>,
+    last: Option<&'a LastDecision>,
+    pinned: Mode,
+    forced: Mode,
+    /// The averaged observed speedup and how many calls it rests on.
+    observed: Option<(f64, u32)>,
+    /// The report's pool, for a site with no planned call to name its own.
+    machine: &'a Machine,
+}
+
+impl Facts<'_> {
+    /// The sentence: the cause of what the site does now, then what its parallel runs
+    /// measured, with how far to trust it.
+    fn reason(&self) -> String {
+        let mut reason = self.cause();
+        if let Some(note) = self.observed_note() {
+            reason.push_str("; ");
+            reason.push_str(&note);
+        }
+        reason
+    }
+
+    fn cause(&self) -> String {
+        // A mode forced on the process, or pinned on the function, decides every call,
+        // whatever the last planned call was.
+        if self.forced != Mode::Auto {
+            return format!(
+                "forced process-wide (`{}={}` or `set_mode(Mode::{})`): {}",
+                crate::config::MODE_ENV,
+                self.forced,
+                mode_variant(self.forced),
+                mode_plan(self.forced)
+            );
+        }
+        if self.pinned != Mode::Auto {
+            return format!(
+                "pinned by `mode = \"{}\"` on the function: {}",
+                self.pinned,
+                mode_plan(self.pinned)
+            );
+        }
+        let Some(c) = self.per_item else {
+            return "not measured yet: the next call profiles its first items".to_owned();
+        };
+        match self.last {
+            Some(last) => last_reason(c, last),
+            None if self.machine.threads < 2 => format!(
+                "{c} per item; 1 thread in this pool: nothing to split: serial"
+            ),
+            None => format!(
+                "{c} per item; every call so far was below the break-even point ({} cost of going parallel × {MIN_SPEEDUP}): serial",
+                Nanos(self.machine.overhead_ns)
+            ),
+        }
+    }
+
+    /// How far to trust the observed speedup: few calls, or more than the threads could
+    /// give.
+    fn observed_note(&self) -> Option<String> {
+        let (observed, calls) = self.observed?;
+        let threads = self
+            .last
+            .map_or(self.machine.threads, |l| l.machine.threads)
+            .max(1);
+        let mut notes = Vec::new();
+        if calls < 3 {
+            notes.push(format!(
+                "observed {observed:.2}× over {calls} parallel call{} only",
+                if calls == 1 { "" } else { "s" }
+            ));
+        }
+        if observed > threads as f64 * 1.05 {
+            notes.push(format!(
+                "observed {observed:.2}× is above the {threads} threads: the loop's cost was measured slower than the items run now (a cold start or a busy moment), or {threads} threads' caches hold what one thread's could not"
+            ));
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+}
+
+/// Why the model kept a call a loop, in the terms that decided it: too little work for the
+/// cost of going parallel, or items that cost more in parallel pieces than in the loop.
+fn model_serial_reason(c: PerItem, last: &LastDecision) -> String {
+    let n = last.n;
+    let work = Nanos(c.work_ns(n));
+    let overhead = Nanos(last.machine.overhead_ns);
+    let split = last.parallel_speedup;
+    let dearer = last
+        .costs
+        .map(|costs| costs.parallel.as_nanos() / costs.serial.as_nanos().max(1e-3))
+        .filter(|ratio| *ratio >= 1.2);
+    match dearer {
+        Some(ratio) if split.is_finite() && split > 0.0 => format!(
+            "{n} items × {c} = {work}, but each costs {} in parallel ({ratio:.1}× the loop's): parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial",
+            last.costs.map_or(c, |costs| costs.parallel)
+        ),
+        _ if split.is_finite() && split > 0.0 => format!(
+            "{n} items × {c} = {work}: after the {overhead} cost of going parallel, parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial"
+        ),
+        _ => format!(
+            "{n} items × {c} = {work}, not {MIN_SPEEDUP}× more than the {overhead} cost of going parallel: serial"
+        ),
+    }
+}
+
+/// `serial` or `parallel`, for a mode that decides every call.
+fn mode_plan(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Serial => "every call is a loop",
+        Mode::Parallel => "every call of two items or more is split",
+        Mode::Auto => "decided by measurement",
+    }
+}
+
+fn last_reason(c: PerItem, last: &LastDecision) -> String {
     let n = last.n;
     let m = &last.machine;
     let work = Nanos(c.work_ns(n));
     let plan = plan_words(last.plan);
     match last.cause {
-        Cause::Pinned(mode) => format!(
-            "pinned by `mode = \"{mode}\"` on the function: {plan}"
-        ),
-        Cause::Forced(mode) => format!(
-            "forced process-wide (`{}={mode}` or `set_mode(Mode::{})`): {plan}",
-            crate::config::MODE_ENV,
-            mode_variant(mode)
+        // A pin or a force no longer in effect (the report checks those first).
+        Cause::Pinned(mode) | Cause::Forced(mode) => format!(
+            "{n} items × {c} = {work}, run as {mode} by a mode since lifted: {plan}"
         ),
         Cause::OneThread => {
             format!("{n} items × {c} = {work}, but the pool has 1 usable thread: nothing to split: serial")
@@ -156,10 +289,7 @@ fn reason(per_item: Option<PerItem>, last: Option<&LastDecision>, machine: &Mach
         ),
         // `Model` and anything added later.
         _ => match last.plan {
-            Plan::Serial => format!(
-                "{n} items × {c} = {work}, not {MIN_SPEEDUP}× more than the {} cost of going parallel: serial",
-                Nanos(m.overhead_ns)
-            ),
+            Plan::Serial => model_serial_reason(c, last),
             Plan::Parallel { .. } => format!(
                 "{n} items × {c} = {work}, well above the {} cost of going parallel: {plan}",
                 Nanos(m.overhead_ns)
@@ -189,8 +319,21 @@ fn plan_words(plan: Plan) -> String {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.machine;
+        if self.forced != Mode::Auto {
+            writeln!(
+                f,
+                "amorsize: mode forced to `{}` for the whole process",
+                self.forced
+            )?;
+        }
         if m.threads < 2 {
             writeln!(f, "amorsize: 1 thread in this pool: nothing to split")?;
+        } else if !self.machine_measured {
+            writeln!(
+                f,
+                "amorsize: {} threads; the cost of going parallel is not measured yet (no call in this pool has needed it)",
+                m.threads
+            )?;
         } else {
             writeln!(
                 f,
@@ -274,6 +417,18 @@ mod tests {
         LastDecision::new(n, &decision, cause, m)
     }
 
+    fn reason(per_item: Option<PerItem>, last: Option<&LastDecision>, m: &Machine) -> String {
+        Facts {
+            per_item,
+            last,
+            pinned: Mode::Auto,
+            forced: Mode::Auto,
+            observed: None,
+            machine: m,
+        }
+        .reason()
+    }
+
     #[test]
     fn reasons_name_the_numbers() {
         let m = two_cores();
@@ -281,6 +436,18 @@ mod tests {
         let r = reason(c, Some(&last(100, 2.0, Cause::Model, m)), &m);
         assert!(r.starts_with("100 items × 2.0 ns = 200.0 ns"), "{r}");
         assert!(r.ends_with("12.0 µs cost of going parallel: serial"), "{r}");
+        // A call long enough, turned down because its items cost 2.5× as much in parallel.
+        let contended = Costs {
+            serial: PerItem::from_nanos(700.0),
+            parallel: PerItem::from_nanos(1_750.0),
+        };
+        let run = LastDecision::new(10_000, &decide(10_000, contended, &m), Cause::Model, m)
+            .with_costs(contended);
+        let r = reason(Some(contended.serial), Some(&run), &m);
+        assert!(
+            r.starts_with("10000 items × 700.0 ns = 7.0 ms, but each costs 1.8 µs in parallel (2.5× the loop's): parallel predicted 0.80×"),
+            "{r}"
+        );
         let c = Some(PerItem::from_nanos(1e6));
         let r = reason(c, Some(&last(64, 1e6, Cause::Model, m)), &m);
         assert!(r.contains("64 items × 1.0 ms = 64.0 ms"), "{r}");
@@ -323,11 +490,96 @@ mod tests {
         let capped = Cause::Capped { max_threads: 1 };
         let r = reason(c, Some(&last(20_000, 1_000.0, capped, one)), &m);
         assert!(r.contains("capped at 1 thread: serial"), "{r}");
+        // A pin recorded on a call, since lifted: the reason says so.
         let r = reason(
             c,
             Some(&last(20_000, 1_000.0, Cause::Pinned(Mode::Serial), m)),
             &m,
         );
-        assert!(r.starts_with("pinned by `mode = \"serial\"`"), "{r}");
+        assert!(r.contains("run as serial by a mode since lifted"), "{r}");
+    }
+
+    /// The case: a pinned function after 200 000-item calls of ~500 ns each.
+    #[test]
+    fn a_pin_or_a_force_is_named_whatever_the_calls_were() {
+        let m = two_cores();
+        let c = Some(PerItem::from_nanos(500.0));
+        let long = last(200_000, 500.0, Cause::Pinned(Mode::Serial), m);
+        let pinned = Facts {
+            per_item: c,
+            last: Some(&long),
+            pinned: Mode::Serial,
+            forced: Mode::Auto,
+            observed: None,
+            machine: &m,
+        };
+        assert_eq!(
+            pinned.reason(),
+            "pinned by `mode = \"serial\"` on the function: every call is a loop"
+        );
+        // Even before any call long enough to be recorded.
+        let pinned = Facts {
+            last: None,
+            ..pinned
+        };
+        assert!(
+            pinned.reason().starts_with("pinned by"),
+            "{}",
+            pinned.reason()
+        );
+        let forced = Facts {
+            forced: Mode::Serial,
+            pinned: Mode::Auto,
+            ..pinned
+        };
+        assert_eq!(
+            forced.reason(),
+            "forced process-wide (`AMORSIZE=serial` or `set_mode(Mode::Serial)`): every call is a loop"
+        );
+    }
+
+    #[test]
+    fn calls_below_the_break_even_point_say_so_and_one_thread_says_nothing_to_split() {
+        let m = two_cores();
+        let c = Some(PerItem::from_nanos(2.0));
+        let r = reason(c, None, &m);
+        assert!(
+            r.contains("every call so far was below the break-even point"),
+            "{r}"
+        );
+        assert!(r.contains("12.0 µs"), "{r}");
+        let one = Machine { threads: 1, ..m };
+        let r = reason(c, None, &one);
+        assert!(
+            r.ends_with("1 thread in this pool: nothing to split: serial"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn an_observed_speedup_says_how_far_to_trust_it() {
+        let m = two_cores();
+        let c = Some(PerItem::from_nanos(1_000.0));
+        let run = last(100_000, 1_000.0, Cause::Model, m);
+        let facts = |observed| Facts {
+            per_item: c,
+            last: Some(&run),
+            pinned: Mode::Auto,
+            forced: Mode::Auto,
+            observed,
+            machine: &m,
+        };
+        let settled = facts(Some((1.9, 12))).reason();
+        assert!(!settled.contains("observed"), "{settled}");
+        let early = facts(Some((1.9, 1))).reason();
+        assert!(
+            early.ends_with("observed 1.90× over 1 parallel call only"),
+            "{early}"
+        );
+        let above = facts(Some((2.4, 9))).reason();
+        assert!(
+            above.contains("observed 2.40× is above the 2 threads"),
+            "{above}"
+        );
     }
 }

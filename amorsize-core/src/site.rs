@@ -82,9 +82,17 @@ impl LastDecision {
             n,
             plan: decision.plan,
             predicted_speedup: decision.predicted_speedup(),
+            parallel_speedup: decision.serial_ns / decision.parallel_ns,
+            costs: None,
             cause,
             machine,
         }
+    }
+
+    /// The same, with the costs it was planned on.
+    pub(crate) fn with_costs(mut self, costs: Costs) -> Self {
+        self.costs = Some(costs);
+        self
     }
 }
 
@@ -97,6 +105,11 @@ pub(crate) struct LastDecision {
     pub(crate) plan: Plan,
     /// The model's predicted speedup over the loop for what it ran (1 for a loop).
     pub(crate) predicted_speedup: f64,
+    /// What the best parallel split was predicted to give, chosen or not (0 when no split
+    /// was possible).
+    pub(crate) parallel_speedup: f64,
+    /// The per-item costs it was planned on, when known.
+    pub(crate) costs: Option<Costs>,
     /// What decided it.
     pub(crate) cause: Cause,
     /// The figures of the pool it was planned for.
@@ -221,8 +234,23 @@ impl Site {
     /// The site for the instantiation of a generic function named by `key` (typically
     /// [`std::any::type_name`] of its type parameters): each gets its own learned cost,
     /// since different types cost differently. Created on first use and kept for the life
-    /// of the process; the same `key` always gives the same site.
+    /// of the process; the same `key` always gives the same site, named `name::<key>` in
+    /// reports.
     pub fn instance(&'static self, key: &'static str) -> &'static Site {
+        self.instance_named(key, None, &[key])
+    }
+
+    /// [`instance`](Site::instance), named as the user wrote the function: `Type::method`
+    /// for a method or associated function of `self_type`, with `::<A, B>` for the type
+    /// arguments (given as [`std::any::type_name`]s, shortened to their last path segments).
+    /// What `#[amorsize::parallel]` calls; `key` alone identifies the instance.
+    #[doc(hidden)]
+    pub fn instance_named(
+        &'static self,
+        key: &'static str,
+        self_type: Option<&'static str>,
+        type_args: &[&'static str],
+    ) -> &'static Site {
         let instances = self.instances.get_or_init(|| {
             Box::new(Instances {
                 slots: [const { OnceLock::new() }; INSTANCE_SLOTS],
@@ -233,30 +261,41 @@ impl Site {
             // Slots fill in order: the first empty one ends the search.
             let (slot_key, site) = match slot.get() {
                 Some(entry) => *entry,
-                None => *slot.get_or_init(|| (key, self.new_instance(key))),
+                None => *slot.get_or_init(|| (key, self.new_instance(self_type, type_args))),
             };
             // The key's pointer is a constant of the caller's instantiation: usually equal.
             if std::ptr::eq(slot_key, key) || slot_key == key {
                 return site;
             }
         }
-        self.overflow_instance(instances, key)
+        self.overflow_instance(instances, key, self_type, type_args)
     }
 
     #[cold]
-    fn overflow_instance(&'static self, instances: &Instances, key: &'static str) -> &'static Site {
+    fn overflow_instance(
+        &'static self,
+        instances: &Instances,
+        key: &'static str,
+        self_type: Option<&'static str>,
+        type_args: &[&'static str],
+    ) -> &'static Site {
         let mut overflow = crate::lock(&instances.overflow);
         if let Some((_, site)) = overflow.iter().find(|(k, _)| *k == key) {
             return site;
         }
-        let site = self.new_instance(key);
+        let site = self.new_instance(self_type, type_args);
         overflow.push((key, site));
         site
     }
 
     #[cold]
-    fn new_instance(&'static self, key: &'static str) -> &'static Site {
-        let name: &'static str = Box::leak(format!("{}::<{}>", self.name, key).into_boxed_str());
+    fn new_instance(
+        &'static self,
+        self_type: Option<&'static str>,
+        type_args: &[&'static str],
+    ) -> &'static Site {
+        let name: &'static str =
+            Box::leak(instance_name(self.name, self_type, type_args).into_boxed_str());
         Box::leak(Box::new(
             Site::new(name)
                 .with_mode(self.mode)
@@ -381,6 +420,19 @@ impl Site {
     }
 
     /// Remembers what a planned call chose and why, for reports.
+    pub(crate) fn note_decision_with(
+        &self,
+        n: usize,
+        decision: &Decision,
+        costs: Costs,
+        cause: Cause,
+        machine: Machine,
+    ) {
+        self.learned().last =
+            Some(LastDecision::new(n, decision, cause, machine).with_costs(costs));
+    }
+
+    /// Remembers what a planned call chose and why, for reports, with no costs to show.
     pub(crate) fn note_decision(
         &self,
         n: usize,
@@ -397,6 +449,68 @@ impl Site {
             registry().push(self);
         }
     }
+}
+
+/// How an instance reads in reports: `module::function::<u32>`, or for a method or associated
+/// function `Type::method` (with `::<u32>` if generic), type paths shortened as written.
+fn instance_name(base: &str, self_type: Option<&str>, type_args: &[&str]) -> String {
+    let mut name = match self_type {
+        Some(ty) => {
+            let function = base.rsplit("::").next().unwrap_or(base);
+            format!("{}::{function}", short_type_name(ty))
+        }
+        None => base.to_owned(),
+    };
+    if !type_args.is_empty() {
+        let args: Vec<String> = type_args.iter().map(|a| short_type_name(a)).collect();
+        name.push_str(&format!("::<{}>", args.join(", ")));
+    }
+    name
+}
+
+/// A type name as a user writes it: every path cut to its last segment (`Vec<Point>` for
+/// `alloc::vec::Vec<shapes::Point>`), and the macro's keys for const parameters
+/// (`ConstU32<3>`, `[(); 3]`) back to their value (`3`).
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    let flush = |segment: &mut String, out: &mut String| {
+        out.push_str(segment.rsplit("::").next().unwrap_or(segment));
+        segment.clear();
+    };
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            flush(&mut segment, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut segment, &mut out);
+    unwrap_const_keys(&out)
+}
+
+/// `ConstU32<3>` → `3`, `[(); 3]` → `3`: the keys `#[amorsize::parallel]` builds for const
+/// generic parameters.
+fn unwrap_const_keys(name: &str) -> String {
+    if let Some(value) = name.strip_prefix("[(); ").and_then(|v| v.strip_suffix(']')) {
+        return value.to_owned();
+    }
+    if let Some(rest) = name.strip_prefix("Const") {
+        if let Some(open) = rest.find('<') {
+            let kind = &rest[..open];
+            let known = [
+                "U8", "U16", "U32", "U64", "U128", "I8", "I16", "I32", "I64", "I128", "Isize",
+                "Bool", "Char",
+            ];
+            if known.contains(&kind) {
+                if let Some(value) = rest[open + 1..].strip_suffix('>') {
+                    return value.to_owned();
+                }
+            }
+        }
+    }
+    name.to_owned()
 }
 
 fn registry() -> std::sync::MutexGuard<'static, Vec<&'static Site>> {
@@ -479,6 +593,38 @@ mod tests {
         let other: &'static str = Box::leak(String::from("u8").into_boxed_str());
         assert!(std::ptr::eq(a, GENERIC.instance(other)));
         assert_eq!(a.name(), "generic::<u8>");
+    }
+
+    #[test]
+    fn instances_read_as_the_user_wrote_them() {
+        assert_eq!(
+            instance_name("shapes::grade", Some("shapes::Scorer"), &[]),
+            "Scorer::grade"
+        );
+        assert_eq!(
+            instance_name("shapes::scale", Some("shapes::Scorer"), &["u8"]),
+            "Scorer::scale::<u8>"
+        );
+        assert_eq!(
+            instance_name("shapes::hashed", None, &["alloc::string::String"]),
+            "shapes::hashed::<String>"
+        );
+        assert_eq!(
+            short_type_name("alloc::vec::Vec<(shapes::Point, &str)>"),
+            "Vec<(Point, &str)>"
+        );
+        assert_eq!(
+            instance_name(
+                "shapes::shifted",
+                None,
+                &[
+                    "amorsize::__private::ConstU32<1>",
+                    "[(); 3]",
+                    "amorsize::__private::ConstBool<true>"
+                ]
+            ),
+            "shapes::shifted::<1, 3, true>"
+        );
     }
 
     #[test]

@@ -386,9 +386,21 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     } else {
         Some(quote!((#(#key_types,)*)))
     };
+    // Reports name an instance as the user wrote it: `Type::method::<u8>`.
+    let self_type = if associated {
+        quote!(::core::option::Option::Some(
+            ::core::any::type_name::<Self>()
+        ))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let site = match site_key {
         None => quote!(&__AMORSIZE_SITE),
-        Some(key) => quote!(__AMORSIZE_SITE.instance(::core::any::type_name::<#key>())),
+        Some(key) => quote!(__AMORSIZE_SITE.instance_named(
+            ::core::any::type_name::<#key>(),
+            #self_type,
+            &[#(::core::any::type_name::<#key_types>()),*],
+        )),
     };
     let mode = match options.mode.map_or(Mode::Auto, |(m, _)| m) {
         Mode::Auto => quote!(Auto),
