@@ -64,7 +64,7 @@ where
 /// items, or a site in `auto` with a cached cost, work below its pool's break-even point,
 /// and no sample due. Everything else takes [`route`].
 #[inline(always)]
-fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
+pub(crate) fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
     if n < 2 {
         return true;
     }
@@ -149,7 +149,7 @@ pub(crate) struct ParallelRoute {
 
 impl Route {
     /// The pool a planned call counts as running in while it runs, if it is one.
-    fn long_call_pool(&self) -> Option<&'static Pool> {
+    pub(crate) fn long_call_pool(&self) -> Option<&'static Pool> {
         match self {
             Route::Parallel(plan) => Some(plan.pool),
             Route::Watched { pool } => *pool,
@@ -159,7 +159,7 @@ impl Route {
 }
 
 #[inline]
-fn route(site: &Site, n: usize, call_index: u64) -> Route {
+pub(crate) fn route(site: &Site, n: usize, call_index: u64) -> Route {
     if n < 2 {
         return Route::Serial { timed: false };
     }

@@ -58,6 +58,7 @@ mod profile;
 mod report;
 mod run;
 mod site;
+mod try_map;
 mod units;
 mod with_caller;
 
@@ -69,6 +70,7 @@ pub use model::{Costs, Decision, Machine, Plan};
 pub use pool::machine;
 pub use report::{report, Report, SiteReport};
 pub use site::Site;
+pub use try_map::{try_map, try_map_slice, TryItem};
 pub use units::{Nanos, PerItem};
 
 /// Locks `mutex`, taking over a poisoned one: the runtime runs no user code under its locks,

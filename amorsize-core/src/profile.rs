@@ -52,6 +52,20 @@ where
     P: Producer,
     F: Fn(P::Item) -> R,
 {
+    let (estimate, rest, _) = profile_with(producer, n, |head| {
+        Some(crate::run::timed_loop(head, f, out))
+    });
+    (estimate, rest)
+}
+
+/// [`profile`] with the block runner given: `run_block` runs a block and returns its time in
+/// nanoseconds, or `None` when the call stopped in it (a fallible item failed). Returns the
+/// estimate from the complete blocks, the untouched rest, and whether the call stopped.
+pub(crate) fn profile_with<P: Producer>(
+    producer: P,
+    n: usize,
+    mut run_block: impl FnMut(P) -> Option<u64>,
+) -> (Estimate, Option<P>, bool) {
     let mut blocks = Blocks::new(n);
     let mut rest = Some(producer);
     while let Some(remaining_producer) = rest.take() {
@@ -63,11 +77,14 @@ where
             rest = Some(tail);
             head
         };
-        if blocks.record(size, crate::run::timed_loop(head, f, out)) {
+        let Some(block_ns) = run_block(head) else {
+            return (blocks.estimate(), rest, true);
+        };
+        if blocks.record(size, block_ns) {
             break;
         }
     }
-    (blocks.estimate(), rest)
+    (blocks.estimate(), rest, false)
 }
 
 /// The rules of profiling, apart from the clock: which block comes next, when to stop, and
@@ -139,7 +156,7 @@ impl Blocks {
         self.done >= self.n
     }
 
-    /// What the blocks recorded so far say.
+    /// What the blocks recorded so far say (none: a zero estimate, items `done` 0).
     fn estimate(&self) -> Estimate {
         let kept = self.good.min(GOOD_BLOCKS);
         let mut recent = self.window;

@@ -158,7 +158,12 @@ fn run_profiled<P, F, R>(
 
 /// Publishes a profile's estimate; for a call with items left (`rest`), plans them.
 #[cold]
-fn after_profile(site: &Site, n: usize, estimate: &Estimate, rest: bool) -> Option<Route> {
+pub(crate) fn after_profile(
+    site: &Site,
+    n: usize,
+    estimate: &Estimate,
+    rest: bool,
+) -> Option<Route> {
     site.publish_profile(estimate.per_item, estimate.strong, rest);
     if !rest {
         crate::dispatch::note_profiled_whole(site, n, estimate.per_item);

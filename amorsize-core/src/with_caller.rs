@@ -12,6 +12,10 @@
 //! waited for: they find the door closed and return without touching the call's data. A call
 //! on an idle or busy pool therefore costs at most a loop plus the price of asking for help
 //! (a job injected into the pool) and of finishing the piece a late helper took.
+//!
+//! What runs on each item is a [`Step`]: a plain map never stops; a fallible one (see
+//! `try_map`) may stop the whole call, checked before every item on every thread, after
+//! which the results made so far are dropped, as after a panic.
 
 use crate::lock;
 use crate::units::elapsed_ns;
@@ -87,24 +91,60 @@ impl<R> Drop for Filling<'_, R> {
     }
 }
 
+/// What a parallel map does with one item.
+pub(crate) trait Step<I, R>: Sync {
+    /// Whether [`step`](Step::step) can stop the call: then every piece checks for a stop
+    /// before each item (a plain map skips that load).
+    const STOPS: bool;
+    /// The result for the item at `index` in the call, or `None` to stop the whole call (the
+    /// step keeps what it needs to say why).
+    fn step(&self, index: usize, item: I) -> Option<R>;
+}
+
+/// The plain map's step: `f` of each item, never stopping.
+pub(crate) struct MapStep<'f, F>(pub(crate) &'f F);
+
+impl<I, R, F: Fn(I) -> R + Sync> Step<I, R> for MapStep<'_, F> {
+    const STOPS: bool = false;
+    #[inline(always)]
+    fn step(&self, _: usize, item: I) -> Option<R> {
+        Some((self.0)(item))
+    }
+}
+
+/// How a call ended, when it did not panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Every item ran; the results are in the output.
+    Done,
+    /// A step stopped it; the results made were dropped and nothing was appended. `ran`
+    /// items had run (the stopping one included).
+    Stopped { ran: usize },
+}
+
 /// What every thread of one call shares.
-struct Shared<'s, P, R, F> {
+struct Shared<'s, P, R, S> {
     middle: Mutex<Middle<'s, P, R>>,
-    f: &'s F,
+    step: &'s S,
     chunk: usize,
     /// Completed pieces as (offset, length): what to drop if the call fails, and whose
     /// lengths must add up to the call's length if it succeeds.
     complete: Mutex<Vec<(usize, usize)>>,
-    /// Set by the first panic: nobody takes a new piece after it.
+    /// Set by the first panic or stop: nobody takes a new piece (or, for a step that can
+    /// stop, a new item) after it.
     stop: AtomicBool,
+    /// Set when a step (not a panic) stopped the call.
+    stopped: AtomicBool,
+    /// Items run, for a stopped call's cost.
+    ran: AtomicUsize,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     busy_ns: &'s AtomicU64,
 }
 
-impl<P, R, F> Shared<'_, P, R, F>
+impl<P, R, S> Shared<'_, P, R, S>
 where
     P: Producer,
-    F: Fn(P::Item) -> R + Sync,
+    S: Step<P::Item, R>,
 {
     /// Takes and runs pieces until none is left or some thread has panicked; records a panic
     /// instead of unwinding.
@@ -116,8 +156,17 @@ where
                 };
                 let start = Instant::now();
                 let len = slots.len();
-                run_piece(piece, slots, self.f);
+                let ran = run_piece(piece, slots, offset, self);
                 self.busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
+                if S::STOPS {
+                    self.ran
+                        .fetch_add(ran.unwrap_or_else(|ran| ran), Ordering::Relaxed);
+                }
+                if ran.is_err() {
+                    // Stopped in this piece: its results are dropped already, and it is
+                    // never recorded as complete.
+                    break;
+                }
                 lock(&self.complete).push((offset, len));
             }
         }));
@@ -136,16 +185,30 @@ where
     }
 }
 
-/// Writes `f` of each item of `piece` into `slots`, in order; panics (dropping what it wrote)
-/// unless the piece yields exactly one item per slot.
-fn run_piece<P, R, F>(piece: P, slots: &mut [MaybeUninit<R>], f: &F)
+/// Writes the step's result for each item of `piece` into `slots`, in order: `Ok` with the
+/// count when every slot was written (the piece is complete), or `Err` with the items that
+/// ran when the call was stopped, the results written then dropped. Panics (dropping what it
+/// wrote) unless the piece yields exactly one item per slot.
+fn run_piece<P, R, S>(
+    piece: P,
+    slots: &mut [MaybeUninit<R>],
+    offset: usize,
+    shared: &Shared<'_, P, R, S>,
+) -> Result<usize, usize>
 where
     P: Producer,
-    F: Fn(P::Item) -> R,
+    S: Step<P::Item, R>,
 {
     let mut filling = Filling { slots, written: 0 };
     for item in piece.into_iter() {
-        let result = f(item);
+        if S::STOPS && shared.stop.load(Ordering::Relaxed) {
+            return Err(filling.written);
+        }
+        let Some(result) = shared.step.step(offset + filling.written, item) else {
+            shared.stopped.store(true, Ordering::Relaxed);
+            shared.stop.store(true, Ordering::Relaxed);
+            return Err(filling.written + 1);
+        };
         match filling.slots.get_mut(filling.written) {
             Some(slot) => {
                 slot.write(result);
@@ -159,7 +222,9 @@ where
         filling.slots.len(),
         "amorsize: a producer yielded fewer items than its length"
     );
+    let written = filling.written;
     filling.written = 0; // Complete: the results now belong to the output.
+    Ok(written)
 }
 
 /// The door through which a pool helper reaches a call's work. Helpers keep it alive (it
@@ -301,6 +366,27 @@ pub(crate) fn map_into<P, F, R>(
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
+    let ended = run_into(producer, n, &MapStep(f), chunk, helpers, out, busy_ns);
+    debug_assert_eq!(ended, Ended::Done);
+}
+
+/// [`map_into`] with any [`Step`]: a step that stops the call ends it with nothing appended
+/// to `out` (the results made were dropped), once every thread has stopped.
+pub(crate) fn run_into<P, S, R>(
+    producer: P,
+    n: usize,
+    step: &S,
+    chunk: usize,
+    helpers: usize,
+    out: &mut Vec<R>,
+    busy_ns: &AtomicU64,
+) -> Ended
+where
+    P: Producer,
+    P::Item: Send,
+    R: Send,
+    S: Step<P::Item, R>,
+{
     out.reserve(n);
     let base = out.len();
     let shared = Shared {
@@ -309,11 +395,13 @@ pub(crate) fn map_into<P, F, R>(
             slots: &mut out.spare_capacity_mut()[..n],
             offset: 0,
         }),
-        f,
+        step,
         chunk: chunk.max(1),
         // One entry per piece; plans cut at most 16 pieces per thread.
         complete: Mutex::new(Vec::with_capacity(n.div_ceil(chunk.max(1)).min(1024))),
         stop: AtomicBool::new(false),
+        stopped: AtomicBool::new(false),
+        ran: AtomicUsize::new(0),
         panic: Mutex::new(None),
         busy_ns,
     };
@@ -345,42 +433,46 @@ pub(crate) fn map_into<P, F, R>(
         middle,
         complete,
         panic,
+        stopped,
+        ran,
         ..
     } = shared;
     drop(middle);
     let complete = complete
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    match panic
+    let panic = panic
         .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-    {
-        None => {
-            let written: usize = complete.iter().map(|&(_, len)| len).sum();
-            assert_eq!(
-                written, n,
-                "amorsize: every item is taken unless a piece panicked"
-            );
-            // SAFETY: the pieces partition the `n` slots after `base`, and each complete
-            // piece wrote every one of its slots (`run_piece` checks); all `n` were written.
-            #[allow(unsafe_code)]
-            unsafe {
-                out.set_len(base + n);
-            }
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if panic.is_none() && !stopped.into_inner() {
+        let written: usize = complete.iter().map(|&(_, len)| len).sum();
+        assert_eq!(
+            written, n,
+            "amorsize: every item is taken unless a piece panicked or stopped"
+        );
+        // SAFETY: the pieces partition the `n` slots after `base`, and each complete piece
+        // wrote every one of its slots (`run_piece` checks); all `n` were written.
+        #[allow(unsafe_code)]
+        unsafe {
+            out.set_len(base + n);
         }
-        Some(payload) => {
-            let spare = &mut out.spare_capacity_mut()[..n];
-            for (offset, len) in complete {
-                let results = &mut spare[offset..offset + len];
-                // SAFETY: a complete piece wrote all of its slots, pieces do not overlap,
-                // and these results were never moved into the output's length.
-                #[allow(unsafe_code)]
-                unsafe {
-                    std::ptr::drop_in_place(results as *mut [MaybeUninit<R>] as *mut [R]);
-                }
-            }
-            resume_unwind(payload);
+        return Ended::Done;
+    }
+    let spare = &mut out.spare_capacity_mut()[..n];
+    for (offset, len) in complete {
+        let results = &mut spare[offset..offset + len];
+        // SAFETY: a complete piece wrote all of its slots, pieces do not overlap, and these
+        // results were never moved into the output's length.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::ptr::drop_in_place(results as *mut [MaybeUninit<R>] as *mut [R]);
         }
+    }
+    match panic {
+        Some(payload) => resume_unwind(payload),
+        None => Ended::Stopped {
+            ran: ran.into_inner(),
+        },
     }
 }
 
@@ -413,6 +505,81 @@ mod tests {
             .map(|x| x as u64)
             .with_producer(Run { n, chunk, f: &f })
             .0
+    }
+
+    /// A step that stops the call when it reaches item `stop_at`, counting the values it
+    /// makes that are still alive.
+    struct StopAt<'a> {
+        stop_at: u64,
+        live: &'a AtomicUsize,
+        ran: &'a AtomicUsize,
+    }
+
+    struct Counted<'a>(&'a AtomicUsize);
+
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl<'a> Step<u64, Counted<'a>> for StopAt<'a> {
+        const STOPS: bool = true;
+        fn step(&self, index: usize, item: u64) -> Option<Counted<'a>> {
+            assert_eq!(
+                index as u64, item,
+                "the index is the item's place in the call"
+            );
+            self.ran.fetch_add(1, Ordering::SeqCst);
+            if item == self.stop_at {
+                return None;
+            }
+            self.live.fetch_add(1, Ordering::SeqCst);
+            Some(Counted(self.live))
+        }
+    }
+
+    struct RunSteps<'a, 's> {
+        n: usize,
+        chunk: usize,
+        step: &'s StopAt<'a>,
+    }
+
+    impl<'a> ProducerCallback<u64> for RunSteps<'a, '_> {
+        type Output = (Ended, usize);
+        fn callback<P: Producer<Item = u64>>(self, producer: P) -> (Ended, usize) {
+            let mut out = Vec::new();
+            let busy = AtomicU64::new(0);
+            let ended = run_into(producer, self.n, self.step, self.chunk, 8, &mut out, &busy);
+            (ended, out.len())
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// A step that stops the call: nothing appended, every value made dropped once, the
+        /// items counted as run, and no item started after the stop on the stopping thread.
+        #[test]
+        fn a_stop_drops_everything_once_and_counts_what_ran(
+            n in 1usize..3_000,
+            chunk in 1usize..200,
+            stop_at in 0u64..3_000,
+        ) {
+            let _serial = crate::timing_test();
+            let stop_at = stop_at % n as u64;
+            let live = AtomicUsize::new(0);
+            let ran = AtomicUsize::new(0);
+            let step = StopAt { stop_at, live: &live, ran: &ran };
+            let (ended, appended) = (0..n)
+                .into_par_iter()
+                .map(|x| x as u64)
+                .with_producer(RunSteps { n, chunk, step: &step });
+            proptest::prop_assert_eq!(ended, Ended::Stopped { ran: ran.load(Ordering::SeqCst) });
+            proptest::prop_assert_eq!(appended, 0);
+            proptest::prop_assert_eq!(live.load(Ordering::SeqCst), 0);
+            proptest::prop_assert!(ran.load(Ordering::SeqCst) <= n);
+        }
     }
 
     #[test]
