@@ -354,7 +354,7 @@ mod tests {
         static SOME: Site = Site::new("try_some");
         let none: Option<Vec<u64>> = try_map(&SOME, 0..1_000u64, |x| (x != 500).then_some(x));
         assert_eq!(none, None);
-        let empty: Option<Vec<u64>> = try_map(&SOME, 0..0u64, |x| Some(x));
+        let empty: Option<Vec<u64>> = try_map(&SOME, 0..0u64, Some);
         assert_eq!(empty, Some(vec![]));
     }
 
