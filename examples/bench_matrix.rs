@@ -286,12 +286,13 @@ fn main() {
     cells.push(threads_cell(&numbers[..context_n], 4));
     cells.push(first_in_one_pool_cell(&numbers[..context_n], &one_thread));
 
-    if let Some(only) = args
+    let only = args
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
-    {
-        cells.retain(|cell| match only.as_str() {
+        .map(String::as_str);
+    if let Some(only) = only {
+        cells.retain(|cell| match only {
             "base" => cell.group == Group::Base,
             "context" => cell.group == Group::Context,
             workload => cell.workload == workload,
@@ -300,6 +301,9 @@ fn main() {
     let rows: Vec<Row> = cells.iter().map(|cell| run(cell, reps)).collect();
     print_table(&rows);
     summarize(&rows);
+    if only.is_none() || only == Some("fail-fast") {
+        fail_fast(if quick { 20_000 } else { 100_000 }, reps);
+    }
     if args.iter().any(|a| a == "--report") {
         println!("\n{}", amorsize::report());
     }
@@ -611,6 +615,56 @@ fn first_in_one_pool_cell<'a>(items: &'a [u64], one: &'a rayon::ThreadPool) -> C
         }
     });
     cell
+}
+
+/// ~30 µs of work, failing only at item 300.
+#[inline(never)]
+fn checked(x: u64) -> Result<u64, u64> {
+    let start = Instant::now();
+    while start.elapsed().as_micros() < 30 {
+        std::hint::spin_loop();
+    }
+    if x == 300 {
+        Err(x)
+    } else {
+        Ok(x)
+    }
+}
+
+/// Fail fast (issue 14): `n` items of ~30 µs whose only failure is at item 300, through a
+/// loop's `collect::<Result<Vec<_>, _>>()`, rayon's, and `try_map` (a first call on a fresh
+/// site, then a steady one). The whole batch would take `n × 30 µs`.
+fn fail_fast(n: u64, reps: usize) {
+    let mut loop_ns = Vec::new();
+    let mut rayon_ns = Vec::new();
+    let mut first_ns = Vec::new();
+    let mut steady_ns = Vec::new();
+    for k in 0..reps.clamp(1, 5) {
+        loop_ns.push(time(|| {
+            let r: Result<Vec<u64>, u64> = (0..n).map(checked).collect();
+            assert_eq!(r, Err(300));
+        }));
+        rayon_ns.push(time(|| {
+            let r: Result<Vec<u64>, u64> = (0..n).into_par_iter().map(checked).collect();
+            assert!(r.is_err());
+        }));
+        let name: &'static str = Box::leak(format!("fail-fast#{k}").into_boxed_str());
+        let site: &'static Site = Box::leak(Box::new(Site::new(name)));
+        first_ns.push(time(|| {
+            assert!(amorsize::try_map(site, 0..n, checked).is_err());
+        }));
+        steady_ns.push(time(|| {
+            assert!(amorsize::try_map(site, 0..n, checked).is_err());
+        }));
+    }
+    println!(
+        "  fail fast, {n} items of ~30 µs ({} in all), only failure at item 300: loop {}, rayon {}, amorsize first call {}, steady {} [well under 100 ms]",
+        Nanos(n as f64 * 30_000.0),
+        Nanos(median(loop_ns)),
+        Nanos(median(rayon_ns)),
+        Nanos(median(first_ns)),
+        Nanos(median(steady_ns)),
+    );
 }
 
 /// How many fresh sites each cell's first call is measured on (the median is reported).

@@ -27,9 +27,9 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_slice, mode, report, set_mode, with_max_threads, BorrowedItems, Cause, Costs,
-    Decision, IntoItems, Machine, Mode, Nanos, ParIter, ParseModeError, PerItem, Plan, Report,
-    Site, SiteReport, MODE_ENV,
+    machine, map, map_slice, mode, report, set_mode, try_map, try_map_slice, with_max_threads,
+    BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos, ParIter,
+    ParseModeError, PerItem, Plan, Report, Site, SiteReport, TryItem, MODE_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop
@@ -140,7 +140,9 @@ pub use amorsize_macros::parallel;
 /// release.
 #[doc(hidden)]
 pub mod __private {
-    pub use amorsize_core::{map, map_slice, BorrowedItems, IntoItems, Mode, Site};
+    pub use amorsize_core::{
+        map, map_slice, try_map, try_map_slice, BorrowedItems, IntoItems, Mode, Site, TryItem,
+    };
 
     /// Checks of the user's concrete types, called in a companion's body and spanned on the
     /// user's tokens, so that an error points at the parameter that needs the bound.

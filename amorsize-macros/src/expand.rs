@@ -101,8 +101,9 @@ struct ItemParts {
     param: TokenStream,
     /// The closure's item, turned into the function's argument.
     arg: TokenStream,
-    /// The runtime function that maps: `map_slice` or `map`.
-    mapper: TokenStream,
+    /// Whether the runtime's `_slice` entry points take the items (borrowed ones), rather
+    /// than `map` / `try_map` (anything `IntoItems`).
+    slice: bool,
 }
 
 /// Bounds on the user's types: in the where-clause when they depend on the caller's generic
@@ -216,7 +217,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             ItemParts {
                 param: quote!(#items: &#lifetime [#named_item]),
                 arg: quote!(#item_var),
-                mapper: quote!(#krate::__private::map_slice),
+                slice: true,
             }
         }
         ItemPass::Borrowed { reference, .. } => {
@@ -228,7 +229,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             ItemParts {
                 param: quote!(#items: &#lifetime (#items_ty)),
                 arg: quote!(::core::borrow::Borrow::<#named_item>::borrow(#item_var)),
-                mapper: quote!(#krate::__private::map_slice),
+                slice: true,
             }
         }
         ItemPass::Owned(_) => {
@@ -249,7 +250,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             ItemParts {
                 param: quote!(#items: #param_ty),
                 arg: quote!(#item_var),
-                mapper: quote!(#krate::__private::map),
+                slice: false,
             }
         }
     };
@@ -394,9 +395,17 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     } else {
         quote!(::core::option::Option::None)
     };
+    // One site for every companion of the function (a site learns once, whichever entry
+    // point calls it), in a hidden function beside them: a `static` cannot sit in an `impl`.
+    let site_fn = format_ident!("__amorsize_site_{}", name.unraw(), span = name.span());
+    let site_base = if associated {
+        quote!(Self::#site_fn())
+    } else {
+        quote!(#site_fn())
+    };
     let site = match site_key {
-        None => quote!(&__AMORSIZE_SITE),
-        Some(key) => quote!(__AMORSIZE_SITE.instance_named(
+        None => site_base.clone(),
+        Some(key) => quote!(#site_base.instance_named(
             ::core::any::type_name::<#key>(),
             #self_type,
             &[#(::core::any::type_name::<#key_types>()),*],
@@ -415,9 +424,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         None => quote!(0),
     };
     let name_str = name.unraw().to_string();
-    let doc = doc(&name_str, associated, &items, &shared_docs);
-
-    let ItemParts { param, arg, mapper } = parts;
+    let ItemParts { param, arg, slice } = parts;
     let checks = bounds.checks;
     let items_arg = match pass {
         ItemPass::Borrowed { target, .. } if !is_generic_sized(target, &sig.generics) => {
@@ -430,56 +437,155 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             #callee(#self_arg #arg, #(#context_args),*)
         }
     };
-    // The map requires the result to be `Send`. The call's own span (its path and
-    // parentheses, not the closure inside) is set on a concrete return type, so that a
-    // result that is not `Send` gets its one error there.
-    let map_call = match &sig.output {
-        ReturnType::Type(_, ty) if !mentions_generics(ty, &sig.generics) => {
-            let span = ty.span();
-            let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, map_args);
-            args.set_span(span);
-            let mapper = respan(mapper, span);
-            quote!(#mapper #args)
-        }
-        _ => quote!(#mapper(#map_args)),
-    };
     let fn_token = &sig.fn_token;
     let body_span = name.span();
-    let body = quote_spanned! {body_span=>
-        #(#checks)*
-        static __AMORSIZE_SITE: #krate::__private::Site =
-            #krate::__private::Site::new(::core::concat!(::core::module_path!(), "::", #name_str))
-                .with_mode(#krate::__private::Mode::#mode)
-                .with_max_threads(#max_threads);
-        #[allow(deprecated)]
-        let __amorsize_results = #map_call;
-        __amorsize_results
-    };
-    let signature = |where_clause: Option<&syn::WhereClause>| {
-        quote! {
-            #(#attrs)*
-            #[doc = #doc]
-            // The added bounds restate the user's own, where clippy would see them twice.
-            #[allow(clippy::multiple_bound_locations)]
-            #vis #fn_token #companion_name<#params>(
-                #receiver_param #param, #(#context_params),*
-            ) -> ::std::vec::Vec<#ret_ty>
-            #where_clause
+    let cfgs: Vec<_> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+        .collect();
+    let site_name = quote!(::core::concat!(::core::module_path!(), "::", #name_str));
+    let mut out = quote_spanned! {body_span=>
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[inline]
+        #fn_token #site_fn() -> &'static #krate::__private::Site {
+            static __AMORSIZE_SITE: #krate::__private::Site =
+                #krate::__private::Site::new(#site_name)
+                    .with_mode(#krate::__private::Mode::#mode)
+                    .with_max_threads(#max_threads);
+            &__AMORSIZE_SITE
         }
     };
-    if bounds.undocumented.is_empty() {
-        let signature = signature(where_clause);
-        quote!(#signature { #body })
-    } else {
-        // rustdoc reads signatures only: the one it sees leaves out the always-true bounds.
-        let compiled = signature(where_clause);
-        let documented = signature(documented_where);
-        quote! {
-            #[cfg(not(doc))]
-            #compiled { #body }
-            #[cfg(doc)]
-            #documented { #body }
+    for kind in Kind::of(sig, &krate) {
+        let companion_name = kind.name(&companion_name);
+        let doc = doc(&name_str, associated, &items, &shared_docs, &kind);
+        let batch = kind.batch(&ret_ty);
+        let mapper = kind.mapper(&krate, slice);
+        // The map requires the result to be `Send`. The call's own span (its path and
+        // parentheses, not the closure inside) is set on a concrete return type, so that a
+        // result that is not `Send` gets its one error there.
+        let map_call = match &sig.output {
+            ReturnType::Type(_, ty) if !mentions_generics(ty, &sig.generics) => {
+                let span = ty.span();
+                let mut args =
+                    proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, map_args.clone());
+                args.set_span(span);
+                let mapper = respan(mapper, span);
+                quote!(#mapper #args)
+            }
+            _ => quote!(#mapper(#map_args)),
+        };
+        let body = quote_spanned! {body_span=>
+            #(#checks)*
+            #[allow(deprecated)]
+            let __amorsize_results = #map_call;
+            __amorsize_results
+        };
+        let signature = |where_clause: Option<&syn::WhereClause>| {
+            quote! {
+                #(#attrs)*
+                #[doc = #doc]
+                // The added bounds restate the user's own, where clippy would see them twice.
+                #[allow(clippy::multiple_bound_locations)]
+                #vis #fn_token #companion_name<#params>(
+                    #receiver_param #param, #(#context_params),*
+                ) -> #batch
+                #where_clause
+            }
+        };
+        out.extend(if bounds.undocumented.is_empty() {
+            let signature = signature(where_clause);
+            quote!(#signature { #body })
+        } else {
+            // rustdoc reads signatures only: the one it sees leaves out the always-true
+            // bounds.
+            let compiled = signature(where_clause);
+            let documented = signature(documented_where);
+            quote! {
+                #[cfg(not(doc))]
+                #compiled { #body }
+                #[cfg(doc)]
+                #documented { #body }
+            }
+        });
+    }
+    out
+}
+
+/// The companions one function gets, all from the template above: `par_<name>` always, and
+/// `try_par_<name>` for a function returning `Result` or `Option`.
+enum Kind {
+    /// `par_<name>`: every result, in a `Vec`.
+    Map,
+    /// `try_par_<name>`: every value, or the first failure; `batch` is the return type.
+    Try { batch: TokenStream },
+}
+
+impl Kind {
+    fn of(sig: &syn::Signature, krate: &TokenStream) -> Vec<Kind> {
+        let mut kinds = vec![Kind::Map];
+        if let ReturnType::Type(_, ty) = &sig.output {
+            if let Some(batch) = fallible_batch(ty, krate) {
+                kinds.push(Kind::Try { batch });
+            }
         }
+        kinds
+    }
+
+    /// `par_name` (or the `name = …` given) for the map, `try_` before it for the other.
+    fn name(&self, map_name: &syn::Ident) -> syn::Ident {
+        match self {
+            Kind::Map => map_name.clone(),
+            Kind::Try { .. } => {
+                format_ident!("try_{}", map_name.unraw(), span = map_name.span())
+            }
+        }
+    }
+
+    fn batch(&self, ret_ty: &TokenStream) -> TokenStream {
+        match self {
+            Kind::Map => quote!(::std::vec::Vec<#ret_ty>),
+            Kind::Try { batch } => batch.clone(),
+        }
+    }
+
+    fn mapper(&self, krate: &TokenStream, slice: bool) -> TokenStream {
+        match (self, slice) {
+            (Kind::Map, true) => quote!(#krate::__private::map_slice),
+            (Kind::Map, false) => quote!(#krate::__private::map),
+            (Kind::Try { .. }, true) => quote!(#krate::__private::try_map_slice),
+            (Kind::Try { .. }, false) => quote!(#krate::__private::try_map),
+        }
+    }
+}
+
+/// The batch type of a function returning `Result<T, E>` (`Result<Vec<T>, E>`), `Option<T>`
+/// (`Option<Vec<T>>`) or an alias such as `io::Result<T>` (named through `TryItem`); `None`
+/// for any other return type.
+fn fallible_batch(ty: &syn::Type, krate: &TokenStream) -> Option<TokenStream> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    let args: Vec<&syn::Type> = match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => return None,
+    };
+    match (last.ident.to_string().as_str(), args.as_slice()) {
+        ("Option", [t]) => Some(quote!(::core::option::Option<::std::vec::Vec<#t>>)),
+        ("Result", [t, e]) => Some(quote!(::core::result::Result<::std::vec::Vec<#t>, #e>)),
+        ("Result", [_]) => Some(quote!(<#ty as #krate::__private::TryItem>::Batch)),
+        _ => None,
     }
 }
 
@@ -558,16 +664,25 @@ fn same_type(a: &syn::Type, b: &syn::Type) -> bool {
 
 /// The companion's documentation: what it does, which arguments every item shares, where
 /// it came from.
-fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String]) -> String {
+fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String], kind: &Kind) -> String {
     let link = if associated {
         format!("Self::{name}")
     } else {
         name.to_owned()
     };
-    let mut doc = format!(
-        "Runs [`{name}`]({link}) on every item of `{items}` and returns the results in input \
-         order, in parallel when amorsize measures that it pays."
-    );
+    let mut doc = match kind {
+        Kind::Map => format!(
+            "Runs [`{name}`]({link}) on every item of `{items}` and returns the results in \
+             input order, in parallel when amorsize measures that it pays."
+        ),
+        Kind::Try { .. } => format!(
+            "Runs [`{name}`]({link}) on the items of `{items}` until one fails, in parallel \
+             when amorsize measures that it pays: the values in input order if every item \
+             succeeds, else the failure. After a failure no item starts on any thread; a \
+             loop returns the first failure in input order, a parallel run the earliest \
+             among the items that ran."
+        ),
+    };
     match shared {
         [] => {}
         [one] => doc.push_str(&format!(" {one} is the same for every item.")),
