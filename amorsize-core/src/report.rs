@@ -9,6 +9,7 @@ use std::fmt;
 
 /// A snapshot of every site called so far and the figures they decided from.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Report {
     /// The figures of the calling thread's pool (rayon's global pool unless the report is
     /// taken inside `pool.install(..)`), as far as they have been measured: taking a
@@ -26,6 +27,7 @@ pub struct Report {
 
 /// What one site has learned and decided.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SiteReport {
     /// The site's name: for annotated functions, `module::function`, `Type::method`, with
     /// `::<u32>` for an instance of a generic one.
@@ -38,9 +40,11 @@ pub struct SiteReport {
     /// Items processed by those calls.
     pub items: u64,
     /// Learned cost of one item in a plain loop, once measured.
+    #[cfg_attr(feature = "serde", serde(rename = "per_item_ns"))]
     pub per_item: Option<PerItem>,
     /// Learned cost of one item inside a parallel call's pieces, once a parallel call has
     /// measured it.
+    #[cfg_attr(feature = "serde", serde(rename = "per_item_in_parallel_ns"))]
     pub per_item_in_parallel: Option<PerItem>,
     /// Length of the most recent call that was planned (short calls served by the fast path
     /// are counted, not recorded one by one).
@@ -199,13 +203,16 @@ impl Facts<'_> {
     }
 
     /// How far to trust the observed speedup: few calls, or more than the threads could
-    /// give.
+    /// give. The threads are those of the last plan when it is parallel; after a loop (a
+    /// cap, an outcome), the speedup was measured by earlier calls with threads of their own,
+    /// and the loop's one thread says nothing about it.
     fn observed_note(&self) -> Option<String> {
         let (observed, calls) = self.observed?;
-        let threads = self
-            .last
-            .map_or(self.machine.threads, |l| l.machine.threads)
-            .max(1);
+        let threads = match self.last.map(|l| l.plan) {
+            Some(Plan::Parallel { threads, .. }) => Some(threads.max(1)),
+            Some(Plan::Serial) => None,
+            None => Some(self.machine.threads.max(1)),
+        };
         let mut notes = Vec::new();
         if calls < 3 {
             notes.push(format!(
@@ -213,7 +220,7 @@ impl Facts<'_> {
                 if calls == 1 { "" } else { "s" }
             ));
         }
-        if observed > threads as f64 * 1.05 {
+        if let Some(threads) = threads.filter(|&t| observed > t as f64 * 1.05) {
             notes.push(format!(
                 "observed {observed:.2}× is above the {threads} threads: the loop's cost was measured slower than the items run now (a cold start or a busy moment), or {threads} threads' caches hold what one thread's could not"
             ));
@@ -581,5 +588,17 @@ mod tests {
             above.contains("observed 2.40× is above the 2 threads"),
             "{above}"
         );
+        // A loop under a cap of one thread after parallel calls measured 1.9×: their
+        // speedup is not held against the loop's one thread.
+        let one = Machine { threads: 1, ..m };
+        let capped = last(100_000, 1_000.0, Cause::Capped { max_threads: 1 }, one);
+        assert_eq!(capped.plan, Plan::Serial);
+        let r = Facts {
+            last: Some(&capped),
+            observed: Some((1.9, 12)),
+            ..facts(None)
+        }
+        .reason();
+        assert!(!r.contains("is above"), "{r}");
     }
 }
