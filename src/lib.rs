@@ -27,9 +27,10 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_slice, mode, report, set_mode, try_map, try_map_slice, with_max_threads,
-    BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos, ParIter,
-    ParseModeError, PerItem, Plan, Report, Site, SiteReport, TryItem, MODE_ENV,
+    machine, map, map_slice, mode, observe, report, set_mode, set_observer, try_map, try_map_slice,
+    with_max_threads, BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos,
+    Observer, ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report, Site, SiteReport,
+    TryItem, MODE_ENV, PROGRESS_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop

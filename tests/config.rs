@@ -24,6 +24,10 @@ fn child_reports_mode() {
 }
 
 fn run_child(value: &str) -> (String, String) {
+    run_child_with(&[("AMORSIZE", value)])
+}
+
+fn run_child_with(env: &[(&str, &str)]) -> (String, String) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -32,10 +36,12 @@ fn run_child(value: &str) -> (String, String) {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("AMORSIZE", value)
+        .env_remove("AMORSIZE")
+        .env_remove(amorsize::PROGRESS_ENV)
+        .envs(env.iter().copied())
         .output()
         .expect("the test binary runs");
-    assert!(out.status.success(), "child failed for AMORSIZE={value:?}");
+    assert!(out.status.success(), "child failed with {env:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("1 passed"),
         "the child ran nothing"
@@ -130,4 +136,32 @@ fn an_oversized_pool_is_planned_as_the_cpus() {
         stdout.contains(&format!("threads={cpus} pool={}", 4 * cpus)),
         "{stdout}"
     );
+}
+
+#[test]
+fn an_unreadable_progress_value_warns_once_and_means_auto() {
+    let (stdout, stderr) = run_child_with(&[(amorsize::PROGRESS_ENV, "sometimes")]);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("AMORSIZE_PROGRESS"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("`sometimes`"), "{stderr}");
+    assert!(warnings[0].contains("using `auto`"), "{stderr}");
+    assert!(stdout.contains("mode=auto"), "{stdout}");
+    // Readable values say nothing (without the `progress` feature, `always` says it has no
+    // effect).
+    for value in ["never", "auto", "Never "] {
+        let (_, stderr) = run_child_with(&[(amorsize::PROGRESS_ENV, value)]);
+        assert!(!stderr.contains("AMORSIZE_PROGRESS"), "{value}: {stderr}");
+    }
+    let (_, stderr) = run_child_with(&[(amorsize::PROGRESS_ENV, "always")]);
+    if cfg!(feature = "progress") {
+        assert!(!stderr.contains("warning"), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("built without its `progress` feature"),
+            "{stderr}"
+        );
+    }
 }

@@ -44,3 +44,36 @@ pub enum Cause {
     /// pays now.
     Retry,
 }
+
+/// With the `serde` feature, a cause serializes as an object named by its `kind`
+/// (`"model"`, `"pinned"`, `"forced"`, `"one_thread"`, `"capped"`, `"shared"`, `"outcome"`,
+/// `"measure_loop"`, `"retry"`) with its detail beside it: `{"kind":"pinned","mode":"serial"}`,
+/// `{"kind":"capped","max_threads":2}`, `{"kind":"shared","other_calls":1}`,
+/// `{"kind":"outcome","measured":0.86}`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Cause {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (kind, fields) = match self {
+            Cause::Model => ("model", 1),
+            Cause::Pinned(_) => ("pinned", 2),
+            Cause::Forced(_) => ("forced", 2),
+            Cause::OneThread => ("one_thread", 1),
+            Cause::Capped { .. } => ("capped", 2),
+            Cause::Shared { .. } => ("shared", 2),
+            Cause::Outcome { .. } => ("outcome", 2),
+            Cause::MeasureLoop => ("measure_loop", 1),
+            Cause::Retry => ("retry", 1),
+        };
+        let mut object = serializer.serialize_struct("Cause", fields)?;
+        object.serialize_field("kind", kind)?;
+        match self {
+            Cause::Pinned(mode) | Cause::Forced(mode) => object.serialize_field("mode", mode)?,
+            Cause::Capped { max_threads } => object.serialize_field("max_threads", max_threads)?,
+            Cause::Shared { other_calls } => object.serialize_field("other_calls", other_calls)?,
+            Cause::Outcome { measured } => object.serialize_field("measured", measured)?,
+            Cause::Model | Cause::OneThread | Cause::MeasureLoop | Cause::Retry => {}
+        }
+        object.end()
+    }
+}

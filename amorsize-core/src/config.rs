@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Who decides between the plain loop and the parallel map.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Mode {
     /// The runtime decides from measured costs (the default).
     #[default]

@@ -8,6 +8,7 @@ use crate::config::{self, Mode};
 use crate::cost::{Basis, CostWord};
 use crate::items::IntoItems;
 use crate::model::{self, Costs, Decision, Machine, Plan};
+use crate::observe::Watch;
 use crate::outcome::Gate;
 use crate::pool::{self, Pool};
 use crate::run::{Run, Serial};
@@ -60,11 +61,15 @@ where
     map_routed(site, iter, n, call_index, f)
 }
 
-/// Whether a call is an untimed plain loop on the settled, common path: fewer than two
-/// items, or a site in `auto` with a cached cost, work below its pool's break-even point,
-/// and no sample due. Everything else takes [`route`].
+/// Whether a call is an untimed plain loop on the settled, common path: nothing watching
+/// calls (no observer, no progress bars, no subscriber for the call spans), and fewer than
+/// two items, or a site in `auto` with a cached cost, work below its pool's break-even
+/// point, and no sample due. Everything else takes [`route`].
 #[inline(always)]
 pub(crate) fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
+    if crate::observe::watching() {
+        return false;
+    }
     if n < 2 {
         return true;
     }
@@ -89,13 +94,19 @@ where
     F: Fn(T) -> R + Sync + Send,
 {
     let route = route(site, n, call_index);
-    if let Route::Serial { timed: false } = route {
+    let watch = crate::observe::watch(site, n);
+    if let (Route::Serial { timed: false }, None) = (route, &watch) {
         // An untimed loop the fast path could not settle (a forced or pinned mode, or a
         // pool not resolved on this thread yet).
         return iter.with_producer(Serial::new(n, &f));
     }
     let _running = route.long_call_pool().map(Pool::enter);
-    iter.with_producer(Run::new(site, n, call_index, &f, route))
+    let _in_span = watch.as_ref().map(Watch::enter);
+    let out = iter.with_producer(Run::new(site, n, call_index, &f, route, watch.as_ref()));
+    if let Some(watch) = &watch {
+        watch.finish(false);
+    }
+    out
 }
 
 /// Maps `f` over a slice of borrowed items: [`map`] over `items.par_iter()`.
@@ -300,7 +311,10 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
             }
         }
     };
-    learned.last = Some(LastDecision::new(n, &noted, cause, m).with_costs(costs));
+    site.remember(
+        learned,
+        LastDecision::new(n, &noted, cause, m).with_costs(costs),
+    );
     route
 }
 

@@ -6,6 +6,11 @@ use crate::units::PerItem;
 
 /// What one call will do: run on the caller's thread, or split across rayon's pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 pub enum Plan {
     /// A plain loop on the calling thread.
     Serial,
@@ -29,6 +34,7 @@ impl Plan {
 /// What the model knows of the machine, measured once per process by
 /// [`machine`](crate::machine()).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Machine {
     /// Threads a parallel call can keep busy at once: rayon's pool size, capped at the CPUs
     /// this process may use (`std::thread::available_parallelism`), as a pool larger than
@@ -48,6 +54,7 @@ pub struct Machine {
 /// What one item costs: in a plain loop, and inside the pieces of a parallel map, where
 /// items that contend for memory bandwidth or the allocator run slower than alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Costs {
     /// One item in a plain loop on one thread.
     pub serial: PerItem,

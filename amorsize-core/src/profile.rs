@@ -41,19 +41,24 @@ pub(crate) struct Estimate {
 }
 
 /// Runs the head of `producer` (which holds `n` items) serially in timed blocks, pushing
-/// results to `out`. Returns the estimate and the untouched rest, if any.
+/// results to `out` and advancing `watch` by each block. Returns the estimate and the
+/// untouched rest, if any.
 pub(crate) fn profile<P, F, R>(
     producer: P,
     n: usize,
     f: &F,
     out: &mut Vec<R>,
+    watch: Option<&crate::observe::Watch>,
 ) -> (Estimate, Option<P>)
 where
     P: Producer,
     F: Fn(P::Item) -> R,
 {
     let (estimate, rest, _) = profile_with(producer, n, |head| {
-        Some(crate::run::timed_loop(head, f, out))
+        let before = out.len();
+        let ns = crate::run::timed_loop(head, f, out);
+        crate::observe::advance(watch, out.len() - before);
+        Some(ns)
     });
     (estimate, rest)
 }
@@ -234,7 +239,7 @@ mod tests {
         type Output = (Estimate, Vec<u64>, usize);
         fn callback<P: Producer<Item = T>>(self, producer: P) -> Self::Output {
             let mut out = Vec::new();
-            let (estimate, rest) = profile(producer, self.n, self.f, &mut out);
+            let (estimate, rest) = profile(producer, self.n, self.f, &mut out, None);
             let rest_len = rest.map_or(0, |p| p.into_iter().len());
             (estimate, out, rest_len)
         }

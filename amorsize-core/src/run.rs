@@ -5,6 +5,7 @@
 use crate::dispatch::{plan_rest, ParallelRoute, Route};
 use crate::learn::{learn_from_parallel, learn_from_serial};
 use crate::model::Plan;
+use crate::observe::{in_steps, Watch};
 use crate::profile::{profile, Estimate};
 use crate::site::Site;
 use crate::units::{elapsed_ns, PerItem};
@@ -52,6 +53,7 @@ pub(crate) struct Run<'f, F, R> {
     call_index: u64,
     f: &'f F,
     route: Route,
+    watch: Option<&'f Watch>,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -62,6 +64,7 @@ impl<'f, F, R> Run<'f, F, R> {
         call_index: u64,
         f: &'f F,
         route: Route,
+        watch: Option<&'f Watch>,
     ) -> Self {
         Run {
             site,
@@ -69,6 +72,7 @@ impl<'f, F, R> Run<'f, F, R> {
             call_index,
             f,
             route,
+            watch,
             _result: PhantomData,
         }
     }
@@ -89,18 +93,28 @@ where
             call_index,
             f,
             route,
+            watch,
             ..
         } = self;
         let mut out = Vec::with_capacity(n);
+        let call = Call {
+            site,
+            call_index,
+            watch,
+        };
+        if let Some(watch) = watch {
+            watch.ran(Plan::Serial);
+        }
         match route {
-            // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead.
+            // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead, unless
+            // watched: then they are timed too, as the steps read the clock anyway.
             Route::Serial { .. } => {
-                let ns = timed_loop(producer, f, &mut out);
+                let ns = stepped_loop(producer, n, f, &mut out, watch);
                 learn_from_serial(site, n, ns, true);
             }
-            Route::Watched { .. } => run_watched(site, producer, n, call_index, f, &mut out),
-            Route::Parallel(plan) => run_parallel(site, producer, n, call_index, f, plan, &mut out),
-            Route::Profile => run_profiled(site, producer, n, call_index, f, &mut out),
+            Route::Watched { .. } => run_watched(call, producer, n, f, &mut out),
+            Route::Parallel(plan) => run_parallel(call, producer, n, f, plan, &mut out),
+            Route::Profile => run_profiled(call, producer, n, f, &mut out),
         }
         out
     }
@@ -123,34 +137,59 @@ where
     elapsed_ns(start)
 }
 
-/// A first call: its head profiled, then the rest run as planned on what the head showed.
-fn run_profiled<P, F, R>(
-    site: &Site,
+/// What every part of a routed call needs besides its items: the site, the call's number,
+/// and its watch, if anything watches it.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'w> {
+    pub(crate) site: &'static Site,
+    pub(crate) call_index: u64,
+    pub(crate) watch: Option<&'w Watch>,
+}
+
+/// [`timed_loop`] over `len` items, in progress steps when the call is watched and long.
+pub(crate) fn stepped_loop<P, F, R>(
     producer: P,
-    n: usize,
-    call_index: u64,
+    len: usize,
     f: &F,
     out: &mut Vec<R>,
-) where
+    watch: Option<&Watch>,
+) -> u64
+where
+    P: Producer,
+    F: Fn(P::Item) -> R,
+{
+    match watch {
+        None => timed_loop(producer, f, out),
+        Some(_) => {
+            in_steps(producer, len, watch, |piece| {
+                (timed_loop(piece, f, out), true)
+            })
+            .0
+        }
+    }
+}
+
+/// A first call: its head profiled, then the rest run as planned on what the head showed.
+fn run_profiled<P, F, R>(call: Call<'_>, producer: P, n: usize, f: &F, out: &mut Vec<R>)
+where
     P: Producer,
     P::Item: Send,
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
-    let (estimate, rest) = profile(producer, n, f, out);
+    let Call { site, watch, .. } = call;
+    let (estimate, rest) = profile(producer, n, f, out, watch);
     let Some(rest) = rest else {
-        after_profile(site, n, &estimate, false);
+        after_profile(call, n, &estimate, false);
         return;
     };
     let remaining = n - estimate.done;
-    match after_profile(site, n, &estimate, true) {
-        Some(Route::Parallel(plan)) => {
-            run_parallel(site, rest, remaining, call_index, f, plan, out)
-        }
+    match after_profile(call, n, &estimate, true) {
+        Some(Route::Parallel(plan)) => run_parallel(call, rest, remaining, f, plan, out),
         _ => {
             // Timed: the rest of the input is a better sample of the call than its head
             // (which may be cheaper or dearer), when it is most of it.
-            let ns = timed_loop(rest, f, out);
+            let ns = stepped_loop(rest, remaining, f, out, watch);
             learn_from_serial(site, remaining, ns, remaining >= estimate.done);
         }
     }
@@ -159,12 +198,16 @@ fn run_profiled<P, F, R>(
 /// Publishes a profile's estimate; for a call with items left (`rest`), plans them.
 #[cold]
 pub(crate) fn after_profile(
-    site: &Site,
+    call: Call<'_>,
     n: usize,
     estimate: &Estimate,
     rest: bool,
 ) -> Option<Route> {
+    let site = call.site;
     site.publish_profile(estimate.per_item, estimate.strong, rest);
+    if let Some(watch) = call.watch {
+        watch.predict(estimate.per_item);
+    }
     if !rest {
         crate::dispatch::note_profiled_whole(site, n, estimate.per_item);
         return None;
@@ -195,39 +238,33 @@ const WATCHED_SHARE: usize = 8;
 /// took [`DRIFT_FACTOR`](crate::cost::DRIFT_FACTOR) times what was planned or more, they are
 /// learned from as a drifted sample, and the rest of the call is planned again on it (in
 /// parallel, if it now pays).
-fn run_watched<P, F, R>(
-    site: &Site,
-    producer: P,
-    n: usize,
-    call_index: u64,
-    f: &F,
-    out: &mut Vec<R>,
-) where
+fn run_watched<P, F, R>(call: Call<'_>, producer: P, n: usize, f: &F, out: &mut Vec<R>)
+where
     P: Producer,
     P::Item: Send,
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
+    let Call { site, watch, .. } = call;
     let head_len = n / WATCHED_SHARE;
     let planned = site.planning_costs().map(|c| c.serial);
     let (Some(planned), true) = (planned, head_len >= 1) else {
-        let ns = timed_loop(producer, f, out);
+        let ns = stepped_loop(producer, n, f, out, watch);
         learn_from_serial(site, n, ns, true);
         return;
     };
     let (head, rest) = producer.split_at(head_len);
-    let head_ns = timed_loop(head, f, out);
+    let head_ns = stepped_loop(head, head_len, f, out, watch);
+    let rest_len = n - head_len;
     match after_watched_head(site, n, head_len, head_ns, planned) {
         None => {
-            let ns = timed_loop(rest, f, out);
+            let ns = stepped_loop(rest, rest_len, f, out, watch);
             learn_from_serial(site, n, head_ns.saturating_add(ns), true);
         }
-        Some(Route::Parallel(plan)) => {
-            run_parallel(site, rest, n - head_len, call_index, f, plan, out)
-        }
+        Some(Route::Parallel(plan)) => run_parallel(call, rest, rest_len, f, plan, out),
         Some(_) => {
-            let ns = timed_loop(rest, f, out);
-            learn_from_serial(site, n - head_len, ns, true);
+            let ns = stepped_loop(rest, rest_len, f, out, watch);
+            learn_from_serial(site, rest_len, ns, true);
         }
     }
 }
@@ -252,10 +289,9 @@ fn after_watched_head(
 }
 
 fn run_parallel<P, F, R>(
-    site: &Site,
+    call: Call<'_>,
     producer: P,
     n: usize,
-    call_index: u64,
     f: &F,
     plan: ParallelRoute,
     out: &mut Vec<R>,
@@ -265,10 +301,18 @@ fn run_parallel<P, F, R>(
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
+    let Call {
+        site,
+        call_index,
+        watch,
+    } = call;
     let Plan::Parallel { min_len, threads } = plan.decision.plan else {
         out.extend(producer.into_iter().map(f));
         return;
     };
+    if let Some(watch) = watch {
+        watch.ran(plan.decision.plan);
+    }
     let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
     // The calling thread works from the front while helpers take pieces from the back as
@@ -283,6 +327,7 @@ fn run_parallel<P, F, R>(
         threads.saturating_sub(1),
         out,
         &busy_ns,
+        watch,
     );
     learn_from_parallel(
         site,

@@ -396,6 +396,7 @@ impl Site {
         );
         self.serial
             .update(|word| word.after_profile(estimate, strong, head).map(|w| (w, ())));
+        crate::observe::profiled(self.name, estimate, strong);
     }
 
     /// The costs to plan a call with: the learned ones, or while the loop's cost drifts,
@@ -428,8 +429,10 @@ impl Site {
         cause: Cause,
         machine: Machine,
     ) {
-        self.learned().last =
-            Some(LastDecision::new(n, decision, cause, machine).with_costs(costs));
+        self.remember(
+            self.learned(),
+            LastDecision::new(n, decision, cause, machine).with_costs(costs),
+        );
     }
 
     /// Remembers what a planned call chose and why, for reports, with no costs to show.
@@ -440,7 +443,25 @@ impl Site {
         cause: Cause,
         machine: Machine,
     ) {
-        self.learned().last = Some(LastDecision::new(n, decision, cause, machine));
+        self.remember(
+            self.learned(),
+            LastDecision::new(n, decision, cause, machine),
+        );
+    }
+
+    /// Records `last` as the site's most recent planned call, then (with the lock released:
+    /// an observer is user code) tells an observer if the plan changed.
+    pub(crate) fn remember(&self, mut learned: MutexGuard<'_, Learned>, last: LastDecision) {
+        let previous = learned.last.replace(last).map(|p| (p.plan, p.cause));
+        drop(learned);
+        crate::observe::planned(
+            self.name,
+            last.n,
+            last.plan,
+            last.cause,
+            last.predicted_speedup,
+            previous,
+        );
     }
 
     #[cold]

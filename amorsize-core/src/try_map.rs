@@ -11,7 +11,9 @@ use crate::dispatch::{route, short_call, Route};
 use crate::items::IntoItems;
 use crate::learn::{learn_from_parallel, learn_from_serial};
 use crate::model::Plan;
+use crate::observe::{in_steps, Watch};
 use crate::profile::profile_with;
+use crate::run::{after_profile, Call};
 use crate::site::Site;
 use crate::units::elapsed_ns;
 use crate::with_caller::{run_into, Ended, Step};
@@ -108,15 +110,22 @@ where
     } else {
         route(site, n, call_index)
     };
+    let watch = crate::observe::watch(site, n);
     let _running = route.long_call_pool().map(crate::pool::Pool::enter);
-    iter.with_producer(TryRun {
+    let _in_span = watch.as_ref().map(Watch::enter);
+    let (batch, failed) = iter.with_producer(TryRun {
         site,
         n,
         call_index,
         f: &f,
         route,
+        watch: watch.as_ref(),
         _result: PhantomData,
-    })
+    });
+    if let Some(watch) = &watch {
+        watch.finish(failed);
+    }
+    batch
 }
 
 /// [`try_map`] over a slice of borrowed items.
@@ -136,6 +145,7 @@ struct TryRun<'f, F, R> {
     call_index: u64,
     f: &'f F,
     route: Route,
+    watch: Option<&'f Watch>,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -145,31 +155,43 @@ where
     R: TryItem,
     F: Fn(T) -> R + Sync + Send,
 {
-    type Output = R::Batch;
+    /// The batch, and whether it failed.
+    type Output = (R::Batch, bool);
 
-    fn callback<P: Producer<Item = T>>(self, producer: P) -> R::Batch {
+    fn callback<P: Producer<Item = T>>(self, producer: P) -> (R::Batch, bool) {
         let TryRun {
             site,
             n,
             call_index,
             f,
             route,
+            watch,
             ..
         } = self;
         let mut out = Vec::with_capacity(n);
+        let call = Call {
+            site,
+            call_index,
+            watch,
+        };
+        if let Some(watch) = watch {
+            watch.ran(Plan::Serial);
+        }
         let stopped = match route {
-            Route::Serial { timed: false } => try_loop(producer, f, &mut out).err(),
+            Route::Serial { timed: false } if watch.is_none() => {
+                try_loop(producer, f, &mut out).err()
+            }
             Route::Serial { .. } | Route::Watched { .. } => {
-                let (ns, result) = timed_try_loop(producer, f, &mut out);
+                let (ns, result) = stepped_try_loop(producer, n, f, &mut out, watch);
                 learn_from_serial(site, ran(&out, &result), ns, result.is_ok());
                 result.err()
             }
-            Route::Parallel(plan) => try_parallel(site, producer, n, call_index, f, plan, &mut out),
-            Route::Profile => try_profiled(site, producer, n, call_index, f, &mut out),
+            Route::Parallel(plan) => try_parallel(call, producer, n, f, plan, &mut out),
+            Route::Profile => try_profiled(call, producer, n, f, &mut out),
         };
         match stopped {
-            None => R::batch(out),
-            Some(stop) => R::stopped(stop),
+            None => (R::batch(out), false),
+            Some(stop) => (R::stopped(stop), true),
         }
     }
 }
@@ -205,12 +227,37 @@ where
     (elapsed_ns(start), result)
 }
 
+/// [`timed_try_loop`] over `len` items, in progress steps when the call is watched and long.
+fn stepped_try_loop<P, F, R>(
+    producer: P,
+    len: usize,
+    f: &F,
+    out: &mut Vec<R::Ok>,
+    watch: Option<&Watch>,
+) -> (u64, Result<(), R::Stop>)
+where
+    P: Producer,
+    R: TryItem,
+    F: Fn(P::Item) -> R,
+{
+    if watch.is_none() {
+        return timed_try_loop(producer, f, out);
+    }
+    let mut failure = Ok(());
+    let (ns, _) = in_steps(producer, len, watch, |piece| {
+        let (ns, result) = timed_try_loop(piece, f, out);
+        let go_on = result.is_ok();
+        failure = result;
+        (ns, go_on)
+    });
+    (ns, failure)
+}
+
 /// A first call: its head profiled in blocks (stopping at a failure), then the rest as planned.
 fn try_profiled<P, F, R>(
-    site: &Site,
+    call: Call<'_>,
     producer: P,
     n: usize,
-    call_index: u64,
     f: &F,
     out: &mut Vec<R::Ok>,
 ) -> Option<R::Stop>
@@ -220,11 +267,16 @@ where
     R: TryItem,
     F: Fn(P::Item) -> R + Sync + Send,
 {
+    let Call { site, watch, .. } = call;
     let mut failure = None;
     let (estimate, rest, stopped) = profile_with(producer, n, |head| {
+        let before = out.len();
         let (ns, result) = timed_try_loop(head, f, out);
         match result {
-            Ok(()) => Some(ns),
+            Ok(()) => {
+                crate::observe::advance(watch, out.len() - before);
+                Some(ns)
+            }
             Err(stop) => {
                 failure = Some(stop);
                 None
@@ -240,16 +292,14 @@ where
         return failure;
     }
     let Some(rest) = rest else {
-        crate::run::after_profile(site, n, &estimate, false);
+        after_profile(call, n, &estimate, false);
         return None;
     };
     let remaining = n - estimate.done;
-    match crate::run::after_profile(site, n, &estimate, true) {
-        Some(Route::Parallel(plan)) => {
-            try_parallel(site, rest, remaining, call_index, f, plan, out)
-        }
+    match after_profile(call, n, &estimate, true) {
+        Some(Route::Parallel(plan)) => try_parallel(call, rest, remaining, f, plan, out),
         _ => {
-            let (ns, result) = timed_try_loop(rest, f, out);
+            let (ns, result) = stepped_try_loop(rest, remaining, f, out, watch);
             learn_from_serial(site, ran(out, &result) - estimate.done, ns, false);
             result.err()
         }
@@ -285,10 +335,9 @@ where
 }
 
 fn try_parallel<P, F, R>(
-    site: &Site,
+    call: Call<'_>,
     producer: P,
     n: usize,
-    call_index: u64,
     f: &F,
     plan: crate::dispatch::ParallelRoute,
     out: &mut Vec<R::Ok>,
@@ -299,9 +348,17 @@ where
     R: TryItem,
     F: Fn(P::Item) -> R + Sync + Send,
 {
+    let Call {
+        site,
+        call_index,
+        watch,
+    } = call;
     let Plan::Parallel { min_len, threads } = plan.decision.plan else {
         return try_loop(producer, f, out).err();
     };
+    if let Some(watch) = watch {
+        watch.ran(plan.decision.plan);
+    }
     let step = TryStep {
         f,
         first: Mutex::new(None),
@@ -316,6 +373,7 @@ where
         threads.saturating_sub(1),
         out,
         &busy_ns,
+        watch,
     );
     let ran = match ended {
         Ended::Done => n,

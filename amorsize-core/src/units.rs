@@ -81,6 +81,14 @@ impl PerItem {
     }
 }
 
+/// With the `serde` feature, a cost serializes as its nanoseconds (a float: `2.5`).
+#[cfg(feature = "serde")]
+impl serde::Serialize for PerItem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.as_nanos())
+    }
+}
+
 impl fmt::Display for PerItem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&Nanos(self.as_nanos()), f)

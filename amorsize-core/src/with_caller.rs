@@ -18,6 +18,7 @@
 //! which the results made so far are dropped, as after a panic.
 
 use crate::lock;
+use crate::observe::Watch;
 use crate::units::elapsed_ns;
 use rayon::iter::plumbing::Producer;
 use std::any::Any;
@@ -139,6 +140,8 @@ struct Shared<'s, P, R, S> {
     ran: AtomicUsize,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     busy_ns: &'s AtomicU64,
+    /// Told of every complete piece, if the call is watched.
+    watch: Option<&'s Watch>,
 }
 
 impl<P, R, S> Shared<'_, P, R, S>
@@ -168,6 +171,7 @@ where
                     break;
                 }
                 lock(&self.complete).push((offset, len));
+                crate::observe::advance(self.watch, len);
             }
         }));
         if let Err(payload) = result {
@@ -352,6 +356,7 @@ impl Drop for CloseOnDrop<'_> {
 /// from the back if they start before the work runs out. Adds the pieces' summed time to
 /// `busy_ns`. A panic in `f` on any thread propagates to the caller with its payload once
 /// every thread has stopped, after dropping the results computed so far.
+#[allow(clippy::too_many_arguments)] // As `run_into`.
 pub(crate) fn map_into<P, F, R>(
     producer: P,
     n: usize,
@@ -360,18 +365,29 @@ pub(crate) fn map_into<P, F, R>(
     helpers: usize,
     out: &mut Vec<R>,
     busy_ns: &AtomicU64,
+    watch: Option<&Watch>,
 ) where
     P: Producer,
     P::Item: Send,
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
-    let ended = run_into(producer, n, &MapStep(f), chunk, helpers, out, busy_ns);
+    let ended = run_into(
+        producer,
+        n,
+        &MapStep(f),
+        chunk,
+        helpers,
+        out,
+        busy_ns,
+        watch,
+    );
     debug_assert_eq!(ended, Ended::Done);
 }
 
 /// [`map_into`] with any [`Step`]: a step that stops the call ends it with nothing appended
 /// to `out` (the results made were dropped), once every thread has stopped.
+#[allow(clippy::too_many_arguments)] // Each is one of the call's own facts; a struct would only rename them.
 pub(crate) fn run_into<P, S, R>(
     producer: P,
     n: usize,
@@ -380,6 +396,7 @@ pub(crate) fn run_into<P, S, R>(
     helpers: usize,
     out: &mut Vec<R>,
     busy_ns: &AtomicU64,
+    watch: Option<&Watch>,
 ) -> Ended
 where
     P: Producer,
@@ -404,9 +421,17 @@ where
         ran: AtomicUsize::new(0),
         panic: Mutex::new(None),
         busy_ns,
+        watch,
     };
     {
-        let help = || shared.work(true);
+        // With the `tracing` feature, helpers work inside the caller's span.
+        #[cfg(feature = "tracing")]
+        let span = tracing::Span::current();
+        let help = || {
+            #[cfg(feature = "tracing")]
+            let _in_span = span.enter();
+            shared.work(true)
+        };
         let help: &(dyn Fn() + Sync + '_) = &help;
         // SAFETY: only the lifetime changes. The pointer is called only through `Door::enter`
         // while the door is open, and `_closer` closes it and waits for every helper inside
@@ -494,7 +519,9 @@ mod tests {
         fn callback<P: Producer<Item = u64>>(self, producer: P) -> (Vec<R>, u64) {
             let mut out = Vec::new();
             let busy = AtomicU64::new(0);
-            map_into(producer, self.n, self.f, self.chunk, 8, &mut out, &busy);
+            map_into(
+                producer, self.n, self.f, self.chunk, 8, &mut out, &busy, None,
+            );
             (out, busy.into_inner())
         }
     }
@@ -550,7 +577,9 @@ mod tests {
         fn callback<P: Producer<Item = u64>>(self, producer: P) -> (Ended, usize) {
             let mut out = Vec::new();
             let busy = AtomicU64::new(0);
-            let ended = run_into(producer, self.n, self.step, self.chunk, 8, &mut out, &busy);
+            let ended = run_into(
+                producer, self.n, self.step, self.chunk, 8, &mut out, &busy, None,
+            );
             (ended, out.len())
         }
     }
@@ -616,6 +645,7 @@ mod tests {
                     1,
                     &mut out,
                     &AtomicU64::new(0),
+                    None,
                 );
                 out
             }
@@ -883,7 +913,7 @@ mod tests {
                     };
                     let mut out = Vec::new();
                     let busy = AtomicU64::new(0);
-                    map_into(producer, self.n, &f, self.chunk, self.helpers, &mut out, &busy);
+                    map_into(producer, self.n, &f, self.chunk, self.helpers, &mut out, &busy, None);
                     out
                 }
             }

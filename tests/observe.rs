@@ -1,0 +1,298 @@
+//! The observer API: what an installed [`Observer`] hears of calls, their progress, profiles
+//! and plan changes, checked against what the calls did and against `report()`.
+//!
+//! One observer per process: this binary installs a recorder once and each test reads the
+//! events of its own functions. The tests take turns, so that one test's parallel calls do not
+//! share the pool with another's (which would be a plan change of its own).
+
+use amorsize::observe::{CallEnd, CallStart, Ending, PlanChange, Profiled, Progress};
+use amorsize::{set_observer, Cause, Observer, Plan};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+enum Event {
+    Start(CallStart),
+    Progress(Progress),
+    End(CallEnd),
+    Profiled(Profiled),
+    Plan(PlanChange),
+}
+
+impl Event {
+    fn site(&self) -> &'static str {
+        match self {
+            Event::Start(e) => e.site,
+            Event::Progress(e) => e.site,
+            Event::End(e) => e.site,
+            Event::Profiled(e) => e.site,
+            Event::Plan(e) => e.site,
+        }
+    }
+}
+
+struct Recorder(Mutex<Vec<Event>>);
+
+impl Observer for Recorder {
+    fn call_started(&self, call: &CallStart) {
+        self.0.lock().unwrap().push(Event::Start(call.clone()));
+    }
+    fn progress(&self, progress: &Progress) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(Event::Progress(progress.clone()));
+    }
+    fn call_ended(&self, call: &CallEnd) {
+        self.0.lock().unwrap().push(Event::End(call.clone()));
+    }
+    fn profiled(&self, profiled: &Profiled) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(Event::Profiled(profiled.clone()));
+    }
+    fn plan_changed(&self, change: &PlanChange) {
+        self.0.lock().unwrap().push(Event::Plan(change.clone()));
+    }
+}
+
+static RECORDER: Recorder = Recorder(Mutex::new(Vec::new()));
+
+/// Installs the recorder (once) and takes this test's turn.
+fn observed() -> MutexGuard<'static, ()> {
+    static INSTALL: Once = Once::new();
+    static TURN: Mutex<()> = Mutex::new(());
+    INSTALL.call_once(|| set_observer(&RECORDER).expect("the first observer installs"));
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The events so far of the site whose name ends with `function`.
+fn events_of(function: &str) -> Vec<Event> {
+    RECORDER
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.site().rsplit("::").next() == Some(function))
+        .cloned()
+        .collect()
+}
+
+fn spin(x: u64, d: Duration) -> u64 {
+    let start = Instant::now();
+    let mut acc = x;
+    while start.elapsed() < d {
+        acc = std::hint::black_box(acc.wrapping_mul(31).wrapping_add(1));
+    }
+    acc
+}
+
+#[amorsize::parallel]
+fn cheap(x: &u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+#[test]
+fn a_second_observer_is_refused() {
+    let _turn = observed();
+    struct Other;
+    impl Observer for Other {}
+    assert_eq!(set_observer(Other), Err(amorsize::ObserverAlreadySet));
+}
+
+#[test]
+fn every_call_starts_and_ends_with_its_length_and_plan() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..1_000).collect();
+    for _ in 0..5 {
+        assert_eq!(par_cheap(&items)[999], 2_997);
+    }
+    // Calls of one item take the fast path when nothing watches; watched, they count too.
+    assert_eq!(par_cheap(&items[..1]), [0]);
+    let events = events_of("cheap");
+    let starts: Vec<&CallStart> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Start(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let ends: Vec<&CallEnd> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::End(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts.len(), 6, "{events:#?}");
+    assert_eq!(ends.len(), 6, "{events:#?}");
+    for (start, end) in starts.iter().zip(&ends) {
+        assert_eq!(start.call, end.call);
+        assert_eq!(start.n, end.n);
+        assert_eq!(end.ending, Ending::Done);
+        assert!(end.plan.is_some(), "{end:?}");
+    }
+    assert_eq!(starts[5].n, 1);
+    // The first call knew no cost; the later ones predict from the learned one.
+    assert_eq!(starts[0].predicted, None);
+    assert!(starts[1].predicted.is_some(), "{:?}", starts[1]);
+}
+
+#[amorsize::parallel]
+fn heavy(x: &u64) -> u64 {
+    spin(*x, Duration::from_micros(20))
+}
+
+#[test]
+fn a_long_call_reports_progress_up_to_its_length_before_it_ends() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..3_000).collect();
+    for _ in 0..2 {
+        assert_eq!(par_heavy(&items).len(), 3_000);
+    }
+    let events = events_of("heavy");
+    for call in events.iter().filter_map(|e| match e {
+        Event::Start(s) => Some(s.call),
+        _ => None,
+    }) {
+        let progress: Vec<usize> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Progress(p) if p.call == call => Some(p.done),
+                _ => None,
+            })
+            .collect();
+        let end_at = events
+            .iter()
+            .position(|e| matches!(e, Event::End(end) if end.call == call))
+            .expect("every call ends");
+        let last_progress_at = events
+            .iter()
+            .rposition(|e| matches!(e, Event::Progress(p) if p.call == call))
+            .expect("a long call reports progress");
+        assert!(
+            last_progress_at < end_at,
+            "progress after the end: {events:#?}"
+        );
+        // Counted per block or piece: several steps, never past the length, up to it.
+        assert!(progress.len() >= 2, "{progress:?}");
+        assert!(progress.iter().all(|&done| done <= 3_000), "{progress:?}");
+        assert_eq!(progress.iter().max(), Some(&3_000), "{progress:?}");
+    }
+}
+
+#[amorsize::parallel]
+fn fragile(x: &u64, bad: u64) -> Result<u64, String> {
+    if *x == bad {
+        Err(format!("{x} is bad"))
+    } else if *x == bad + 1 {
+        panic!("{x} panicked");
+    } else {
+        Ok(spin(*x, Duration::from_micros(2)))
+    }
+}
+
+#[test]
+fn a_failed_call_and_a_panicked_one_say_so_and_the_next_call_is_done() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..5_000).collect();
+    assert!(try_par_fragile(&items, 4_000).is_err());
+    let panicked = catch_unwind(AssertUnwindSafe(|| par_fragile(&items, 4_998)));
+    assert!(panicked.is_err());
+    assert_eq!(
+        try_par_fragile(&items, u64::MAX - 1).map(|v| v.len()),
+        Ok(5_000)
+    );
+    let endings: Vec<Ending> = events_of("fragile")
+        .iter()
+        .filter_map(|e| match e {
+            Event::End(end) => Some(end.ending),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(endings, [Ending::Failed, Ending::Panicked, Ending::Done]);
+}
+
+#[amorsize::parallel]
+fn profiled_once(x: &u64) -> u64 {
+    spin(*x, Duration::from_micros(5))
+}
+
+#[test]
+fn a_first_call_is_profiled_and_every_reported_plan_change_is_one() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..4_000).collect();
+    for _ in 0..6 {
+        assert_eq!(par_profiled_once(&items).len(), 4_000);
+    }
+    let events = events_of("profiled_once");
+    let profiles: Vec<&Profiled> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Profiled(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(!profiles.is_empty(), "{events:#?}");
+    let first = profiles[0].per_item.as_nanos();
+    assert!(first >= 4_000.0, "5 µs items profiled at {first} ns");
+
+    let changes: Vec<&PlanChange> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Plan(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert!(!changes.is_empty(), "a first plan is a change: {events:#?}");
+    assert_eq!(changes[0].previous, None);
+    let threads = |plan: Plan| match plan {
+        Plan::Serial => 0,
+        Plan::Parallel { threads, .. } => threads,
+    };
+    for pair in changes.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        assert_eq!(after.previous.map(threads), Some(threads(before.plan)));
+        let same_cause =
+            std::mem::discriminant(&before.cause) == std::mem::discriminant(&after.cause);
+        assert!(
+            threads(before.plan) != threads(after.plan) || !same_cause,
+            "reported as a change, but the same: {before:?} then {after:?}"
+        );
+    }
+    // The report's plan is the last one reported (up to its piece length).
+    let report = amorsize::report();
+    let site = report
+        .sites
+        .iter()
+        .find(|s| s.name.ends_with("profiled_once"))
+        .expect("the site is reported");
+    let last = changes.last().unwrap();
+    assert_eq!(site.plan.map(threads), Some(threads(last.plan)), "{site:?}");
+}
+
+#[amorsize::parallel(mode = "serial")]
+fn pinned(x: &u64) -> u64 {
+    spin(*x, Duration::from_micros(5))
+}
+
+#[test]
+fn a_pinned_long_call_reports_its_plan_and_why() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..2_000).collect();
+    for _ in 0..3 {
+        assert_eq!(par_pinned(&items).len(), 2_000);
+    }
+    let changes: Vec<PlanChange> = events_of("pinned")
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Plan(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "one plan, kept: {changes:#?}");
+    assert_eq!(changes[0].plan, Plan::Serial);
+    assert_eq!(changes[0].cause, Cause::Pinned(amorsize::Mode::Serial));
+}
