@@ -4,8 +4,10 @@
 //! Run: `cargo run --release --example bench_matrix` (a few minutes on 2 cores), or
 //! `-- --quick` for a smoke run of a few seconds (what CI runs). `-- --reps N` sets the
 //! repetitions per configuration (default 11, quick 3); `-- --only strings` runs one
-//! workload's cells (`base` and `context` run one group); `-- --report` ends with
-//! amorsize's report on every site it used.
+//! workload's cells (`base` and `context` run one group; `fail-fast` and `progress` one
+//! line each); `-- --report` ends with amorsize's report on every site it used. With
+//! `--features progress` it also measures what watching calls costs (bars on, an observer
+//! installed), in child processes.
 //!
 //! Two groups of cells, each with its own summary: the base matrix (workloads × lengths)
 //! and the context cells, where what a call should do changes with its context:
@@ -203,6 +205,10 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|r| r.parse().ok())
         .unwrap_or(if quick { 3 } else { 11 });
+    if args.iter().any(|a| a == PROGRESS_CHILD) {
+        progress_child(reps);
+        return;
+    }
 
     let start = Instant::now();
     let machine = amorsize::machine();
@@ -303,6 +309,9 @@ fn main() {
     summarize(&rows);
     if only.is_none() || only == Some("fail-fast") {
         fail_fast(if quick { 20_000 } else { 100_000 }, reps);
+    }
+    if only.is_none() || only == Some("progress") {
+        progress_overhead(if quick { 2 } else { 6 }, reps);
     }
     if args.iter().any(|a| a == "--report") {
         println!("\n{}", amorsize::report());
@@ -665,6 +674,105 @@ fn fail_fast(n: u64, reps: usize) {
         Nanos(median(first_ns)),
         Nanos(median(steady_ns)),
     );
+}
+
+/// The argument that makes this program the child of [`progress_overhead`].
+const PROGRESS_CHILD: &str = "--progress-child";
+
+/// What watching calls costs (issue 14): the same cheap cells timed in child processes of
+/// three kinds, alternating `rounds` times: nothing listening (`AMORSIZE_PROGRESS=never`),
+/// progress bars on (`always`: calls that may need a bar are watched; these are too short to
+/// need one), and a no-op observer installed as well (every call watched: numbered, its
+/// pieces counted, each event sent to the observer and the bars). Medians of the children's
+/// medians, and their ratios to the first.
+fn progress_overhead(rounds: usize, reps: usize) {
+    if !cfg!(feature = "progress") {
+        println!("  progress overhead: run with `--features progress` to measure it");
+        return;
+    }
+    const KINDS: [(&str, &str); 3] = [
+        ("never", "nothing listening"),
+        ("always", "bars on"),
+        ("always", "bars and an observer"),
+    ];
+    let mut samples: Vec<(String, [Vec<f64>; 3])> = Vec::new();
+    for _ in 0..rounds {
+        for (k, (when, _)) in KINDS.into_iter().enumerate() {
+            let mut child =
+                std::process::Command::new(std::env::current_exe().expect("this program"));
+            child
+                .args([PROGRESS_CHILD, "--reps", &reps.to_string()])
+                .env(amorsize::PROGRESS_ENV, when);
+            if k == 2 {
+                child.arg("--observer");
+            }
+            let out = child.output().expect("the child runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let mut fields = line.split('\t');
+                let (Some(label), Some(ns)) = (fields.next(), fields.next()) else {
+                    continue;
+                };
+                let ns: f64 = ns.parse().expect("a time");
+                match samples.iter_mut().find(|(l, _)| l == label) {
+                    Some((_, kinds)) => kinds[k].push(ns),
+                    None => {
+                        let mut kinds: [Vec<f64>; 3] = Default::default();
+                        kinds[k].push(ns);
+                        samples.push((label.to_owned(), kinds));
+                    }
+                }
+            }
+        }
+    }
+    for (label, [off, bars, observed]) in samples {
+        let (off, bars, observed) = (median(off), median(bars), median(observed));
+        println!(
+            "  watching calls, {label}: {} {}, {} {} ({:.3}×), {} {} ({:.3}×)",
+            Nanos(off),
+            KINDS[0].1,
+            Nanos(bars),
+            KINDS[1].1,
+            bars / off,
+            Nanos(observed),
+            KINDS[2].1,
+            observed / off
+        );
+    }
+}
+
+/// The child of [`progress_overhead`]: prints `label\tmedian ns` per cell.
+fn progress_child(reps: usize) {
+    struct Nothing;
+    impl amorsize::Observer for Nothing {}
+    if std::env::args().any(|a| a == "--observer") {
+        amorsize::set_observer(Nothing).expect("the only observer");
+    }
+    let numbers: Vec<u64> = (0..2_000_000).collect();
+    for (label, n, calls) in [
+        ("cheap n=1000 (a loop)", 1_000, 50),
+        ("cheap n=100000 (parallel)", 100_000, 2),
+        ("cheap n=2000000 (parallel, 32 pieces)", 2_000_000, 1),
+    ] {
+        let site: &'static Site = Box::leak(Box::new(Site::new(label)));
+        for _ in 0..5 {
+            black_box(amorsize::map(site, &numbers[..n], cheap));
+        }
+        let samples: Vec<f64> = (0..reps.max(5) * 4)
+            .map(|_| {
+                time(|| {
+                    for _ in 0..calls {
+                        black_box(amorsize::map(site, &numbers[..n], cheap));
+                    }
+                }) / calls as f64
+            })
+            .collect();
+        println!("{label}\t{}", median(samples));
+    }
 }
 
 /// How many fresh sites each cell's first call is measured on (the median is reported).
