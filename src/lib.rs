@@ -21,7 +21,23 @@
 //! ```
 //!
 //! Without the macro, the same runtime is available as [`map`] and [`map_slice`] over a
-//! [`Site`] you declare.
+//! [`Site`] you declare ([`try_map`] for fallible functions).
+//!
+//! # Long and fallible batches
+//!
+//! - A function returning `Result` or `Option` also gets `try_par_<name>`, which stops at the
+//!   first failure (see [`parallel`]).
+//! - [`set_observer`] installs an [`Observer`] that hears of calls starting and ending,
+//!   their progress, profiles and plan changes (see [`observe`]).
+//!
+//! # Cargo features (all off by default)
+//!
+//! - `progress`: a progress bar on stderr (with `indicatif`) for each call predicted to take
+//!   a second or more, on a terminal; `AMORSIZE_PROGRESS=always` draws it into logs as
+//!   lines, `never` turns it off ([`PROGRESS_ENV`]).
+//! - `tracing`: each call runs in a debug span `amorsize` (function, n, plan), and the
+//!   caller's span is entered on the pool threads that work on the call.
+//! - `serde`: [`Report`], [`SiteReport`] and the observer's events implement `Serialize`.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -65,6 +81,31 @@ pub use amorsize_core::{
 ///
 /// The item must be `Sync` when borrowed, `Send` when owned, and `R: Send`; the compiler
 /// says so at your parameter when it is not.
+///
+/// # Fallible functions: `try_par_<name>`
+///
+/// A function returning `Result<T, E>` (or an alias such as `io::Result<T>`) also gets
+/// `try_par_<name>`, returning `Result<Vec<T>, E>`; one returning `Option<T>` gets one
+/// returning `Option<Vec<T>>` (with `name = x`, the fallible one is `try_x`). It takes the
+/// same inputs as `par_<name>` and stops at the first failure: after it, no thread starts a
+/// new item (checked before every item, not only between pieces); items already running
+/// finish, and the values made so far are dropped. In a loop the failure returned is the
+/// first in input order; in parallel it is the earliest in input order among the items that
+/// ran. Both companions share one learned cost.
+///
+/// ```
+/// #[amorsize::parallel]
+/// fn parse(line: &str) -> Result<u32, std::num::ParseIntError> {
+///     line.trim().parse()
+/// }
+///
+/// let good = vec!["1", "2", "3"];
+/// assert_eq!(try_par_parse(&good), Ok(vec![1, 2, 3]));
+/// let bad = vec!["1", "x", "3"];
+/// assert!(try_par_parse(&bad).is_err());
+/// // `par_parse` still returns every item's result.
+/// assert_eq!(par_parse(&bad).len(), 3);
+/// ```
 ///
 /// # Options
 ///
