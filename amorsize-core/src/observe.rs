@@ -43,7 +43,9 @@ pub trait Observer: Send + Sync {
     fn profiled(&self, _profiled: &Profiled) {}
     /// A site's plan changed: loop to parallel or back, another thread count, or another
     /// cause (a site's first plan counts as a change; a piece length that follows the
-    /// call's length does not).
+    /// call's length does not). Only calls long enough to be planned are: calls below the
+    /// break-even point, and calls in a pool of one thread (which can only loop), run the
+    /// loop without a plan.
     fn plan_changed(&self, _change: &PlanChange) {}
 }
 
