@@ -94,17 +94,36 @@ where
     F: Fn(T) -> R + Sync + Send,
 {
     let route = route(site, n, call_index);
-    let watch = crate::observe::watch(site, n);
-    if let (Route::Serial { timed: false }, None) = (route, &watch) {
-        // An untimed loop the fast path could not settle (a forced or pinned mode, or a
-        // pool not resolved on this thread yet).
-        return iter.with_producer(Serial::new(n, &f));
+    if let Route::Serial { timed: false } = route {
+        if !crate::observe::watching() {
+            // An untimed loop the fast path could not settle (a forced or pinned mode, or a
+            // pool not resolved on this thread yet).
+            return iter.with_producer(Serial::new(n, &f));
+        }
     }
+    routed(site, n, route, |watch| {
+        let out = iter.with_producer(Run::new(site, n, call_index, &f, route, watch));
+        (out, false)
+    })
+}
+
+/// Runs a routed call of `n` items of `site` (`run` gets its watch, if anything watches it,
+/// and returns the result and whether the call failed): counted as running in its pool if
+/// it was planned, inside its span, its end reported to whatever watches it. Every entry
+/// point's routed calls go through here.
+#[inline]
+pub(crate) fn routed<T>(
+    site: &Site,
+    n: usize,
+    route: Route,
+    run: impl FnOnce(Option<&Watch>) -> (T, bool),
+) -> T {
+    let watch = crate::observe::watch(site, n);
     let _running = route.long_call_pool().map(Pool::enter);
     let _in_span = watch.as_ref().map(Watch::enter);
-    let out = iter.with_producer(Run::new(site, n, call_index, &f, route, watch.as_ref()));
+    let (out, failed) = run(watch.as_ref());
     if let Some(watch) = &watch {
-        watch.finish(false);
+        watch.finish(failed);
     }
     out
 }

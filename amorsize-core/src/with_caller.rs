@@ -22,29 +22,59 @@ use crate::observe::Watch;
 use crate::units::elapsed_ns;
 use rayon::iter::plumbing::Producer;
 use std::any::Any;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-/// The items and output slots nobody has taken yet, always the same length.
-struct Middle<'s, P, R> {
+/// What a call's untaken items are paired with, split alongside them: the output slots of
+/// a map, or only a count for work whose results are not per item (a reduction).
+pub(crate) trait Slots: Default + Send {
+    /// How many items these stand for.
+    fn len(&self) -> usize;
+    /// The first `mid` and the rest.
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
+impl<R: Send> Slots for &mut [MaybeUninit<R>] {
+    fn len(&self) -> usize {
+        <[MaybeUninit<R>]>::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        self.split_at_mut(mid)
+    }
+}
+
+/// Slots that are only a count.
+#[derive(Default)]
+pub(crate) struct Count(pub(crate) usize);
+
+impl Slots for Count {
+    fn len(&self) -> usize {
+        self.0
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        (Count(mid), Count(self.0 - mid))
+    }
+}
+
+/// The items and slots nobody has taken yet, always the same length.
+struct Middle<P, S> {
     producer: Option<P>,
-    slots: &'s mut [MaybeUninit<R>],
-    /// Where `slots` starts in the call's output.
+    slots: S,
+    /// Where `slots` starts in the call.
     offset: usize,
 }
 
-/// One piece of work: items, the slots their results go to, and where those slots start.
-type Piece<'s, P, R> = (P, &'s mut [MaybeUninit<R>], usize);
-
-/// Takes up to `chunk` items (and as many slots) from the front, or from the back.
-fn take<'s, P: Producer, R>(
-    middle: &Mutex<Middle<'s, P, R>>,
+/// Takes up to `chunk` items (and as many slots) from the front, or from the back: the
+/// piece's items, slots, and where they start in the call.
+fn take<P: Producer, S: Slots>(
+    middle: &Mutex<Middle<P, S>>,
     chunk: usize,
     from_back: bool,
-) -> Option<Piece<'s, P, R>> {
+) -> Option<(P, S, usize)> {
     let mut m = lock(middle);
     let len = m.slots.len();
     if len == 0 {
@@ -58,19 +88,202 @@ fn take<'s, P: Producer, R>(
     }
     if from_back {
         let (rest, back) = producer.split_at(len - take);
-        let (rest_slots, back_slots) = slots.split_at_mut(len - take);
+        let (rest_slots, back_slots) = slots.split_at(len - take);
         m.producer = Some(rest);
         m.slots = rest_slots;
         Some((back, back_slots, m.offset + len - take))
     } else {
         let (front, rest) = producer.split_at(take);
-        let (front_slots, rest_slots) = slots.split_at_mut(take);
+        let (front_slots, rest_slots) = slots.split_at(take);
         let offset = m.offset;
         m.producer = Some(rest);
         m.slots = rest_slots;
         m.offset += take;
         Some((front, front_slots, offset))
     }
+}
+
+/// What one call's threads share besides its items: whether to stop, what stopped it, and
+/// what it measured.
+pub(crate) struct Control<'c> {
+    /// Set by the first panic or stop: nobody takes a new piece (or, for work that can stop,
+    /// a new item) after it.
+    stop: AtomicBool,
+    /// Set when the work (not a panic) stopped the call.
+    stopped: AtomicBool,
+    /// Items run, for a stopped call's cost.
+    ran: AtomicUsize,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    busy_ns: &'c AtomicU64,
+    /// Told of every complete piece, if the call is watched.
+    watch: Option<&'c Watch>,
+}
+
+impl<'c> Control<'c> {
+    pub(crate) fn new(busy_ns: &'c AtomicU64, watch: Option<&'c Watch>) -> Self {
+        Control {
+            stop: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            ran: AtomicUsize::new(0),
+            panic: Mutex::new(None),
+            busy_ns,
+            watch,
+        }
+    }
+
+    /// Whether some thread stopped the call (or panicked): checked before each item by work
+    /// that can stop.
+    #[inline(always)]
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The work stopped the call: no thread takes another item.
+    pub(crate) fn stop_here(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// How the call ended once every thread has stopped: a panic's payload (to resume), a
+    /// stop by the work with the items that ran, or done.
+    pub(crate) fn ending(self) -> Ending {
+        let panic = self
+            .panic
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match panic {
+            Some(payload) => Ending::Panicked(payload),
+            None if self.stopped.into_inner() => Ending::Stopped {
+                ran: self.ran.into_inner(),
+            },
+            None => Ending::Done,
+        }
+    }
+}
+
+/// How the threads of a call ended.
+pub(crate) enum Ending {
+    Done,
+    Stopped { ran: usize },
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// What a call does with one piece: a map writes each item's result into the piece's slots,
+/// a reduction folds its items into one value.
+pub(crate) trait Pieces<P: Producer>: Sync {
+    /// What the items are paired with.
+    type Slots: Slots;
+    /// Runs `piece` (its items start at `offset` in the call): `Ok` with the items when the
+    /// piece is complete (and recorded as such), `Err` with the items that ran when the work
+    /// stopped the call in it (`control.stop_here()`; nothing of the piece kept).
+    fn run(
+        &self,
+        piece: P,
+        slots: Self::Slots,
+        offset: usize,
+        control: &Control<'_>,
+    ) -> Result<usize, usize>;
+}
+
+/// Takes and runs pieces until none is left or the call is stopping; records a panic
+/// instead of unwinding.
+fn work<P, W>(
+    middle: &Mutex<Middle<P, W::Slots>>,
+    pieces: &W,
+    chunk: usize,
+    control: &Control<'_>,
+    from_back: bool,
+) where
+    P: Producer,
+    W: Pieces<P>,
+{
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        while !control.stopping() {
+            let Some((piece, slots, offset)) = take(middle, chunk, from_back) else {
+                break;
+            };
+            let start = Instant::now();
+            let ran = pieces.run(piece, slots, offset, control);
+            control
+                .busy_ns
+                .fetch_add(elapsed_ns(start), Ordering::Relaxed);
+            match ran {
+                Ok(len) => {
+                    control.ran.fetch_add(len, Ordering::Relaxed);
+                    crate::observe::advance(control.watch, len);
+                }
+                Err(ran) => {
+                    control.ran.fetch_add(ran, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }));
+    if let Err(payload) = result {
+        control.stop.store(true, Ordering::Relaxed);
+        let mut first = lock(&control.panic);
+        if first.is_none() {
+            *first = Some(payload);
+        } else {
+            // Only the first panic reaches the caller. A later payload is leaked, not
+            // dropped: its `Drop` is user code that may panic too, here on a pool thread,
+            // where nothing would catch it.
+            std::mem::forget(payload);
+        }
+    }
+}
+
+/// Runs the `n` items of `producer` (paired with `slots`) through `pieces`: the caller takes
+/// `chunk`-item pieces from the front, and up to `helpers` pool jobs take them from the back
+/// if they start before the work runs out. Returns when every thread has stopped; what
+/// happened is in `control`.
+pub(crate) fn drive<P, W>(
+    producer: P,
+    slots: W::Slots,
+    pieces: &W,
+    chunk: usize,
+    helpers: usize,
+    control: &Control<'_>,
+) where
+    P: Producer,
+    P::Item: Send,
+    W: Pieces<P>,
+{
+    let n = slots.len();
+    let chunk = chunk.max(1);
+    let middle = Mutex::new(Middle {
+        producer: Some(producer),
+        slots,
+        offset: 0,
+    });
+    // With the `tracing` feature, helpers work inside the caller's span.
+    #[cfg(feature = "tracing")]
+    let span = tracing::Span::current();
+    let help = || {
+        #[cfg(feature = "tracing")]
+        let _in_span = span.enter();
+        work(&middle, pieces, chunk, control, true)
+    };
+    let help: &(dyn Fn() + Sync + '_) = &help;
+    // SAFETY: only the lifetime changes. The pointer is called only through `Door::enter`
+    // while the door is open, and `_closer` closes it and waits for every helper inside
+    // before `help` (and what it borrows) goes out of scope.
+    #[allow(unsafe_code)]
+    let work_ptr = unsafe {
+        std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync + 'static)>(
+            help,
+        )
+    };
+    let door = Arc::new(Door {
+        state: AtomicUsize::new(0),
+        to_ask: AtomicUsize::new(helpers.min(n.div_ceil(chunk).saturating_sub(1))),
+        work: work_ptr,
+        empty: Mutex::new(()),
+        emptied: Condvar::new(),
+    });
+    let _closer = CloseOnDrop(&door);
+    door.ask_for_help();
+    work(&middle, pieces, chunk, control, false);
 }
 
 /// The slots of one piece, of which the first `written` hold results. Dropped before the
@@ -83,8 +296,8 @@ struct Filling<'s, R> {
 impl<R> Drop for Filling<'_, R> {
     fn drop(&mut self) {
         let written = &mut self.slots[..self.written];
-        // SAFETY: the first `written` slots were initialised by `run_piece` and nothing else
-        // refers to them (the piece was never recorded as complete).
+        // SAFETY: the first `written` slots were initialised by `MapPieces::run` and nothing
+        // else refers to them (the piece was never recorded as complete).
         #[allow(unsafe_code)]
         unsafe {
             std::ptr::drop_in_place(written as *mut [MaybeUninit<R>] as *mut [R]);
@@ -113,7 +326,7 @@ impl<I, R, F: Fn(I) -> R + Sync> Step<I, R> for MapStep<'_, F> {
     }
 }
 
-/// How a call ended, when it did not panic.
+/// How a map ended, when it did not panic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ended {
     /// Every item ran; the results are in the output.
@@ -123,112 +336,59 @@ pub(crate) enum Ended {
     Stopped { ran: usize },
 }
 
-/// What every thread of one call shares.
-struct Shared<'s, P, R, S> {
-    middle: Mutex<Middle<'s, P, R>>,
-    step: &'s S,
-    chunk: usize,
+/// A map's pieces: each writes its items' results into its own slots of the output.
+struct MapPieces<'a, 's, S, R> {
+    step: &'a S,
     /// Completed pieces as (offset, length): what to drop if the call fails, and whose
     /// lengths must add up to the call's length if it succeeds.
     complete: Mutex<Vec<(usize, usize)>>,
-    /// Set by the first panic or stop: nobody takes a new piece (or, for a step that can
-    /// stop, a new item) after it.
-    stop: AtomicBool,
-    /// Set when a step (not a panic) stopped the call.
-    stopped: AtomicBool,
-    /// Items run, for a stopped call's cost.
-    ran: AtomicUsize,
-    panic: Mutex<Option<Box<dyn Any + Send>>>,
-    busy_ns: &'s AtomicU64,
-    /// Told of every complete piece, if the call is watched.
-    watch: Option<&'s Watch>,
+    /// The output slots the pieces write to.
+    _slots: PhantomData<fn() -> &'s mut [MaybeUninit<R>]>,
 }
 
-impl<P, R, S> Shared<'_, P, R, S>
+impl<'s, P, R, S> Pieces<P> for MapPieces<'_, 's, S, R>
 where
     P: Producer,
+    R: Send + 's,
     S: Step<P::Item, R>,
 {
-    /// Takes and runs pieces until none is left or some thread has panicked; records a panic
-    /// instead of unwinding.
-    fn work(&self, from_back: bool) {
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            while !self.stop.load(Ordering::Relaxed) {
-                let Some((piece, slots, offset)) = take(&self.middle, self.chunk, from_back) else {
-                    break;
-                };
-                let start = Instant::now();
-                let len = slots.len();
-                let ran = run_piece(piece, slots, offset, self);
-                self.busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
-                if S::STOPS {
-                    self.ran
-                        .fetch_add(ran.unwrap_or_else(|ran| ran), Ordering::Relaxed);
-                }
-                if ran.is_err() {
-                    // Stopped in this piece: its results are dropped already, and it is
-                    // never recorded as complete.
-                    break;
-                }
-                lock(&self.complete).push((offset, len));
-                crate::observe::advance(self.watch, len);
-            }
-        }));
-        if let Err(payload) = result {
-            self.stop.store(true, Ordering::Relaxed);
-            let mut first = lock(&self.panic);
-            if first.is_none() {
-                *first = Some(payload);
-            } else {
-                // Only the first panic reaches the caller. A later payload is leaked, not
-                // dropped: its `Drop` is user code that may panic too, here on a pool
-                // thread, where nothing would catch it.
-                std::mem::forget(payload);
-            }
-        }
-    }
-}
+    type Slots = &'s mut [MaybeUninit<R>];
 
-/// Writes the step's result for each item of `piece` into `slots`, in order: `Ok` with the
-/// count when every slot was written (the piece is complete), or `Err` with the items that
-/// ran when the call was stopped, the results written then dropped. Panics (dropping what it
-/// wrote) unless the piece yields exactly one item per slot.
-fn run_piece<P, R, S>(
-    piece: P,
-    slots: &mut [MaybeUninit<R>],
-    offset: usize,
-    shared: &Shared<'_, P, R, S>,
-) -> Result<usize, usize>
-where
-    P: Producer,
-    S: Step<P::Item, R>,
-{
-    let mut filling = Filling { slots, written: 0 };
-    for item in piece.into_iter() {
-        if S::STOPS && shared.stop.load(Ordering::Relaxed) {
-            return Err(filling.written);
-        }
-        let Some(result) = shared.step.step(offset + filling.written, item) else {
-            shared.stopped.store(true, Ordering::Relaxed);
-            shared.stop.store(true, Ordering::Relaxed);
-            return Err(filling.written + 1);
-        };
-        match filling.slots.get_mut(filling.written) {
-            Some(slot) => {
-                slot.write(result);
-                filling.written += 1;
+    /// Writes the step's result for each item into `slots`, in order. Panics (dropping
+    /// what it wrote) unless the piece yields exactly one item per slot.
+    fn run(
+        &self,
+        piece: P,
+        slots: &'s mut [MaybeUninit<R>],
+        offset: usize,
+        control: &Control<'_>,
+    ) -> Result<usize, usize> {
+        let len = slots.len();
+        let mut filling = Filling { slots, written: 0 };
+        for item in piece.into_iter() {
+            if S::STOPS && control.stopping() {
+                return Err(filling.written);
             }
-            None => panic!("amorsize: a producer yielded more items than its length"),
+            let Some(result) = self.step.step(offset + filling.written, item) else {
+                control.stop_here();
+                return Err(filling.written + 1);
+            };
+            match filling.slots.get_mut(filling.written) {
+                Some(slot) => {
+                    slot.write(result);
+                    filling.written += 1;
+                }
+                None => panic!("amorsize: a producer yielded more items than its length"),
+            }
         }
+        assert_eq!(
+            filling.written, len,
+            "amorsize: a producer yielded fewer items than its length"
+        );
+        filling.written = 0; // Complete: the results now belong to the output.
+        lock(&self.complete).push((offset, len));
+        Ok(len)
     }
-    assert_eq!(
-        filling.written,
-        filling.slots.len(),
-        "amorsize: a producer yielded fewer items than its length"
-    );
-    let written = filling.written;
-    filling.written = 0; // Complete: the results now belong to the output.
-    Ok(written)
 }
 
 /// The door through which a pool helper reaches a call's work. Helpers keep it alive (it
@@ -342,7 +502,7 @@ impl Door {
     }
 }
 
-/// Closes the door when the caller leaves `map_into`, whatever the way out.
+/// Closes the door when the caller leaves `drive`, whatever the way out.
 struct CloseOnDrop<'d>(&'d Door);
 
 impl Drop for CloseOnDrop<'_> {
@@ -406,77 +566,35 @@ where
 {
     out.reserve(n);
     let base = out.len();
-    let shared = Shared {
-        middle: Mutex::new(Middle {
-            producer: Some(producer),
-            slots: &mut out.spare_capacity_mut()[..n],
-            offset: 0,
-        }),
+    let pieces = MapPieces {
         step,
-        chunk: chunk.max(1),
         // One entry per piece; plans cut at most 16 pieces per thread.
         complete: Mutex::new(Vec::with_capacity(n.div_ceil(chunk.max(1)).min(1024))),
-        stop: AtomicBool::new(false),
-        stopped: AtomicBool::new(false),
-        ran: AtomicUsize::new(0),
-        panic: Mutex::new(None),
-        busy_ns,
-        watch,
+        _slots: PhantomData,
     };
-    {
-        // With the `tracing` feature, helpers work inside the caller's span.
-        #[cfg(feature = "tracing")]
-        let span = tracing::Span::current();
-        let help = || {
-            #[cfg(feature = "tracing")]
-            let _in_span = span.enter();
-            shared.work(true)
-        };
-        let help: &(dyn Fn() + Sync + '_) = &help;
-        // SAFETY: only the lifetime changes. The pointer is called only through `Door::enter`
-        // while the door is open, and `_closer` closes it and waits for every helper inside
-        // before `help` (and the `shared` it borrows) goes out of scope.
-        #[allow(unsafe_code)]
-        let work = unsafe {
-            std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync + 'static)>(
-                help,
-            )
-        };
-        let door = Arc::new(Door {
-            state: AtomicUsize::new(0),
-            to_ask: AtomicUsize::new(helpers.min(n.div_ceil(shared.chunk).saturating_sub(1))),
-            work,
-            empty: Mutex::new(()),
-            emptied: Condvar::new(),
-        });
-        let _closer = CloseOnDrop(&door);
-        door.ask_for_help();
-        shared.work(false);
-    }
+    let control = Control::new(busy_ns, watch);
+    drive(
+        producer,
+        &mut out.spare_capacity_mut()[..n],
+        &pieces,
+        chunk,
+        helpers,
+        &control,
+    );
     // Every helper has left; nothing refers to the output's spare capacity any more.
-    let Shared {
-        middle,
-        complete,
-        panic,
-        stopped,
-        ran,
-        ..
-    } = shared;
-    drop(middle);
-    let complete = complete
+    let complete = pieces
+        .complete
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let panic = panic
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if panic.is_none() && !stopped.into_inner() {
+    let ending = control.ending();
+    if let Ending::Done = ending {
         let written: usize = complete.iter().map(|&(_, len)| len).sum();
         assert_eq!(
             written, n,
             "amorsize: every item is taken unless a piece panicked or stopped"
         );
         // SAFETY: the pieces partition the `n` slots after `base`, and each complete piece
-        // wrote every one of its slots (`run_piece` checks); all `n` were written.
+        // wrote every one of its slots (`MapPieces::run` checks); all `n` were written.
         #[allow(unsafe_code)]
         unsafe {
             out.set_len(base + n);
@@ -493,11 +611,10 @@ where
             std::ptr::drop_in_place(results as *mut [MaybeUninit<R>] as *mut [R]);
         }
     }
-    match panic {
-        Some(payload) => resume_unwind(payload),
-        None => Ended::Stopped {
-            ran: ran.into_inner(),
-        },
+    match ending {
+        Ending::Panicked(payload) => resume_unwind(payload),
+        Ending::Stopped { ran } => Ended::Stopped { ran },
+        Ending::Done => unreachable!("returned above"),
     }
 }
 
