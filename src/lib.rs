@@ -43,10 +43,11 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_slice, mode, observe, report, set_mode, set_observer, try_map, try_map_slice,
-    with_max_threads, BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos,
-    Observer, ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report, Site, SiteReport,
-    TryItem, MODE_ENV, PROGRESS_ENV,
+    machine, map, map_reduce, map_reduce_slice, map_slice, mode, observe, report, set_mode,
+    set_observer, try_map, try_map_reduce, try_map_reduce_slice, try_map_slice, with_max_threads,
+    BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos, Observer,
+    ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report, Site, SiteReport, TryItem,
+    MODE_ENV, PROGRESS_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop
@@ -172,7 +173,7 @@ pub use amorsize_core::{
 /// Associated functions without `self` work when their signature or body mentions `Self`
 /// (`fn new(x: &u32) -> Self` gives `Type::par_new`). One that never mentions `Self` cannot
 /// be told apart from a free function, so its companion would call it as one and rustc reports
-/// "cannot find function … consider using the associated function on `Self`": add
+/// "cannot find function `f` in this scope" at the function's name: add
 /// `associated` to the attribute.
 /// Companions cannot be added to trait impls (a trait impl may only define the trait's items),
 /// nor to a trait's method declarations (they have no body to run).
@@ -183,7 +184,8 @@ pub use amorsize_macros::parallel;
 #[doc(hidden)]
 pub mod __private {
     pub use amorsize_core::{
-        map, map_slice, try_map, try_map_slice, BorrowedItems, IntoItems, Mode, Site, TryItem,
+        map, map_reduce, map_reduce_slice, map_slice, try_map, try_map_reduce,
+        try_map_reduce_slice, try_map_slice, BorrowedItems, IntoItems, Mode, Site, TryItem,
     };
 
     /// Checks of the user's concrete types, called in a companion's body and spanned on the

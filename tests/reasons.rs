@@ -145,7 +145,15 @@ fn the_observed_speedup_says_what_it_rests_on() {
         assert_eq!(site.observed_speedup, None, "{report}");
         return;
     }
-    let observed = site.observed_speedup.expect("parallel calls were judged");
+    let Some(observed) = site.observed_speedup else {
+        // On a loaded machine the first call's parallel pieces can measure the items
+        // dearer than the loop (a thread descheduled mid-item), and the model then keeps
+        // the loop, so no parallel call is judged: the report must say that instead.
+        eprintln!("note: no parallel call was judged; checked that the reason says why");
+        assert_eq!(site.plan, Some(amorsize::Plan::Serial), "{report}");
+        assert!(site.reason.contains("in parallel"), "{report}");
+        return;
+    };
     assert!(site.observed_calls >= 1, "{report}");
     if site.observed_calls < 3 {
         assert!(site.reason.contains("parallel call"), "{report}");

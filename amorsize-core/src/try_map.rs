@@ -7,7 +7,7 @@
 //! cost once, whichever entry point calls it. A stopped call teaches only what its items
 //! that ran took: an early stop is not a sample saying the work got cheap.
 
-use crate::dispatch::{route, short_call, Route};
+use crate::dispatch::{route, routed, short_call, Route};
 use crate::items::IntoItems;
 use crate::learn::{learn_from_parallel, learn_from_serial};
 use crate::model::Plan;
@@ -39,6 +39,8 @@ pub trait TryItem: Send {
     fn batch(values: Vec<Self::Ok>) -> Self::Batch;
     /// An item failed.
     fn stopped(stop: Self::Stop) -> Self::Batch;
+    /// One value or what stopped it, as this type (a reduction's result).
+    fn from_result(result: Result<Self::Ok, Self::Stop>) -> Self;
 }
 
 impl<T: Send, E: Send> TryItem for Result<T, E> {
@@ -54,6 +56,9 @@ impl<T: Send, E: Send> TryItem for Result<T, E> {
     fn stopped(stop: E) -> Self::Batch {
         Err(stop)
     }
+    fn from_result(result: Result<T, E>) -> Self {
+        result
+    }
 }
 
 impl<T: Send> TryItem for Option<T> {
@@ -68,6 +73,9 @@ impl<T: Send> TryItem for Option<T> {
     }
     fn stopped((): ()) -> Self::Batch {
         None
+    }
+    fn from_result(result: Result<T, ()>) -> Self {
+        result.ok()
     }
 }
 
@@ -110,22 +118,17 @@ where
     } else {
         route(site, n, call_index)
     };
-    let watch = crate::observe::watch(site, n);
-    let _running = route.long_call_pool().map(crate::pool::Pool::enter);
-    let _in_span = watch.as_ref().map(Watch::enter);
-    let (batch, failed) = iter.with_producer(TryRun {
-        site,
-        n,
-        call_index,
-        f: &f,
-        route,
-        watch: watch.as_ref(),
-        _result: PhantomData,
-    });
-    if let Some(watch) = &watch {
-        watch.finish(failed);
-    }
-    batch
+    routed(site, n, route, |watch| {
+        iter.with_producer(TryRun {
+            site,
+            n,
+            call_index,
+            f: &f,
+            route,
+            watch,
+            _result: PhantomData,
+        })
+    })
 }
 
 /// [`try_map`] over a slice of borrowed items.

@@ -255,11 +255,17 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         }
     };
     if let ReturnType::Type(_, ty) = &sig.output {
-        // A concrete result is checked by the map call itself (spanned on it, below).
-        if mentions_generics(ty, &sig.generics) && !crate::types::has_lifetimes(ty) {
-            bounds
-                .predicates
-                .push(syn::parse_quote_spanned! {ty.span()=> #ty: ::core::marker::Send });
+        if !crate::types::has_lifetimes(ty) && !has_impl_trait(ty) {
+            let bound: WherePredicate =
+                syn::parse_quote_spanned! {ty.span()=> #ty: ::core::marker::Send };
+            if mentions_generics(ty, &sig.generics) {
+                bounds.predicates.push(bound);
+            } else {
+                // Said in the where-clause of every companion, spanned on the result's
+                // type: one error there (rustc merges the identical ones), and the bodies
+                // assume it. (A result that borrows is checked by the calls, below.)
+                bounds.undocumented.push(bound);
+            }
         }
     }
     if is_method {
@@ -456,11 +462,37 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             &__AMORSIZE_SITE
         }
     };
+    // A reduction's two extra parameters, named as rayon names them unless a parameter of
+    // the function already is.
+    let taken = |wanted: &str| shape.context.iter().any(|c| c.ident == wanted) || items == wanted;
+    let identity = if taken("identity") {
+        format_ident!("__amorsize_identity")
+    } else {
+        format_ident!("identity")
+    };
+    let op = if taken("op") {
+        format_ident!("__amorsize_op")
+    } else {
+        format_ident!("op")
+    };
     for kind in Kind::of(sig, &krate) {
         let companion_name = kind.name(&companion_name);
         let doc = doc(&name_str, associated, &items, &shared_docs, &kind);
         let batch = kind.batch(&ret_ty);
         let mapper = kind.mapper(&krate, slice);
+        let (extra_params, extra_args) = match kind.reduced(&ret_ty) {
+            Some(value) => (
+                quote! {
+                    #identity: impl ::core::ops::Fn() -> #value
+                        + ::core::marker::Sync + ::core::marker::Send,
+                    #op: impl ::core::ops::Fn(#value, #value) -> #value
+                        + ::core::marker::Sync + ::core::marker::Send,
+                },
+                quote!(, #identity, #op),
+            ),
+            None => (quote!(), quote!()),
+        };
+        let map_args = quote!(#map_args #extra_args);
         // The map requires the result to be `Send`. The call's own span (its path and
         // parentheses, not the closure inside) is set on a concrete return type, so that a
         // result that is not `Send` gets its one error there.
@@ -488,7 +520,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                 // The added bounds restate the user's own, where clippy would see them twice.
                 #[allow(clippy::multiple_bound_locations)]
                 #vis #fn_token #companion_name<#params>(
-                    #receiver_param #param, #(#context_params),*
+                    #receiver_param #param, #(#context_params,)* #extra_params
                 ) -> #batch
                 #where_clause
             }
@@ -512,57 +544,101 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     out
 }
 
-/// The companions one function gets, all from the template above: `par_<name>` always, and
-/// `try_par_<name>` for a function returning `Result` or `Option`.
+/// The companions one function gets, all from the template above: `par_<name>` and
+/// `par_<name>_reduce` always (the reduction unless the result borrows or is `()` or an
+/// `impl Trait`), and `try_par_<name>` and `try_par_<name>_reduce` for a function returning
+/// `Result` or `Option`.
 enum Kind {
     /// `par_<name>`: every result, in a `Vec`.
     Map,
+    /// `par_<name>_reduce`: the results combined with `op` from `identity()`.
+    Reduce,
     /// `try_par_<name>`: every value, or the first failure; `batch` is the return type.
     Try { batch: TokenStream },
+    /// `try_par_<name>_reduce`: the values combined, or the first failure; `ok` is the
+    /// value's type.
+    TryReduce { ok: TokenStream },
 }
 
 impl Kind {
     fn of(sig: &syn::Signature, krate: &TokenStream) -> Vec<Kind> {
         let mut kinds = vec![Kind::Map];
-        if let ReturnType::Type(_, ty) = &sig.output {
-            if let Some(batch) = fallible_batch(ty, krate) {
-                kinds.push(Kind::Try { batch });
+        let ReturnType::Type(_, ty) = &sig.output else {
+            return kinds;
+        };
+        let reducible = |ty: &syn::Type| {
+            !crate::types::has_lifetimes(ty)
+                && !has_impl_trait(ty)
+                && !matches!(ty, syn::Type::Tuple(t) if t.elems.is_empty())
+        };
+        if reducible(ty) {
+            kinds.push(Kind::Reduce);
+        }
+        if let Some(Fallible { batch, ok }) = fallible(ty, krate) {
+            kinds.push(Kind::Try { batch });
+            if reducible(ty) {
+                kinds.push(Kind::TryReduce { ok });
             }
         }
         kinds
     }
 
-    /// `par_name` (or the `name = …` given) for the map, `try_` before it for the other.
+    /// `par_name` (or the `name = …` given) for the map, `try_` before it for a fallible
+    /// one, `_reduce` after it for a reduction.
     fn name(&self, map_name: &syn::Ident) -> syn::Ident {
+        let base = map_name.unraw();
+        let span = map_name.span();
         match self {
             Kind::Map => map_name.clone(),
-            Kind::Try { .. } => {
-                format_ident!("try_{}", map_name.unraw(), span = map_name.span())
-            }
+            Kind::Reduce => format_ident!("{}_reduce", base, span = span),
+            Kind::Try { .. } => format_ident!("try_{}", base, span = span),
+            Kind::TryReduce { .. } => format_ident!("try_{}_reduce", base, span = span),
         }
     }
 
     fn batch(&self, ret_ty: &TokenStream) -> TokenStream {
         match self {
             Kind::Map => quote!(::std::vec::Vec<#ret_ty>),
+            Kind::Reduce | Kind::TryReduce { .. } => ret_ty.clone(),
             Kind::Try { batch } => batch.clone(),
         }
     }
 
-    fn mapper(&self, krate: &TokenStream, slice: bool) -> TokenStream {
-        match (self, slice) {
-            (Kind::Map, true) => quote!(#krate::__private::map_slice),
-            (Kind::Map, false) => quote!(#krate::__private::map),
-            (Kind::Try { .. }, true) => quote!(#krate::__private::try_map_slice),
-            (Kind::Try { .. }, false) => quote!(#krate::__private::try_map),
+    /// What a reduction's `identity` and `op` make: the result, or a fallible one's value.
+    fn reduced(&self, ret_ty: &TokenStream) -> Option<TokenStream> {
+        match self {
+            Kind::Reduce => Some(ret_ty.clone()),
+            Kind::TryReduce { ok } => Some(ok.clone()),
+            Kind::Map | Kind::Try { .. } => None,
         }
+    }
+
+    fn mapper(&self, krate: &TokenStream, slice: bool) -> TokenStream {
+        let entry = match self {
+            Kind::Map => "map",
+            Kind::Reduce => "map_reduce",
+            Kind::Try { .. } => "try_map",
+            Kind::TryReduce { .. } => "try_map_reduce",
+        };
+        let entry = if slice {
+            format_ident!("{}_slice", entry)
+        } else {
+            format_ident!("{}", entry)
+        };
+        quote!(#krate::__private::#entry)
     }
 }
 
-/// The batch type of a function returning `Result<T, E>` (`Result<Vec<T>, E>`), `Option<T>`
-/// (`Option<Vec<T>>`) or an alias such as `io::Result<T>` (named through `TryItem`); `None`
-/// for any other return type.
-fn fallible_batch(ty: &syn::Type, krate: &TokenStream) -> Option<TokenStream> {
+/// What a fallible function's companions return: the batch, and one value's type.
+struct Fallible {
+    batch: TokenStream,
+    ok: TokenStream,
+}
+
+/// For a function returning `Result<T, E>`, `Option<T>` or an alias such as `io::Result<T>`
+/// (named through `TryItem`): the batch type (`Result<Vec<T>, E>`, `Option<Vec<T>>`) and `T`;
+/// `None` for any other return type.
+fn fallible(ty: &syn::Type, krate: &TokenStream) -> Option<Fallible> {
     let syn::Type::Path(path) = ty else {
         return None;
     };
@@ -582,9 +658,18 @@ fn fallible_batch(ty: &syn::Type, krate: &TokenStream) -> Option<TokenStream> {
         _ => return None,
     };
     match (last.ident.to_string().as_str(), args.as_slice()) {
-        ("Option", [t]) => Some(quote!(::core::option::Option<::std::vec::Vec<#t>>)),
-        ("Result", [t, e]) => Some(quote!(::core::result::Result<::std::vec::Vec<#t>, #e>)),
-        ("Result", [_]) => Some(quote!(<#ty as #krate::__private::TryItem>::Batch)),
+        ("Option", [t]) => Some(Fallible {
+            batch: quote!(::core::option::Option<::std::vec::Vec<#t>>),
+            ok: t.to_token_stream(),
+        }),
+        ("Result", [t, e]) => Some(Fallible {
+            batch: quote!(::core::result::Result<::std::vec::Vec<#t>, #e>),
+            ok: t.to_token_stream(),
+        }),
+        ("Result", [t]) => Some(Fallible {
+            batch: quote!(<#ty as #krate::__private::TryItem>::Batch),
+            ok: t.to_token_stream(),
+        }),
         _ => None,
     }
 }
@@ -681,6 +766,19 @@ fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String], kind
              succeeds, else the failure. After a failure no item starts on any thread; a \
              loop returns the first failure in input order, a parallel run the earliest \
              among the items that ran."
+        ),
+        Kind::Reduce => format!(
+            "Runs [`{name}`]({link}) on every item of `{items}` and combines the results with \
+             `op`, starting from `identity()`, in parallel when amorsize measures that it \
+             pays, without building a `Vec`: `items.map({name}).fold(identity(), op)` for an \
+             associative `op` that leaves `identity()` unchanged (it need not be \
+             commutative: results are combined in input order). An empty input gives \
+             `identity()`."
+        ),
+        Kind::TryReduce { .. } => format!(
+            "Runs [`{name}`]({link}) on the items of `{items}` and combines their values with \
+             `op` from `identity()`, like the `_reduce` companion, until one fails: the \
+             combined value, or the failure (after which no item starts on any thread)."
         ),
     };
     match shared {
