@@ -149,6 +149,8 @@ enum Group {
     Base,
     /// Cells where the context changes: pools, drift, contention (issue 11's targets).
     Context,
+    /// Reductions and folds, against a loop's fold and rayon's `reduce` / `fold` (issue 15).
+    Reduce,
 }
 
 impl<'a> Cell<'a> {
@@ -254,6 +256,8 @@ fn main() {
         .map(|i| if i < context_n as u64 / 20 { 0 } else { 2_000 })
         .collect();
 
+    let text: Vec<String> = generated_lines(if quick { 20_000 } else { 200_000 });
+
     let mut cells: Vec<Cell> = Vec::new();
     for n in sizes(&[10, 100, 1_000, 10_000, 100_000, 1_000_000], &[10, 10_000]) {
         cells.push(slice_cell("cheap", &numbers[..n], cheap));
@@ -292,6 +296,12 @@ fn main() {
     cells.push(threads_cell(&numbers[..context_n], 4));
     cells.push(first_in_one_pool_cell(&numbers[..context_n], &one_thread));
 
+    // Reductions (issue 15): sums over ranges (no input in memory), a word count.
+    for n in sizes(&[100, 10_000_000], &[100, 1_000_000]) {
+        cells.push(sum_cell(n));
+    }
+    cells.push(word_count_cell(&text));
+
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -301,6 +311,7 @@ fn main() {
         cells.retain(|cell| match only {
             "base" => cell.group == Group::Base,
             "context" => cell.group == Group::Context,
+            "reduce" => cell.group == Group::Reduce,
             workload => cell.workload == workload,
         });
     }
@@ -676,6 +687,124 @@ fn fail_fast(n: u64, reps: usize) {
     );
 }
 
+/// A sum of `cheap` over `0..n` (a `usize` range: rayon indexes those, not `u64` ones): a
+/// loop's fold, rayon's `map().reduce()`, amorsize's `map_reduce`. A range, so that 10 M
+/// items take no memory.
+fn sum_cell<'a>(n: usize) -> Cell<'a> {
+    let f = |x: usize| cheap(&(x as u64));
+    let add = |a: u64, b: u64| a.wrapping_add(b);
+    let n64 = n;
+    Cell {
+        workload: "sum",
+        label: n.to_string(),
+        n,
+        group: Group::Reduce,
+        pool: None,
+        plain: Box::new(move || {
+            black_box((0..n64).map(f).fold(0, add));
+        }),
+        rayon: Box::new(move || {
+            black_box((0..n64).into_par_iter().map(f).reduce(|| 0, add));
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                (0..n64)
+                    .into_par_iter()
+                    .with_min_len(m)
+                    .map(f)
+                    .reduce(|| 0, add),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map_reduce(site, 0..n64, f, || 0, add));
+        }),
+    }
+}
+
+/// `n` lines of eight words drawn from a vocabulary of 5 000, with a fixed seed.
+fn generated_lines(n: usize) -> Vec<String> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            (0..8)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    format!("w{}", state % 5_000)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+type Counts<'a> = std::collections::HashMap<&'a str, u32>;
+
+fn count_words<'a>(mut counts: Counts<'a>, words: std::str::SplitWhitespace<'a>) -> Counts<'a> {
+    for w in words {
+        *counts.entry(w).or_default() += 1;
+    }
+    counts
+}
+
+fn merge_counts<'a>(mut a: Counts<'a>, b: Counts<'a>) -> Counts<'a> {
+    if a.len() < b.len() {
+        return merge_counts(b, a);
+    }
+    for (w, n) in b {
+        *a.entry(w).or_default() += n;
+    }
+    a
+}
+
+/// A word count: a loop's fold into one map, rayon's idiomatic `fold` + `reduce`, and
+/// amorsize's `map_fold` with the same fold and merge.
+fn word_count_cell(lines: &[String]) -> Cell<'_> {
+    // `&String`: the items are `String`s, and the strategies share this one function.
+    #[allow(clippy::ptr_arg)]
+    fn split(line: &String) -> std::str::SplitWhitespace<'_> {
+        line.split_whitespace()
+    }
+    Cell {
+        workload: "word-count",
+        label: lines.len().to_string(),
+        n: lines.len(),
+        group: Group::Reduce,
+        pool: None,
+        plain: Box::new(move || {
+            black_box(lines.iter().map(split).fold(Counts::new(), count_words));
+        }),
+        rayon: Box::new(move || {
+            black_box(
+                lines
+                    .par_iter()
+                    .fold(Counts::new, |c, l| count_words(c, split(l)))
+                    .reduce(Counts::new, merge_counts),
+            );
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                lines
+                    .par_iter()
+                    .with_min_len(m)
+                    .fold(Counts::new, |c, l| count_words(c, split(l)))
+                    .reduce(Counts::new, merge_counts),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map_fold(
+                site,
+                lines,
+                split,
+                Counts::new,
+                count_words,
+                merge_counts,
+            ));
+        }),
+    }
+}
+
 /// The argument that makes this program the child of [`progress_overhead`].
 const PROGRESS_CHILD: &str = "--progress-child";
 
@@ -971,6 +1100,27 @@ fn summarize(rows: &[Row]) {
                 r.workload, r.label
             );
         }
+    }
+    let reduce: Vec<&Row> = rows.iter().filter(|r| r.group == Group::Reduce).collect();
+    for r in &reduce {
+        let (what, target) = match (r.workload, r.n) {
+            ("sum", n) if n <= 1_000 => (
+                format!("{} over the loop", Nanos(r.steady - r.plain)),
+                "within a few ns of the loop",
+            ),
+            ("sum", _) => (
+                format!("{:.3}× best(loop fold, rayon reduce)", r.steady / r.best()),
+                "≤ 1.05",
+            ),
+            _ => (
+                format!("{:.3}× rayon fold + reduce", r.steady / r.rayon),
+                "≤ 1.10",
+            ),
+        };
+        println!(
+            "  reduction {} n={}: {what} [{target}]",
+            r.workload, r.label
+        );
     }
     let context: Vec<&Row> = rows.iter().filter(|r| r.group == Group::Context).collect();
     if !context.is_empty() {

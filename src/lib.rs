@@ -43,11 +43,11 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_reduce, map_reduce_slice, map_slice, mode, observe, report, set_mode,
-    set_observer, try_map, try_map_reduce, try_map_reduce_slice, try_map_slice, with_max_threads,
-    BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos, Observer,
-    ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report, Site, SiteReport, TryItem,
-    MODE_ENV, PROGRESS_ENV,
+    machine, map, map_fold, map_fold_slice, map_reduce, map_reduce_slice, map_slice, mode, observe,
+    report, set_mode, set_observer, try_map, try_map_reduce, try_map_reduce_slice, try_map_slice,
+    with_max_threads, BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos,
+    Observer, ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report, Site, SiteReport,
+    TryItem, MODE_ENV, PROGRESS_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop
@@ -106,6 +106,37 @@ pub use amorsize_core::{
 /// assert!(try_par_parse(&bad).is_err());
 /// // `par_parse` still returns every item's result.
 /// assert_eq!(par_parse(&bad).len(), 3);
+/// ```
+///
+/// # Reductions: `par_<name>_reduce` and `par_<name>_fold`
+///
+/// Every function whose result does not borrow elided lifetimes (and is not `()` or an
+/// `impl Trait`) also gets two companions that combine the results instead of collecting
+/// them, without building a `Vec`, through the same learned cost and plan:
+/// - `par_<name>_reduce(items, …, identity, op) -> R`, like rayon's `map(f).reduce(identity,
+///   op)`: `op` must be associative with `identity()` as its identity; results are combined
+///   in input order, so it need not be commutative;
+/// - `par_<name>_fold(items, …, init, fold, combine) -> Acc`, like rayon's
+///   `map(f).fold(init, fold).reduce(init, combine)`, for an accumulator of another type.
+///
+/// A fallible function also gets `try_par_<name>_reduce`, which stops at the first failure.
+/// With `name = x` they are `x_reduce`, `x_fold` and `try_x_reduce`.
+///
+/// ```
+/// #[amorsize::parallel]
+/// fn square(x: &u64) -> u64 {
+///     x * x
+/// }
+///
+/// let items: Vec<u64> = (0..1_000).collect();
+/// assert_eq!(par_square_reduce(&items, || 0, |a, b| a + b), 332_833_500);
+/// let (evens, odds) = par_square_fold(
+///     &items,
+///     || (0, 0),
+///     |(e, o), sq| if sq % 2 == 0 { (e + 1, o) } else { (e, o + 1) },
+///     |(e1, o1), (e2, o2)| (e1 + e2, o1 + o2),
+/// );
+/// assert_eq!((evens, odds), (500, 500));
 /// ```
 ///
 /// # Options
@@ -184,8 +215,9 @@ pub use amorsize_macros::parallel;
 #[doc(hidden)]
 pub mod __private {
     pub use amorsize_core::{
-        map, map_reduce, map_reduce_slice, map_slice, try_map, try_map_reduce,
-        try_map_reduce_slice, try_map_slice, BorrowedItems, IntoItems, Mode, Site, TryItem,
+        map, map_fold, map_fold_slice, map_reduce, map_reduce_slice, map_slice, try_map,
+        try_map_reduce, try_map_reduce_slice, try_map_slice, BorrowedItems, IntoItems, Mode, Site,
+        TryItem,
     };
 
     /// Checks of the user's concrete types, called in a companion's body and spanned on the

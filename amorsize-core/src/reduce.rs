@@ -1,12 +1,14 @@
 //! The reducing entry points: [`map_reduce`] maps a function over the items and combines
 //! the results with an associative `op`, like rayon's `map(f).reduce(identity, op)`, without
-//! building a `Vec`; [`try_map_reduce`] does the same for a fallible function and stops at the
-//! first failure.
+//! building a `Vec`; [`map_fold`] folds them into an accumulator of another type, like
+//! rayon's `fold` + `reduce`; [`try_map_reduce`] reduces a fallible function's values and
+//! stops at the first failure.
 //!
 //! A loop folds every result into one accumulator as it comes. A parallel call cuts the items
-//! into pieces (`with_caller`'s engine), each folding its items into an accumulator started
-//! from `identity()`; the pieces' accumulators are then combined in input order, so an `op`
-//! that is associative but not commutative (concatenation) gives the loop's result.
+//! into pieces (`with_caller`'s engine); a piece that follows one already folded goes on
+//! with its accumulator, others start from `identity()`, and accumulators of adjacent runs
+//! are combined, always the earlier on the left, so an `op` that is associative but not
+//! commutative (concatenation) gives the loop's result.
 //!
 //! Routed like [`map`](crate::map), through the same site: the cost a site learns is the
 //! cost of `f` and `op` together, and a function learns once, whichever entry point calls it.
@@ -65,16 +67,74 @@ where
     ID: Fn() -> R + Sync + Send,
     OP: Fn(R, R) -> R + Sync + Send,
 {
+    map_fold(site, items, f, identity, &op, &op)
+}
+
+/// Maps `f` over `items` and folds the results into accumulators: like rayon's
+/// `map(f).fold(init, fold).reduce(init, combine)`. A loop folds every result into one
+/// accumulator from `init()`; a parallel call folds each piece into its own, then joins them
+/// in input order with `combine`. For `combine` associative, with `init()` as its identity and
+/// `fold(a, r)` equal to `combine(a, fold(init(), r))`, the result is the loop's.
+///
+/// Use it when the accumulator is not the per-item result, such as a word count:
+///
+/// ```
+/// use amorsize_core::{map_fold, Site};
+/// use std::collections::HashMap;
+///
+/// static WORDS: Site = Site::new("words");
+///
+/// let lines = vec!["a b a".to_string(), "b c".to_string()];
+/// let counts = map_fold(
+///     &WORDS,
+///     &lines[..],
+///     |line: &String| line.split_whitespace(),
+///     HashMap::new,
+///     |mut counts: HashMap<&str, usize>, words| {
+///         for w in words {
+///             *counts.entry(w).or_default() += 1;
+///         }
+///         counts
+///     },
+///     |mut a, b| {
+///         for (w, n) in b {
+///             *a.entry(w).or_default() += n;
+///         }
+///         a
+///     },
+/// );
+/// assert_eq!(counts["a"], 2);
+/// assert_eq!(counts["c"], 1);
+/// ```
+#[inline]
+pub fn map_fold<T, I, R, A, F, ID, FO, CO>(
+    site: &'static Site,
+    items: I,
+    f: F,
+    init: ID,
+    fold: FO,
+    combine: CO,
+) -> A
+where
+    T: Send,
+    I: IntoItems<T>,
+    A: Send,
+    F: Fn(T) -> R + Sync + Send,
+    ID: Fn() -> A + Sync + Send,
+    FO: Fn(A, R) -> A + Sync + Send,
+    CO: Fn(A, A) -> A + Sync + Send,
+{
     let iter = items.into_items();
     let n = iter.len();
     let call_index = site.begin_call(n);
     if n == 0 {
-        return identity();
+        return init();
     }
     let fold = MapFold {
         f: &f,
-        identity: &identity,
-        op: &op,
+        init: &init,
+        fold: &fold,
+        combine: &combine,
     };
     if short_call(site, n, call_index) {
         // The common short call: the plain fold, inlined.
@@ -82,8 +142,28 @@ where
     }
     match reduce_routed(site, iter, n, call_index, &fold) {
         Some(value) => value,
-        None => unreachable!("a plain reduction never stops"),
+        None => unreachable!("a plain fold never stops"),
     }
+}
+
+/// [`map_fold`] over a slice of borrowed items.
+pub fn map_fold_slice<'a, T, R, A, F, ID, FO, CO>(
+    site: &'static Site,
+    items: &'a [T],
+    f: F,
+    init: ID,
+    fold: FO,
+    combine: CO,
+) -> A
+where
+    T: Sync,
+    A: Send,
+    F: Fn(&'a T) -> R + Sync + Send,
+    ID: Fn() -> A + Sync + Send,
+    FO: Fn(A, R) -> A + Sync + Send,
+    CO: Fn(A, A) -> A + Sync + Send,
+{
+    map_fold(site, items, f, init, fold, combine)
 }
 
 /// [`map_reduce`] over a slice of borrowed items.
@@ -189,35 +269,40 @@ trait Fold<I>: Sync {
     ) -> Result<Self::Acc, usize>;
 }
 
-struct MapFold<'f, F, ID, OP> {
+/// Maps each item with `f` and folds the result into the accumulator with `fold`; pieces'
+/// accumulators start from `init()` and are joined with `combine` (for a reduction, `fold`
+/// and `combine` are both `op`).
+struct MapFold<'f, F, ID, FO, CO> {
     f: &'f F,
-    identity: &'f ID,
-    op: &'f OP,
+    init: &'f ID,
+    fold: &'f FO,
+    combine: &'f CO,
 }
 
-impl<I, R, F, ID, OP> Fold<I> for MapFold<'_, F, ID, OP>
+impl<I, R, A, F, ID, FO, CO> Fold<I> for MapFold<'_, F, ID, FO, CO>
 where
-    R: Send,
+    A: Send,
     F: Fn(I) -> R + Sync,
-    ID: Fn() -> R + Sync,
-    OP: Fn(R, R) -> R + Sync,
+    ID: Fn() -> A + Sync,
+    FO: Fn(A, R) -> A + Sync,
+    CO: Fn(A, A) -> A + Sync,
 {
-    type Acc = R;
-    fn identity(&self) -> R {
-        (self.identity)()
+    type Acc = A;
+    fn identity(&self) -> A {
+        (self.init)()
     }
-    fn combine(&self, a: R, b: R) -> R {
-        (self.op)(a, b)
+    fn combine(&self, a: A, b: A) -> A {
+        (self.combine)(a, b)
     }
     #[inline]
     fn fold<It: Iterator<Item = I>>(
         &self,
-        acc: R,
+        acc: A,
         items: It,
         _: usize,
         _: impl Fn() -> bool,
-    ) -> Result<R, usize> {
-        Ok(items.map(self.f).fold(acc, self.op))
+    ) -> Result<A, usize> {
+        Ok(items.map(self.f).fold(acc, self.fold))
     }
 }
 
@@ -471,15 +556,33 @@ where
     }
 }
 
-/// A reduction's pieces: each folds its items into one accumulator, kept with its offset
-/// until every piece is done.
+/// A reduction's pieces, folded into runs: a piece that follows a finished run (the calling
+/// thread's next piece from the front) is folded on into that run's accumulator, with no
+/// combining; one that precedes a run (a helper's next piece from the back) is folded from
+/// `identity()` and combined in front of it. A call therefore ends with about one run per
+/// thread, and combines few accumulators at the end, rather than one per piece.
 struct ReducePieces<'a, FO, A> {
     fold: &'a FO,
-    /// Complete pieces' accumulators with the offset of their first item.
-    results: Mutex<Vec<(usize, A)>>,
+    runs: Mutex<Vec<Run<A>>>,
     /// Where the call's items start in the whole input (a profiled call's rest starts after
     /// its head), so that failures are ordered across the whole input.
     base: usize,
+}
+
+/// The accumulator of the items `start..end` of a call.
+struct Run<A> {
+    start: usize,
+    end: usize,
+    acc: A,
+}
+
+impl<FO, A> ReducePieces<'_, FO, A> {
+    /// Takes the finished run that satisfies `adjacent`, if there is one.
+    fn take_run(&self, adjacent: impl Fn(&Run<A>) -> bool) -> Option<Run<A>> {
+        let mut runs = crate::lock(&self.runs);
+        let at = runs.iter().position(adjacent)?;
+        Some(runs.swap_remove(at))
+    }
 }
 
 impl<P, FO> Pieces<P> for ReducePieces<'_, FO, FO::Acc>
@@ -496,22 +599,35 @@ where
         offset: usize,
         control: &Control<'_>,
     ) -> Result<usize, usize> {
-        let folded = self.fold.fold(
-            self.fold.identity(),
-            piece.into_iter(),
-            self.base + offset,
-            || control.stopping(),
-        );
-        match folded {
-            Ok(acc) => {
-                crate::lock(&self.results).push((offset, acc));
-                Ok(slots.0)
-            }
+        let len = slots.0;
+        let end = offset + len;
+        let before = self.take_run(|run| run.end == offset);
+        let (start, acc) = match before {
+            Some(run) => (run.start, run.acc),
+            None => (offset, self.fold.identity()),
+        };
+        let folded = self
+            .fold
+            .fold(acc, piece.into_iter(), self.base + offset, || {
+                control.stopping()
+            });
+        let acc = match folded {
+            Ok(acc) => acc,
             Err(ran) => {
                 control.stop_here();
-                Err(ran)
+                return Err(ran);
             }
-        }
+        };
+        let run = match self.take_run(|run| run.start == end) {
+            Some(after) => Run {
+                start,
+                end: after.end,
+                acc: self.fold.combine(acc, after.acc),
+            },
+            None => Run { start, end, acc },
+        };
+        crate::lock(&self.runs).push(run);
+        Ok(len)
     }
 }
 
@@ -555,7 +671,7 @@ where
     }
     let pieces = ReducePieces {
         fold,
-        results: Mutex::new(Vec::with_capacity(n.div_ceil(min_len.max(1)).min(1024))),
+        runs: Mutex::new(Vec::with_capacity(threads.max(1) * 2)),
         base,
     };
     let busy_ns = AtomicU64::new(0);
@@ -569,8 +685,8 @@ where
         threads.saturating_sub(1),
         &control,
     );
-    let mut results = pieces
-        .results
+    let mut runs = pieces
+        .runs
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let ran = match control.ending() {
@@ -583,8 +699,8 @@ where
     };
     learn(call, ran, &plan, start, &busy_ns);
     // In input order, so that an associative `op` need not be commutative.
-    results.sort_unstable_by_key(|&(offset, _)| offset);
-    let mut accs = results.into_iter().map(|(_, acc)| acc);
+    runs.sort_unstable_by_key(|run| run.start);
+    let mut accs = runs.into_iter().map(|run| run.acc);
     let first = accs.next()?;
     Some(accs.fold(first, |a, b| fold.combine(a, b)))
 }

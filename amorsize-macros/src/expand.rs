@@ -462,37 +462,49 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             &__AMORSIZE_SITE
         }
     };
-    // A reduction's two extra parameters, named as rayon names them unless a parameter of
-    // the function already is.
+    // The extra parameters of reductions and folds, named as rayon names them unless a
+    // parameter of the function already is; a fold's accumulator type `Acc` likewise.
     let taken = |wanted: &str| shape.context.iter().any(|c| c.ident == wanted) || items == wanted;
-    let identity = if taken("identity") {
-        format_ident!("__amorsize_identity")
-    } else {
-        format_ident!("identity")
+    let fresh = |wanted: &str| {
+        if taken(wanted) {
+            format_ident!("__amorsize_{}", wanted)
+        } else {
+            format_ident!("{}", wanted)
+        }
     };
-    let op = if taken("op") {
-        format_ident!("__amorsize_op")
+    let acc = if sig.generics.params.iter().any(|p| match p {
+        GenericParam::Type(t) => t.ident == "Acc",
+        GenericParam::Const(c) => c.ident == "Acc",
+        GenericParam::Lifetime(_) => false,
+    }) {
+        format_ident!("__AmorsizeAcc")
     } else {
-        format_ident!("op")
+        format_ident!("Acc")
+    };
+    let extra_names = ExtraNames {
+        identity: fresh("identity"),
+        op: fresh("op"),
+        init: fresh("init"),
+        fold: fresh("fold"),
+        combine: fresh("combine"),
+        acc,
     };
     for kind in Kind::of(sig, &krate) {
         let companion_name = kind.name(&companion_name);
         let doc = doc(&name_str, associated, &items, &shared_docs, &kind);
-        let batch = kind.batch(&ret_ty);
+        let batch = kind.batch(&ret_ty, &extra_names);
         let mapper = kind.mapper(&krate, slice);
-        let (extra_params, extra_args) = match kind.reduced(&ret_ty) {
-            Some(value) => (
-                quote! {
-                    #identity: impl ::core::ops::Fn() -> #value
-                        + ::core::marker::Sync + ::core::marker::Send,
-                    #op: impl ::core::ops::Fn(#value, #value) -> #value
-                        + ::core::marker::Sync + ::core::marker::Send,
-                },
-                quote!(, #identity, #op),
-            ),
-            None => (quote!(), quote!()),
-        };
+        let Extras {
+            params: extra_params,
+            args: extra_args,
+            generic: extra_generic,
+        } = kind.extras(&ret_ty, &extra_names);
         let map_args = quote!(#map_args #extra_args);
+        let mut params = params.clone();
+        if let Some(generic) = extra_generic {
+            params.push(generic);
+        }
+        let params = &params;
         // The map requires the result to be `Send`. The call's own span (its path and
         // parentheses, not the closure inside) is set on a concrete return type, so that a
         // result that is not `Send` gets its one error there.
@@ -553,6 +565,8 @@ enum Kind {
     Map,
     /// `par_<name>_reduce`: the results combined with `op` from `identity()`.
     Reduce,
+    /// `par_<name>_fold`: the results folded into accumulators, joined with `combine`.
+    Fold,
     /// `try_par_<name>`: every value, or the first failure; `batch` is the return type.
     Try { batch: TokenStream },
     /// `try_par_<name>_reduce`: the values combined, or the first failure; `ok` is the
@@ -566,13 +580,17 @@ impl Kind {
         let ReturnType::Type(_, ty) = &sig.output else {
             return kinds;
         };
+        // Elided lifetimes cannot be named in the closures' types; named ones can.
         let reducible = |ty: &syn::Type| {
-            !crate::types::has_lifetimes(ty)
+            let mut elided = Vec::new();
+            name_elided_lifetimes(ty, &mut elided);
+            elided.is_empty()
                 && !has_impl_trait(ty)
                 && !matches!(ty, syn::Type::Tuple(t) if t.elems.is_empty())
         };
         if reducible(ty) {
             kinds.push(Kind::Reduce);
+            kinds.push(Kind::Fold);
         }
         if let Some(Fallible { batch, ok }) = fallible(ty, krate) {
             kinds.push(Kind::Try { batch });
@@ -591,25 +609,58 @@ impl Kind {
         match self {
             Kind::Map => map_name.clone(),
             Kind::Reduce => format_ident!("{}_reduce", base, span = span),
+            Kind::Fold => format_ident!("{}_fold", base, span = span),
             Kind::Try { .. } => format_ident!("try_{}", base, span = span),
             Kind::TryReduce { .. } => format_ident!("try_{}_reduce", base, span = span),
         }
     }
 
-    fn batch(&self, ret_ty: &TokenStream) -> TokenStream {
+    fn batch(&self, ret_ty: &TokenStream, names: &ExtraNames) -> TokenStream {
         match self {
             Kind::Map => quote!(::std::vec::Vec<#ret_ty>),
             Kind::Reduce | Kind::TryReduce { .. } => ret_ty.clone(),
+            Kind::Fold => names.acc.to_token_stream(),
             Kind::Try { batch } => batch.clone(),
         }
     }
 
-    /// What a reduction's `identity` and `op` make: the result, or a fallible one's value.
-    fn reduced(&self, ret_ty: &TokenStream) -> Option<TokenStream> {
+    /// The parameters a reduction or fold takes after the function's own (and the
+    /// arguments passing them on), and the generic parameter a fold adds.
+    fn extras(&self, ret_ty: &TokenStream, names: &ExtraNames) -> Extras {
+        let ExtraNames {
+            identity,
+            op,
+            init,
+            fold,
+            combine,
+            acc,
+        } = names;
+        let shared = quote!(::core::marker::Sync + ::core::marker::Send);
+        let reduction = |value: &TokenStream| Extras {
+            params: quote! {
+                #identity: impl ::core::ops::Fn() -> #value + #shared,
+                #op: impl ::core::ops::Fn(#value, #value) -> #value + #shared,
+            },
+            args: quote!(, #identity, #op),
+            generic: None,
+        };
         match self {
-            Kind::Reduce => Some(ret_ty.clone()),
-            Kind::TryReduce { ok } => Some(ok.clone()),
-            Kind::Map | Kind::Try { .. } => None,
+            Kind::Reduce => reduction(ret_ty),
+            Kind::TryReduce { ok } => reduction(ok),
+            Kind::Fold => Extras {
+                params: quote! {
+                    #init: impl ::core::ops::Fn() -> #acc + #shared,
+                    #fold: impl ::core::ops::Fn(#acc, #ret_ty) -> #acc + #shared,
+                    #combine: impl ::core::ops::Fn(#acc, #acc) -> #acc + #shared,
+                },
+                args: quote!(, #init, #fold, #combine),
+                generic: Some(syn::parse_quote!(#acc: ::core::marker::Send)),
+            },
+            Kind::Map | Kind::Try { .. } => Extras {
+                params: quote!(),
+                args: quote!(),
+                generic: None,
+            },
         }
     }
 
@@ -617,6 +668,7 @@ impl Kind {
         let entry = match self {
             Kind::Map => "map",
             Kind::Reduce => "map_reduce",
+            Kind::Fold => "map_fold",
             Kind::Try { .. } => "try_map",
             Kind::TryReduce { .. } => "try_map_reduce",
         };
@@ -627,6 +679,25 @@ impl Kind {
         };
         quote!(#krate::__private::#entry)
     }
+}
+
+/// The names of the extra parameters of reductions and folds, and of a fold's accumulator
+/// type.
+struct ExtraNames {
+    identity: syn::Ident,
+    op: syn::Ident,
+    init: syn::Ident,
+    fold: syn::Ident,
+    combine: syn::Ident,
+    acc: syn::Ident,
+}
+
+/// A companion's extra parameters, the arguments passing them on, and a generic parameter
+/// it adds.
+struct Extras {
+    params: TokenStream,
+    args: TokenStream,
+    generic: Option<GenericParam>,
 }
 
 /// What a fallible function's companions return: the batch, and one value's type.
@@ -774,6 +845,14 @@ fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String], kind
              associative `op` that leaves `identity()` unchanged (it need not be \
              commutative: results are combined in input order). An empty input gives \
              `identity()`."
+        ),
+        Kind::Fold => format!(
+            "Runs [`{name}`]({link}) on every item of `{items}` and folds the results into an \
+             accumulator: `fold(acc, result)` from `init()`, in parallel when amorsize \
+             measures that it pays, each piece into its own accumulator, joined in input \
+             order with `combine`; like rayon's `map({name}).fold(init, fold).reduce(init, \
+             combine)`. For a word count, a histogram, any accumulator that is not the \
+             per-item result."
         ),
         Kind::TryReduce { .. } => format!(
             "Runs [`{name}`]({link}) on the items of `{items}` and combines their values with \
