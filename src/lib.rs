@@ -43,11 +43,11 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_fold, map_fold_slice, map_reduce, map_reduce_slice, map_slice, mode, observe,
-    report, set_mode, set_observer, try_map, try_map_reduce, try_map_reduce_slice, try_map_slice,
-    with_max_threads, BorrowedItems, Cause, Costs, Decision, IntoItems, Machine, Mode, Nanos,
-    Observer, ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report, Site, SiteReport,
-    TryItem, MODE_ENV, PROGRESS_ENV,
+    machine, map, map_fold, map_fold_slice, map_iter, map_reduce, map_reduce_slice, map_slice,
+    mode, observe, report, set_mode, set_observer, try_map, try_map_reduce, try_map_reduce_slice,
+    try_map_slice, with_max_threads, BorrowedItems, Cause, Costs, Decision, IntoItems, Machine,
+    Mode, Nanos, Observer, ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report,
+    Site, SiteReport, TryItem, MODE_ENV, PROGRESS_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop
@@ -215,10 +215,16 @@ pub use amorsize_macros::parallel;
 #[doc(hidden)]
 pub mod __private {
     pub use amorsize_core::{
-        map, map_fold, map_fold_slice, map_reduce, map_reduce_slice, map_slice, try_map,
+        map, map_fold, map_fold_slice, map_iter, map_reduce, map_reduce_slice, map_slice, try_map,
         try_map_reduce, try_map_reduce_slice, try_map_slice, BorrowedItems, IntoItems, Mode, Site,
         TryItem,
     };
+
+    /// Says that an `impl Trait` a companion returns keeps a borrow of lifetime `'a` (what
+    /// edition 2021 needs to be told, and `use<..>` cannot say beside `impl Trait`
+    /// parameters).
+    pub trait Captures<'a> {}
+    impl<T: ?Sized> Captures<'_> for T {}
 
     /// Checks of the user's concrete types, called in a companion's body and spanned on the
     /// user's tokens, so that an error points at the parameter that needs the bound.

@@ -68,17 +68,19 @@ pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_ca
 }
 
 /// Learns from call `call_index`: `n` items run in parallel as `plan`, started at `start`,
-/// whose pieces ran for `busy_ns` in all.
+/// whose pieces ran for `busy_ns` in all. Without a `start` (a stream's batch, whose caller
+/// read the next batch while helpers worked), the wall time says nothing of the map: only
+/// the pieces' cost is learned, not the outcome or the pool's overhead.
 #[cold]
 pub(crate) fn learn_from_parallel(
     site: &Site,
     n: usize,
     call_index: u64,
     plan: &ParallelRoute,
-    start: Instant,
+    start: Option<Instant>,
     busy_ns: u64,
 ) {
-    let wall_ns = elapsed_ns(start) as f64;
+    let wall_ns = start.map(|start| elapsed_ns(start) as f64);
     plan.pool.note_used();
     let Plan::Parallel { min_len, threads } = plan.decision.plan else {
         return;
@@ -98,7 +100,7 @@ pub(crate) fn learn_from_parallel(
     } else {
         loop_equivalent_ns(n, piece, serial_before, parallel_before)
     };
-    if let Some(loop_ns) = loop_ns {
+    if let (Some(loop_ns), Some(wall_ns)) = (loop_ns, wall_ns) {
         site.learned()
             .outcome
             .record(n, call_index, loop_ns / wall_ns, plan.retry);
@@ -112,7 +114,9 @@ pub(crate) fn learn_from_parallel(
         site.parallel_cost().update(|word| Some((word.tuned(), ())));
     }
     let Some(serial) = serial_before else {
-        learn_overhead(n, min_len, threads, plan, wall_ns, busy_ns);
+        if let Some(wall_ns) = wall_ns {
+            learn_overhead(n, min_len, threads, plan, wall_ns, busy_ns);
+        }
         return;
     };
     let up = piece > serial;
@@ -169,7 +173,9 @@ pub(crate) fn learn_from_parallel(
             }
         }
     }
-    learn_overhead(n, min_len, threads, plan, wall_ns, busy_ns);
+    if let Some(wall_ns) = wall_ns {
+        learn_overhead(n, min_len, threads, plan, wall_ns, busy_ns);
+    }
 }
 
 /// Refines the pool's cost of going parallel from what the call paid beyond its pieces'

@@ -61,6 +61,7 @@ mod reduce;
 mod report;
 mod run;
 mod site;
+pub mod stream;
 mod try_map;
 mod units;
 mod with_caller;
@@ -78,6 +79,7 @@ pub use reduce::{
 };
 pub use report::{report, Report, SiteReport};
 pub use site::Site;
+pub use stream::{map_iter, MapIter};
 pub use try_map::{try_map, try_map_slice, TryItem};
 pub use units::{Nanos, PerItem};
 

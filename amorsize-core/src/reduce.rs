@@ -684,6 +684,7 @@ where
         min_len,
         threads.saturating_sub(1),
         &control,
+        || {},
     );
     let mut runs = pieces
         .runs
@@ -711,7 +712,7 @@ fn learn(call: Call<'_>, ran: usize, plan: &ParallelRoute, start: Instant, busy_
         ran,
         call.call_index,
         plan,
-        start,
+        Some(start),
         busy_ns.load(std::sync::atomic::Ordering::Relaxed),
     );
 }

@@ -334,7 +334,7 @@ fn run_parallel<P, F, R>(
         n,
         call_index,
         &plan,
-        start,
+        Some(start),
         busy_ns.load(Ordering::Relaxed),
     );
 }

@@ -377,6 +377,7 @@ where
         out,
         &busy_ns,
         watch,
+        || {},
     );
     let ran = match ended {
         Ended::Done => n,
@@ -387,7 +388,7 @@ where
         ran,
         call_index,
         &plan,
-        start,
+        Some(start),
         busy_ns.load(Ordering::Relaxed),
     );
     match ended {

@@ -144,6 +144,20 @@ impl<'c> Control<'c> {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Stops the call for a panic; the first one's payload is kept for the caller.
+    fn record_panic(&self, payload: Box<dyn Any + Send>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut first = lock(&self.panic);
+        if first.is_none() {
+            *first = Some(payload);
+        } else {
+            // Only the first panic reaches the caller. A later payload is leaked, not
+            // dropped: its `Drop` is user code that may panic too, here on a pool thread,
+            // where nothing would catch it.
+            std::mem::forget(payload);
+        }
+    }
+
     /// How the call ended once every thread has stopped: a panic's payload (to resume), a
     /// stop by the work with the items that ran, or done.
     pub(crate) fn ending(self) -> Ending {
@@ -220,23 +234,14 @@ fn work<P, W>(
         }
     }));
     if let Err(payload) = result {
-        control.stop.store(true, Ordering::Relaxed);
-        let mut first = lock(&control.panic);
-        if first.is_none() {
-            *first = Some(payload);
-        } else {
-            // Only the first panic reaches the caller. A later payload is leaked, not
-            // dropped: its `Drop` is user code that may panic too, here on a pool thread,
-            // where nothing would catch it.
-            std::mem::forget(payload);
-        }
+        control.record_panic(payload);
     }
 }
 
 /// Runs the `n` items of `producer` (paired with `slots`) through `pieces`: the caller takes
 /// `chunk`-item pieces from the front, and up to `helpers` pool jobs take them from the back
-/// if they start before the work runs out. Returns when every thread has stopped; what
-/// happened is in `control`.
+/// if they start before the work runs out. The caller first runs `before` (while helpers
+/// start). Returns when every thread has stopped; what happened is in `control`.
 pub(crate) fn drive<P, W>(
     producer: P,
     slots: W::Slots,
@@ -244,6 +249,7 @@ pub(crate) fn drive<P, W>(
     chunk: usize,
     helpers: usize,
     control: &Control<'_>,
+    before: impl FnOnce(),
 ) where
     P: Producer,
     P::Item: Send,
@@ -283,6 +289,11 @@ pub(crate) fn drive<P, W>(
     });
     let _closer = CloseOnDrop(&door);
     door.ask_for_help();
+    // The caller's own errand first (a stream reads its next batch while helpers start on
+    // this one); a panic in it ends the call like a panic in a piece.
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(before)) {
+        control.record_panic(payload);
+    }
     work(&middle, pieces, chunk, control, false);
 }
 
@@ -541,12 +552,14 @@ pub(crate) fn map_into<P, F, R>(
         out,
         busy_ns,
         watch,
+        || {},
     );
     debug_assert_eq!(ended, Ended::Done);
 }
 
 /// [`map_into`] with any [`Step`]: a step that stops the call ends it with nothing appended
-/// to `out` (the results made were dropped), once every thread has stopped.
+/// to `out` (the results made were dropped), once every thread has stopped. The caller runs
+/// `before` first, while helpers start (see [`drive`]).
 #[allow(clippy::too_many_arguments)] // Each is one of the call's own facts; a struct would only rename them.
 pub(crate) fn run_into<P, S, R>(
     producer: P,
@@ -557,6 +570,7 @@ pub(crate) fn run_into<P, S, R>(
     out: &mut Vec<R>,
     busy_ns: &AtomicU64,
     watch: Option<&Watch>,
+    before: impl FnOnce(),
 ) -> Ended
 where
     P: Producer,
@@ -580,6 +594,7 @@ where
         chunk,
         helpers,
         &control,
+        before,
     );
     // Every helper has left; nothing refers to the output's spare capacity any more.
     let complete = pieces
@@ -695,7 +710,15 @@ mod tests {
             let mut out = Vec::new();
             let busy = AtomicU64::new(0);
             let ended = run_into(
-                producer, self.n, self.step, self.chunk, 8, &mut out, &busy, None,
+                producer,
+                self.n,
+                self.step,
+                self.chunk,
+                8,
+                &mut out,
+                &busy,
+                None,
+                || {},
             );
             (ended, out.len())
         }
@@ -921,6 +944,51 @@ mod tests {
             .unwrap_err();
             assert_eq!(err.downcast_ref::<u64>(), Some(&bad));
         }
+    }
+
+    /// A panic in the caller's errand (a stream reading its input) ends the call like one
+    /// in a piece: helpers stop, the results made are dropped once, the payload comes back.
+    #[test]
+    fn a_panic_in_the_callers_errand_propagates_and_drops_the_results() {
+        let _serial = crate::timing_test();
+        struct Errand;
+        impl ProducerCallback<u64> for Errand {
+            type Output = ();
+            fn callback<P: Producer<Item = u64>>(self, producer: P) {
+                let live = AtomicUsize::new(0);
+                let step = StopAt {
+                    stop_at: u64::MAX,
+                    live: &live,
+                    ran: &AtomicUsize::new(0),
+                };
+                let mut out = Vec::new();
+                let err = catch_unwind(AssertUnwindSafe(|| {
+                    run_into(
+                        producer,
+                        10_000,
+                        &step,
+                        64,
+                        4,
+                        &mut out,
+                        &AtomicU64::new(0),
+                        None,
+                        || {
+                            // Give helpers time to make results, then fail.
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            std::panic::panic_any("errand");
+                        },
+                    )
+                }))
+                .unwrap_err();
+                assert_eq!(err.downcast_ref::<&str>(), Some(&"errand"));
+                assert!(out.is_empty());
+                assert_eq!(live.load(Ordering::SeqCst), 0, "every result dropped once");
+            }
+        }
+        (0..10_000usize)
+            .into_par_iter()
+            .map(|x| x as u64)
+            .with_producer(Errand);
     }
 
     /// Panics on both sides whose payloads panic again when dropped: the caller gets the

@@ -275,8 +275,12 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             .push(syn::parse_quote_spanned! {span=> Self: ::core::marker::Sync });
     }
 
-    // Context parameters: shared by every item (by reference, or cloned per item).
+    // Context parameters: shared by every item (by reference, or cloned per item). A stream
+    // returns an iterator that keeps them, so its companion names their elided lifetimes
+    // (`iter_lifetimes`) to say that it captures them.
     let mut context_params = Vec::new();
+    let mut iter_context_params = Vec::new();
+    let mut iter_lifetimes: Vec<syn::Lifetime> = Vec::new();
     let mut context_args = Vec::new();
     let mut shared_docs = Vec::new();
     for context in &shape.context {
@@ -291,9 +295,12 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             context_params.push(quote_spanned! {span=>
                 #ident: impl #krate::__private::SharedArg<#named> + ::core::marker::Sync
             });
+            iter_context_params.push(context_params[context_params.len() - 1].clone());
             context_args.push(quote!(#krate::__private::SharedArg::shared(&#ident)));
         } else {
             context_params.push(quote!(#ident: #ty));
+            let named = name_elided_lifetimes(ty, &mut iter_lifetimes);
+            iter_context_params.push(quote!(#ident: #named));
             context_args.push(if context.by_ref {
                 quote!(#ident)
             } else {
@@ -443,6 +450,28 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             #callee(#self_arg #arg, #(#context_args),*)
         }
     };
+    // The stream companion, `par_<name>_iter`: any `IntoIterator` of owned items (or of
+    // owned values that borrow as the item), mapped by a closure that owns the context.
+    let stream = stream_parts(StreamInput {
+        pass,
+        named_item: &named_item,
+        sig,
+        items: &items,
+        item_var: &item_var,
+    })
+    .map(|parts| {
+        let StreamParts {
+            param,
+            arg,
+            predicate,
+        } = parts;
+        let call = quote! {
+            #site, #items, move |#item_var| {
+                #callee(#self_arg #arg, #(#context_args),*)
+            }
+        };
+        (param, call, predicate)
+    });
     let fn_token = &sig.fn_token;
     let body_span = name.span();
     let cfgs: Vec<_> = attrs
@@ -489,21 +518,71 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         combine: fresh("combine"),
         acc,
     };
-    for kind in Kind::of(sig, &krate) {
+    let mut kinds = Kind::of(sig, &krate);
+    if stream.is_some() {
+        kinds.push(Kind::Iter);
+    }
+    for kind in kinds {
         let companion_name = kind.name(&companion_name);
         let doc = doc(&name_str, associated, &items, &shared_docs, &kind);
-        let batch = kind.batch(&ret_ty, &extra_names);
         let mapper = kind.mapper(&krate, slice);
         let Extras {
             params: extra_params,
             args: extra_args,
             generic: extra_generic,
         } = kind.extras(&ret_ty, &extra_names);
-        let map_args = quote!(#map_args #extra_args);
         let mut params = params.clone();
         if let Some(generic) = extra_generic {
             params.push(generic);
         }
+        let mut batch = kind.batch(&ret_ty, &extra_names);
+        let mut map_args = quote!(#map_args #extra_args);
+        let mut param = param.clone();
+        let mut context_params = &context_params;
+        let mut receiver_param = receiver_param.clone();
+        let mut where_clause = where_clause.cloned();
+        let mut documented_where = documented_where.cloned();
+        if let (Kind::Iter, Some((stream_param, call, predicate))) = (&kind, &stream) {
+            // Every lifetime of the companion is captured by the iterator it returns.
+            let mut lifetimes = iter_lifetimes.clone();
+            if is_method {
+                if let Some(syn::FnArg::Receiver(receiver)) = sig.inputs.first() {
+                    if matches!(receiver.kind, syn::ReceiverKind::Reference(_, None, _)) {
+                        let own = syn::Lifetime::new("'__amorsize_self", Span::call_site());
+                        receiver_param = quote!(&#own self,);
+                        lifetimes.push(own);
+                    }
+                }
+            }
+            let mut with_lifetimes: syn::punctuated::Punctuated<GenericParam, syn::Token![,]> =
+                lifetimes
+                    .iter()
+                    .map(|l| GenericParam::Lifetime(syn::LifetimeParam::new(l.clone())))
+                    .collect();
+            with_lifetimes.extend(params.iter().cloned());
+            params = with_lifetimes;
+            let captures = params.iter().filter_map(|p| match p {
+                GenericParam::Lifetime(l) => {
+                    let l = &l.lifetime;
+                    Some(quote!(+ #krate::__private::Captures<#l>))
+                }
+                _ => None,
+            });
+            batch = quote!(impl ::core::iter::Iterator<Item = #ret_ty> #(#captures)*);
+            map_args = call.clone();
+            param = stream_param.clone();
+            context_params = &iter_context_params;
+            if let Some(predicate) = predicate {
+                for clause in [&mut where_clause, &mut documented_where] {
+                    clause
+                        .get_or_insert_with(|| syn::parse_quote!(where))
+                        .predicates
+                        .push(predicate.clone());
+                }
+            }
+        }
+        let where_clause = where_clause.as_ref();
+        let documented_where = documented_where.as_ref();
         let params = &params;
         // The map requires the result to be `Send`. The call's own span (its path and
         // parentheses, not the closure inside) is set on a concrete return type, so that a
@@ -572,6 +651,8 @@ enum Kind {
     /// `try_par_<name>_reduce`: the values combined, or the first failure; `ok` is the
     /// value's type.
     TryReduce { ok: TokenStream },
+    /// `par_<name>_iter`: a lazy iterator of the results of any input iterator.
+    Iter,
 }
 
 impl Kind {
@@ -610,6 +691,7 @@ impl Kind {
             Kind::Map => map_name.clone(),
             Kind::Reduce => format_ident!("{}_reduce", base, span = span),
             Kind::Fold => format_ident!("{}_fold", base, span = span),
+            Kind::Iter => format_ident!("{}_iter", base, span = span),
             Kind::Try { .. } => format_ident!("try_{}", base, span = span),
             Kind::TryReduce { .. } => format_ident!("try_{}_reduce", base, span = span),
         }
@@ -621,6 +703,8 @@ impl Kind {
             Kind::Reduce | Kind::TryReduce { .. } => ret_ty.clone(),
             Kind::Fold => names.acc.to_token_stream(),
             Kind::Try { batch } => batch.clone(),
+            // Set where the stream's parts are built.
+            Kind::Iter => quote!(::core::iter::Empty<#ret_ty>),
         }
     }
 
@@ -656,7 +740,7 @@ impl Kind {
                 args: quote!(, #init, #fold, #combine),
                 generic: Some(syn::parse_quote!(#acc: ::core::marker::Send)),
             },
-            Kind::Map | Kind::Try { .. } => Extras {
+            Kind::Map | Kind::Try { .. } | Kind::Iter => Extras {
                 params: quote!(),
                 args: quote!(),
                 generic: None,
@@ -671,6 +755,7 @@ impl Kind {
             Kind::Fold => "map_fold",
             Kind::Try { .. } => "try_map",
             Kind::TryReduce { .. } => "try_map_reduce",
+            Kind::Iter => return quote!(#krate::__private::map_iter),
         };
         let entry = if slice {
             format_ident!("{}_slice", entry)
@@ -698,6 +783,74 @@ struct Extras {
     params: TokenStream,
     args: TokenStream,
     generic: Option<GenericParam>,
+}
+
+/// What building the stream companion needs to know.
+struct StreamInput<'a> {
+    pass: &'a ItemPass<'a>,
+    named_item: &'a syn::Type,
+    sig: &'a syn::Signature,
+    items: &'a syn::Ident,
+    item_var: &'a syn::Ident,
+}
+
+/// The stream companion's item parameter, the closure's argument, and a bound it adds.
+struct StreamParts {
+    param: TokenStream,
+    arg: TokenStream,
+    predicate: Option<WherePredicate>,
+}
+
+/// The stream companion's parts, or `None` when the function cannot have one: an item or a
+/// result that borrows (the stream owns its items, and its results outlive their batch), or
+/// an `impl Trait` among them.
+fn stream_parts(input: StreamInput<'_>) -> Option<StreamParts> {
+    let StreamInput {
+        pass,
+        named_item,
+        sig,
+        items,
+        item_var,
+    } = input;
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if crate::types::has_lifetimes(ty) || has_impl_trait(ty) {
+            return None;
+        }
+    }
+    if crate::types::has_lifetimes(named_item) || has_impl_trait(named_item) {
+        return None;
+    }
+    let span = named_item.span();
+    let send = quote!(::core::marker::Send);
+    Some(match pass {
+        ItemPass::Borrowed { target, .. } if is_generic_sized(target, &sig.generics) => {
+            // Owned `T`s for `fn f<T>(x: &T)`: `Borrow` would leave `T` uninferable.
+            StreamParts {
+                param: quote_spanned! {span=>
+                    #items: impl ::core::iter::IntoIterator<Item = #named_item>
+                },
+                arg: quote!(&#item_var),
+                predicate: Some(syn::parse_quote_spanned! {span=> #named_item: #send }),
+            }
+        }
+        ItemPass::Borrowed { .. } => StreamParts {
+            param: quote_spanned! {span=>
+                #items: impl ::core::iter::IntoIterator<
+                    Item = impl ::core::borrow::Borrow<#named_item> + #send
+                >
+            },
+            arg: quote!(::core::borrow::Borrow::<#named_item>::borrow(&#item_var)),
+            predicate: None,
+        },
+        ItemPass::Owned(_) => StreamParts {
+            param: quote_spanned! {span=>
+                #items: impl ::core::iter::IntoIterator<Item = #named_item>
+            },
+            arg: quote!(#item_var),
+            predicate: mentions_generics(named_item, &sig.generics)
+                .then(|| syn::parse_quote_spanned! {span=> #named_item: #send }),
+        },
+    })
 }
 
 /// What a fallible function's companions return: the batch, and one value's type.
@@ -858,6 +1011,15 @@ fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String], kind
             "Runs [`{name}`]({link}) on the items of `{items}` and combines their values with \
              `op` from `identity()`, like the `_reduce` companion, until one fails: the \
              combined value, or the failure (after which no item starts on any thread)."
+        ),
+        Kind::Iter => format!(
+            "Runs [`{name}`]({link}) on the items of the iterator `{items}`, lazily and in \
+             input order: the returned iterator reads the input in batches on the thread \
+             that calls `next()`, and maps each batch in parallel when amorsize measures \
+             that it pays, reading the next batch meanwhile. Memory stays bounded (a few \
+             batches, sized from the learned cost); nothing runs between calls to `next()`, \
+             so dropping it stops the work; a panic in `{name}` reaches the caller at the \
+             `next()` that would have returned that item's result."
         ),
     };
     match shared {
