@@ -4,8 +4,8 @@
 //! Run: `cargo run --release --example bench_matrix` (a few minutes on 2 cores), or
 //! `-- --quick` for a smoke run of a few seconds (what CI runs). `-- --reps N` sets the
 //! repetitions per configuration (default 11, quick 3); `-- --only strings` runs one
-//! workload's cells (`base` and `context` run one group; `fail-fast` and `progress` one
-//! line each); `-- --report` ends with amorsize's report on every site it used. With
+//! workload's cells (`base`, `context` and `reduce` run one group; `fail-fast`, `stream` and
+//! `progress` one line each); `-- --report` ends with amorsize's report on every site it used. With
 //! `--features progress` it also measures what watching calls costs (bars on, an observer
 //! installed), in child processes.
 //!
@@ -211,6 +211,15 @@ fn main() {
         progress_child(reps);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == STREAM_CHILD) {
+        stream_child(
+            args.get(i + 1).map_or("loop", String::as_str),
+            args.get(i + 2)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(20_000_000),
+        );
+        return;
+    }
 
     let start = Instant::now();
     let machine = amorsize::machine();
@@ -320,6 +329,12 @@ fn main() {
     summarize(&rows);
     if only.is_none() || only == Some("fail-fast") {
         fail_fast(if quick { 20_000 } else { 100_000 }, reps);
+    }
+    if only.is_none() || only == Some("stream") {
+        stream_overhead(
+            if quick { 2_000_000 } else { 20_000_000 },
+            if quick { 1 } else { 3 },
+        );
     }
     if only.is_none() || only == Some("progress") {
         progress_overhead(if quick { 2 } else { 6 }, reps);
@@ -803,6 +818,90 @@ fn word_count_cell(lines: &[String]) -> Cell<'_> {
             ));
         }),
     }
+}
+
+/// The argument that makes this program a child of [`stream_overhead`].
+const STREAM_CHILD: &str = "--stream-child";
+
+/// About 50 ns of work on one item.
+#[inline(never)]
+fn fifty(x: u64) -> u64 {
+    (0..50).fold(x, |acc, i| {
+        (acc ^ i)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(13)
+    })
+}
+
+/// Streams (issue 16): `n` lazily generated items of ~50 ns, each configuration in a child
+/// process of its own so that its peak memory (`VmHWM`) is its own: a plain loop over the
+/// iterator, `map_iter` (a stream), and collecting the input then `map` (what a companion
+/// without streams needs). `rounds` rounds, alternated; medians.
+fn stream_overhead(n: usize, rounds: usize) {
+    let kinds = ["loop", "stream", "collect"];
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut peaks: [Vec<f64>; 3] = Default::default();
+    for _ in 0..rounds {
+        for (k, kind) in kinds.into_iter().enumerate() {
+            let out = std::process::Command::new(std::env::current_exe().expect("this program"))
+                .args([STREAM_CHILD, kind, &n.to_string()])
+                .output()
+                .expect("the child runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut fields = text.split_whitespace();
+            let (Some(ns), Some(kb)) = (fields.next(), fields.next()) else {
+                panic!("the child printed {text:?}");
+            };
+            times[k].push(ns.parse().expect("a time"));
+            peaks[k].push(kb.parse().expect("a size"));
+        }
+    }
+    let [loop_ns, stream_ns, collect_ns] = times.map(median);
+    let [loop_kb, stream_kb, collect_kb] = peaks.map(median);
+    println!(
+        "  stream, {n} generated items of ~50 ns: loop {} ({:.0} MB peak), par_<name>_iter {} ({:.2}× the loop; {:.0} MB peak) [≤ 0.8×, < 100 MB], collect then par_<name> {} ({:.0} MB peak)",
+        Nanos(loop_ns),
+        loop_kb / 1024.0,
+        Nanos(stream_ns),
+        stream_ns / loop_ns,
+        stream_kb / 1024.0,
+        Nanos(collect_ns),
+        collect_kb / 1024.0,
+    );
+}
+
+/// The child of [`stream_overhead`]: prints `ns peak_kB` for one configuration.
+fn stream_child(kind: &str, n: usize) {
+    let input = || (0..n as u64).map(|i| i.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    static STREAM: Site = Site::new("stream");
+    let start = Instant::now();
+    let checksum = match kind {
+        "loop" => input().map(fifty).fold(0, |a, b| a ^ b),
+        "stream" => amorsize::map_iter(&STREAM, input(), fifty).fold(0, |a, b| a ^ b),
+        _ => {
+            let all: Vec<u64> = input().collect();
+            amorsize::map(&STREAM, all, fifty)
+                .into_iter()
+                .fold(0, |a, b| a ^ b)
+        }
+    };
+    let ns = start.elapsed().as_nanos();
+    black_box(checksum);
+    let peak_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .unwrap_or_else(|| "0".to_owned());
+    println!("{ns} {peak_kb}");
 }
 
 /// The argument that makes this program the child of [`progress_overhead`].

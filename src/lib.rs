@@ -43,11 +43,11 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_fold, map_fold_slice, map_iter, map_reduce, map_reduce_slice, map_slice,
-    mode, observe, report, set_mode, set_observer, try_map, try_map_reduce, try_map_reduce_slice,
-    try_map_slice, with_max_threads, BorrowedItems, Cause, Costs, Decision, IntoItems, Machine,
-    Mode, Nanos, Observer, ObserverAlreadySet, ParIter, ParseModeError, PerItem, Plan, Report,
-    Site, SiteReport, TryItem, MODE_ENV, PROGRESS_ENV,
+    machine, map, map_fold, map_fold_slice, map_iter, map_iter_ref, map_reduce, map_reduce_slice,
+    map_slice, mode, observe, report, set_mode, set_observer, try_map, try_map_reduce,
+    try_map_reduce_slice, try_map_slice, with_max_threads, BorrowedItems, Cause, Costs, Decision,
+    IntoItems, Machine, Mode, Nanos, Observer, ObserverAlreadySet, ParIter, ParseModeError,
+    PerItem, Plan, Report, Site, SiteReport, TryItem, MODE_ENV, PROGRESS_ENV,
 };
 
 /// Generates `par_<name>`, a batch companion of a per-item function that picks a plain loop
@@ -139,6 +139,23 @@ pub use amorsize_core::{
 /// assert_eq!((evens, odds), (500, 500));
 /// ```
 ///
+/// # Streams: `par_<name>_iter`
+///
+/// Every function whose item and result borrow nothing also gets `par_<name>_iter(input, …)
+/// -> impl Iterator<Item = R>`, taking any `IntoIterator` of items (for `fn f(x: &T)`,
+/// anything that borrows as `T`): lazy, in input order, in bounded memory, in parallel
+/// batches when that pays (see [`map_iter`]).
+///
+/// ```
+/// #[amorsize::parallel]
+/// fn double(x: u64) -> u64 {
+///     x * 2
+/// }
+///
+/// let evens: Vec<u64> = par_double_iter(0u64..).take(3).collect();
+/// assert_eq!(evens, [0, 2, 4]);
+/// ```
+///
 /// # Options
 ///
 /// - `name = par_custom`: the companion's name (default `par_<name>`).
@@ -215,9 +232,9 @@ pub use amorsize_macros::parallel;
 #[doc(hidden)]
 pub mod __private {
     pub use amorsize_core::{
-        map, map_fold, map_fold_slice, map_iter, map_reduce, map_reduce_slice, map_slice, try_map,
-        try_map_reduce, try_map_reduce_slice, try_map_slice, BorrowedItems, IntoItems, Mode, Site,
-        TryItem,
+        map, map_fold, map_fold_slice, map_iter, map_iter_ref, map_reduce, map_reduce_slice,
+        map_slice, try_map, try_map_reduce, try_map_reduce_slice, try_map_slice, BorrowedItems,
+        IntoItems, Mode, Site, TryItem,
     };
 
     /// Says that an `impl Trait` a companion returns keeps a borrow of lifetime `'a` (what

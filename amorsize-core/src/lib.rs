@@ -79,7 +79,7 @@ pub use reduce::{
 };
 pub use report::{report, Report, SiteReport};
 pub use site::Site;
-pub use stream::{map_iter, MapIter};
+pub use stream::{map_iter, map_iter_ref, MapIter};
 pub use try_map::{try_map, try_map_slice, TryItem};
 pub use units::{Nanos, PerItem};
 

@@ -464,13 +464,19 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             param,
             arg,
             predicate,
+            by_ref,
         } = parts;
         let call = quote! {
             #site, #items, move |#item_var| {
                 #callee(#self_arg #arg, #(#context_args),*)
             }
         };
-        (param, call, predicate)
+        let mapper = if by_ref {
+            quote!(#krate::__private::map_iter_ref)
+        } else {
+            quote!(#krate::__private::map_iter)
+        };
+        (param, call, predicate, mapper)
     });
     let fn_token = &sig.fn_token;
     let body_span = name.span();
@@ -542,7 +548,10 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         let mut receiver_param = receiver_param.clone();
         let mut where_clause = where_clause.cloned();
         let mut documented_where = documented_where.cloned();
-        if let (Kind::Iter, Some((stream_param, call, predicate))) = (&kind, &stream) {
+        let mut mapper = mapper;
+        if let (Kind::Iter, Some((stream_param, call, predicate, stream_mapper))) = (&kind, &stream)
+        {
+            mapper = stream_mapper.clone();
             // Every lifetime of the companion is captured by the iterator it returns.
             let mut lifetimes = iter_lifetimes.clone();
             if is_method {
@@ -755,6 +764,7 @@ impl Kind {
             Kind::Fold => "map_fold",
             Kind::Try { .. } => "try_map",
             Kind::TryReduce { .. } => "try_map_reduce",
+            // Set where the stream's parts are built.
             Kind::Iter => return quote!(#krate::__private::map_iter),
         };
         let entry = if slice {
@@ -794,11 +804,13 @@ struct StreamInput<'a> {
     item_var: &'a syn::Ident,
 }
 
-/// The stream companion's item parameter, the closure's argument, and a bound it adds.
+/// The stream companion's item parameter, the closure's argument, a bound it adds, and
+/// whether the items are lent (`map_iter_ref`) rather than moved (`map_iter`).
 struct StreamParts {
     param: TokenStream,
     arg: TokenStream,
     predicate: Option<WherePredicate>,
+    by_ref: bool,
 }
 
 /// The stream companion's parts, or `None` when the function cannot have one: an item or a
@@ -822,25 +834,30 @@ fn stream_parts(input: StreamInput<'_>) -> Option<StreamParts> {
     }
     let span = named_item.span();
     let send = quote!(::core::marker::Send);
+    // Borrowed items are lent to the function and stay on the thread that reads them
+    // (`map_iter_ref`: they need only be `Sync`); owned ones move (`map_iter`).
+    let sync = quote!(::core::marker::Sync);
     Some(match pass {
         ItemPass::Borrowed { target, .. } if is_generic_sized(target, &sig.generics) => {
-            // Owned `T`s for `fn f<T>(x: &T)`: `Borrow` would leave `T` uninferable.
+            // Exactly `T`s for `fn f<T>(x: &T)`: `Borrow` would leave `T` uninferable.
             StreamParts {
                 param: quote_spanned! {span=>
                     #items: impl ::core::iter::IntoIterator<Item = #named_item>
                 },
-                arg: quote!(&#item_var),
-                predicate: Some(syn::parse_quote_spanned! {span=> #named_item: #send }),
+                arg: quote!(#item_var),
+                predicate: Some(syn::parse_quote_spanned! {span=> #named_item: #sync }),
+                by_ref: true,
             }
         }
         ItemPass::Borrowed { .. } => StreamParts {
             param: quote_spanned! {span=>
                 #items: impl ::core::iter::IntoIterator<
-                    Item = impl ::core::borrow::Borrow<#named_item> + #send
+                    Item = impl ::core::borrow::Borrow<#named_item> + #sync
                 >
             },
-            arg: quote!(::core::borrow::Borrow::<#named_item>::borrow(&#item_var)),
+            arg: quote!(::core::borrow::Borrow::<#named_item>::borrow(#item_var)),
             predicate: None,
+            by_ref: true,
         },
         ItemPass::Owned(_) => StreamParts {
             param: quote_spanned! {span=>
@@ -849,6 +866,7 @@ fn stream_parts(input: StreamInput<'_>) -> Option<StreamParts> {
             arg: quote!(#item_var),
             predicate: mentions_generics(named_item, &sig.generics)
                 .then(|| syn::parse_quote_spanned! {span=> #named_item: #send }),
+            by_ref: false,
         },
     })
 }
