@@ -43,10 +43,11 @@
 #![forbid(unsafe_code)]
 
 pub use amorsize_core::{
-    machine, map, map_fold, map_fold_slice, map_iter, map_iter_ref, map_reduce, map_reduce_slice,
-    map_slice, mode, observe, report, set_mode, set_observer, try_map, try_map_reduce,
-    try_map_reduce_slice, try_map_slice, with_max_threads, BorrowedItems, Cause, Costs, Decision,
-    IntoItems, Machine, Mode, Nanos, Observer, ObserverAlreadySet, ParIter, ParseModeError,
+    future, machine, map, map_async, map_async_lent, map_fold, map_fold_slice, map_iter,
+    map_iter_ref, map_reduce, map_reduce_slice, map_slice, mode, observe, report, set_mode,
+    set_observer, try_map, try_map_async, try_map_async_lent, try_map_reduce, try_map_reduce_slice,
+    try_map_slice, with_max_threads, BorrowedItems, Cause, Costs, Decision, IntoItems, Machine,
+    MapFuture, Mode, Nanos, Observer, ObserverAlreadySet, OwnedItems, ParIter, ParseModeError,
     PerItem, Plan, Report, Site, SiteReport, TryItem, MODE_ENV, PROGRESS_ENV,
 };
 
@@ -232,9 +233,10 @@ pub use amorsize_macros::parallel;
 #[doc(hidden)]
 pub mod __private {
     pub use amorsize_core::{
-        map, map_fold, map_fold_slice, map_iter, map_iter_ref, map_reduce, map_reduce_slice,
-        map_slice, try_map, try_map_reduce, try_map_reduce_slice, try_map_slice, BorrowedItems,
-        IntoItems, Mode, Site, TryItem,
+        map, map_async, map_async_lent, map_fold, map_fold_slice, map_iter, map_iter_ref,
+        map_reduce, map_reduce_slice, map_slice, try_map, try_map_async, try_map_async_lent,
+        try_map_reduce, try_map_reduce_slice, try_map_slice, BorrowedItems, IntoItems, MapFuture,
+        Mode, OwnedItems, Site, TryItem,
     };
 
     /// Says that an `impl Trait` a companion returns keeps a borrow of lifetime `'a` (what

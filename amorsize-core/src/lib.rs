@@ -49,6 +49,7 @@ mod cause;
 mod config;
 mod cost;
 mod dispatch;
+pub mod future;
 mod items;
 mod learn;
 pub mod model;
@@ -69,6 +70,9 @@ mod with_caller;
 pub use cause::Cause;
 pub use config::{mode, set_mode, with_max_threads, Mode, ParseModeError, MODE_ENV};
 pub use dispatch::{map, map_slice};
+pub use future::{
+    map_async, map_async_lent, try_map_async, try_map_async_lent, MapFuture, OwnedItems,
+};
 pub use items::{BorrowedItems, IntoItems, ParIter};
 pub use model::{Costs, Decision, Machine, Plan};
 pub use observe::{set_observer, Observer, ObserverAlreadySet};

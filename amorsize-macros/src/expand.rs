@@ -281,6 +281,8 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let mut context_params = Vec::new();
     let mut iter_context_params = Vec::new();
     let mut iter_lifetimes: Vec<syn::Lifetime> = Vec::new();
+    // An async companion's future outlives the call: its context is owned or `'static`.
+    let mut async_context_params = Vec::new();
     let mut context_args = Vec::new();
     let mut shared_docs = Vec::new();
     for context in &shape.context {
@@ -296,11 +298,18 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                 #ident: impl #krate::__private::SharedArg<#named> + ::core::marker::Sync
             });
             iter_context_params.push(context_params[context_params.len() - 1].clone());
+            let owned = crate::types::static_elided_lifetimes(ty);
+            async_context_params.push(quote_spanned! {span=>
+                #ident: impl #krate::__private::SharedArg<#owned>
+                    + ::core::marker::Sync + ::core::marker::Send + 'static
+            });
             context_args.push(quote!(#krate::__private::SharedArg::shared(&#ident)));
         } else {
             context_params.push(quote!(#ident: #ty));
             let named = name_elided_lifetimes(ty, &mut iter_lifetimes);
             iter_context_params.push(quote!(#ident: #named));
+            let owned = crate::types::static_elided_lifetimes(ty);
+            async_context_params.push(quote!(#ident: #owned));
             context_args.push(if context.by_ref {
                 quote!(#ident)
             } else {
@@ -524,9 +533,45 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         combine: fresh("combine"),
         acc,
     };
+    // The async companions, `par_<name>_async` (and `try_par_<name>_async`): owned items,
+    // owned or `'static` context, a future that runs the map on the pool.
+    let asynchronous = async_parts(AsyncInput {
+        pass,
+        named_item: &named_item,
+        sig,
+        is_method,
+        items: &items,
+        krate: &krate,
+    })
+    .map(|parts| {
+        let AsyncParts {
+            param,
+            lent,
+            predicates,
+        } = parts;
+        let call = quote! {
+            #site, #items, move |#item_var| {
+                #callee(#item_var, #(#context_args),*)
+            }
+        };
+        (param, call, predicates, lent)
+    });
     let mut kinds = Kind::of(sig, &krate);
     if stream.is_some() {
         kinds.push(Kind::Iter);
+    }
+    if asynchronous.is_some() {
+        let fallible = kinds.iter().any(|k| matches!(k, Kind::Try { .. }));
+        kinds.push(Kind::Async);
+        if fallible {
+            let batch = kinds.iter().find_map(|k| match k {
+                Kind::Try { batch } => Some(batch.clone()),
+                _ => None,
+            });
+            kinds.push(Kind::TryAsync {
+                batch: batch.expect("a fallible function has a batch type"),
+            });
+        }
     }
     for kind in kinds {
         let companion_name = kind.name(&companion_name);
@@ -588,6 +633,32 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                         .predicates
                         .push(predicate.clone());
                 }
+            }
+        }
+        if let (Kind::Async | Kind::TryAsync { .. }, Some((async_param, call, predicates, lent))) =
+            (&kind, &asynchronous)
+        {
+            let output = match &kind {
+                Kind::TryAsync { batch } => batch.clone(),
+                _ => quote!(::std::vec::Vec<#ret_ty>),
+            };
+            batch = quote!(#krate::__private::MapFuture<#output>);
+            let entry = match (&kind, lent) {
+                (Kind::Async, false) => "map_async",
+                (Kind::Async, true) => "map_async_lent",
+                (_, false) => "try_map_async",
+                (_, true) => "try_map_async_lent",
+            };
+            let entry = format_ident!("{}", entry);
+            mapper = quote!(#krate::__private::#entry);
+            map_args = call.clone();
+            param = async_param.clone();
+            context_params = &async_context_params;
+            for clause in [&mut where_clause, &mut documented_where] {
+                clause
+                    .get_or_insert_with(|| syn::parse_quote!(where))
+                    .predicates
+                    .extend(predicates.iter().cloned());
             }
         }
         let where_clause = where_clause.as_ref();
@@ -662,6 +733,10 @@ enum Kind {
     TryReduce { ok: TokenStream },
     /// `par_<name>_iter`: a lazy iterator of the results of any input iterator.
     Iter,
+    /// `par_<name>_async`: a future of every result, mapped on the pool.
+    Async,
+    /// `try_par_<name>_async`: a future of every value or the first failure.
+    TryAsync { batch: TokenStream },
 }
 
 impl Kind {
@@ -701,6 +776,8 @@ impl Kind {
             Kind::Reduce => format_ident!("{}_reduce", base, span = span),
             Kind::Fold => format_ident!("{}_fold", base, span = span),
             Kind::Iter => format_ident!("{}_iter", base, span = span),
+            Kind::Async => format_ident!("{}_async", base, span = span),
+            Kind::TryAsync { .. } => format_ident!("try_{}_async", base, span = span),
             Kind::Try { .. } => format_ident!("try_{}", base, span = span),
             Kind::TryReduce { .. } => format_ident!("try_{}_reduce", base, span = span),
         }
@@ -712,8 +789,10 @@ impl Kind {
             Kind::Reduce | Kind::TryReduce { .. } => ret_ty.clone(),
             Kind::Fold => names.acc.to_token_stream(),
             Kind::Try { batch } => batch.clone(),
-            // Set where the stream's parts are built.
-            Kind::Iter => quote!(::core::iter::Empty<#ret_ty>),
+            // Set where the stream's and async parts are built.
+            Kind::Iter | Kind::Async | Kind::TryAsync { .. } => {
+                quote!(::core::iter::Empty<#ret_ty>)
+            }
         }
     }
 
@@ -749,11 +828,13 @@ impl Kind {
                 args: quote!(, #init, #fold, #combine),
                 generic: Some(syn::parse_quote!(#acc: ::core::marker::Send)),
             },
-            Kind::Map | Kind::Try { .. } | Kind::Iter => Extras {
-                params: quote!(),
-                args: quote!(),
-                generic: None,
-            },
+            Kind::Map | Kind::Try { .. } | Kind::Iter | Kind::Async | Kind::TryAsync { .. } => {
+                Extras {
+                    params: quote!(),
+                    args: quote!(),
+                    generic: None,
+                }
+            }
         }
     }
 
@@ -764,8 +845,10 @@ impl Kind {
             Kind::Fold => "map_fold",
             Kind::Try { .. } => "try_map",
             Kind::TryReduce { .. } => "try_map_reduce",
-            // Set where the stream's parts are built.
-            Kind::Iter => return quote!(#krate::__private::map_iter),
+            // Set where the stream's and async parts are built.
+            Kind::Iter | Kind::Async | Kind::TryAsync { .. } => {
+                return quote!(#krate::__private::map_iter)
+            }
         };
         let entry = if slice {
             format_ident!("{}_slice", entry)
@@ -867,6 +950,95 @@ fn stream_parts(input: StreamInput<'_>) -> Option<StreamParts> {
             predicate: mentions_generics(named_item, &sig.generics)
                 .then(|| syn::parse_quote_spanned! {span=> #named_item: #send }),
             by_ref: false,
+        },
+    })
+}
+
+/// What building the async companions needs to know.
+struct AsyncInput<'a> {
+    pass: &'a ItemPass<'a>,
+    named_item: &'a syn::Type,
+    sig: &'a syn::Signature,
+    is_method: bool,
+    items: &'a syn::Ident,
+    krate: &'a TokenStream,
+}
+
+/// The async companions' item parameter, whether the items are lent (`map_async_lent`)
+/// rather than moved, and the bounds they add.
+struct AsyncParts {
+    param: TokenStream,
+    lent: bool,
+    predicates: Vec<WherePredicate>,
+}
+
+/// The async companions' parts, or `None` when the function cannot have them: a method (its
+/// `&self` cannot outlive the call), lifetime parameters, or an item or result that borrows.
+fn async_parts(input: AsyncInput<'_>) -> Option<AsyncParts> {
+    let AsyncInput {
+        pass,
+        named_item,
+        sig,
+        is_method,
+        items,
+        krate,
+    } = input;
+    if is_method
+        || sig
+            .generics
+            .params
+            .iter()
+            .any(|p| matches!(p, GenericParam::Lifetime(_)))
+    {
+        return None;
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if crate::types::has_lifetimes(ty) || has_impl_trait(ty) {
+            return None;
+        }
+    }
+    if crate::types::has_lifetimes(named_item) || has_impl_trait(named_item) {
+        return None;
+    }
+    // Every type parameter ends up in the future, which outlives the call.
+    let mut predicates: Vec<WherePredicate> = sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            GenericParam::Type(t) => {
+                let ident = &t.ident;
+                Some(syn::parse_quote!(#ident: 'static))
+            }
+            _ => None,
+        })
+        .collect();
+    let span = named_item.span();
+    Some(match pass {
+        ItemPass::Borrowed { target, .. } if is_generic_sized(target, &sig.generics) => {
+            predicates.push(syn::parse_quote_spanned! {span=>
+                #named_item: ::core::marker::Send + ::core::marker::Sync
+            });
+            AsyncParts {
+                param: quote_spanned! {span=> #items: ::std::vec::Vec<#named_item> },
+                lent: true,
+                predicates,
+            }
+        }
+        ItemPass::Borrowed { .. } => AsyncParts {
+            param: quote_spanned! {span=>
+                #items: impl #krate::__private::OwnedItems<#named_item>
+            },
+            lent: true,
+            predicates,
+        },
+        ItemPass::Owned(_) => AsyncParts {
+            param: quote_spanned! {span=>
+                #items: impl #krate::__private::IntoItems<#named_item>
+                    + ::core::marker::Send + 'static
+            },
+            lent: false,
+            predicates,
         },
     })
 }
@@ -1029,6 +1201,19 @@ fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String], kind
             "Runs [`{name}`]({link}) on the items of `{items}` and combines their values with \
              `op` from `identity()`, like the `_reduce` companion, until one fails: the \
              combined value, or the failure (after which no item starts on any thread)."
+        ),
+        Kind::Async => format!(
+            "Runs [`{name}`]({link}) on every item of `{items}` on rayon's pool, with the plan \
+             amorsize tuned for it, and returns a future of the results in input order: the \
+             executor's thread never runs or waits for the map (calls smaller than \
+             `amorsize::future::INLINE_BELOW` of work run when first polled). Dropping the \
+             future stops the map; a panic in `{name}` resumes where it is awaited. Any \
+             executor: it is woken through std's `Waker`."
+        ),
+        Kind::TryAsync { .. } => format!(
+            "Runs [`{name}`]({link}) on the items of `{items}` on rayon's pool until one \
+             fails, like the `_async` companion: a future of every value, or the first \
+             failure (after which no item starts)."
         ),
         Kind::Iter => format!(
             "Runs [`{name}`]({link}) on the items of the iterator `{items}`, lazily and in \

@@ -169,6 +169,23 @@ pub fn name_elided_lifetimes(ty: &syn::Type, named: &mut Vec<syn::Lifetime>) -> 
     ty
 }
 
+/// `ty` with its elided lifetimes (`'_`, `&T`) made `'static`: what an async companion,
+/// whose future outlives the call, takes in their place.
+pub fn static_elided_lifetimes(ty: &syn::Type) -> syn::Type {
+    struct Static;
+    impl VisitMut for Static {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident.to_string().starts_with("__amorsize_") {
+                *lifetime = syn::Lifetime::new("'static", lifetime.span());
+            }
+        }
+    }
+    let mut named = Vec::new();
+    let mut ty = name_elided_lifetimes(ty, &mut named);
+    Static.visit_type_mut(&mut ty);
+    ty
+}
+
 /// A type that names the value of const parameter `ident` of primitive type `ty`, for a
 /// site key; `None` for a type the macro cannot recognise (an alias, say). `krate` is the
 /// path to the amorsize crate.
