@@ -157,6 +157,35 @@ pub use amorsize_core::{
 /// assert_eq!(evens, [0, 2, 4]);
 /// ```
 ///
+/// # Async callers: `par_<name>_async`
+///
+/// Free and associated functions whose item and result borrow nothing also get
+/// `par_<name>_async(items, …) -> MapFuture<Vec<R>>` (and `try_par_<name>_async` for
+/// fallible ones): owned items, owned or `'static` context, the map run on rayon's pool with
+/// the tuned plan while the awaiting task is free (see [`map_async`]).
+///
+/// ```
+/// #[amorsize::parallel]
+/// fn double(x: u64) -> u64 {
+///     x * 2
+/// }
+///
+/// let future = par_double_async(vec![1, 2, 3]); // `Send`, any executor
+/// # let doubled = {
+/// #     use std::future::Future;
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(future);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { break v }
+/// #         std::thread::park();
+/// #     }
+/// # };
+/// assert_eq!(doubled, [2, 4, 6]);
+/// ```
+///
 /// # Options
 ///
 /// - `name = par_custom`: the companion's name (default `par_<name>`).

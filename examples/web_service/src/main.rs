@@ -1,0 +1,335 @@
+//! A real HTTP service that scores batches of records, and a real client that loads it.
+//!
+//! Run: `cargo run --release -p web_service` (about a minute), or `-- --quick` (a few
+//! seconds; what CI runs). The program:
+//! 1. starts an axum server on tokio (two worker threads) on a free port of 127.0.0.1, with a
+//!    `GET /health` endpoint and four `POST /score/<variant>` endpoints that score a JSON batch
+//!    of records with the same annotated function, four ways:
+//!    - `serial`: a loop in the handler;
+//!    - `rayon`: `par_iter()` in the handler;
+//!    - `blocking`: `tokio::task::spawn_blocking` and a loop;
+//!    - `async`: `par_score_async(records).await` (the map runs on rayon's pool, tuned);
+//! 2. drives each variant in turn with hyper's HTTP/1.1 client from several concurrent
+//!    connections (mostly small batches, some large), for a bounded number of requests,
+//!    while one more connection asks `GET /health` every 5 ms: the stall other requests see;
+//! 3. prints, per variant, requests per second, the latency of the batches (p50, p99, max)
+//!    and of the health checks, then shuts the server down.
+//!
+//! All traffic is on loopback, bounded in count and time.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One record to score.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Record {
+    pub id: u64,
+    pub text: String,
+}
+
+/// A batch's scores.
+#[derive(Debug, Deserialize, Serialize)]
+struct Scores {
+    scores: Vec<u64>,
+}
+
+/// The CPU-heavy part: tens of µs per record.
+#[amorsize::parallel]
+pub fn score(record: &Record) -> u64 {
+    let mut h = record.id ^ 0x9E37_79B9_7F4A_7C15;
+    for round in 0..120u64 {
+        for b in record.text.bytes() {
+            h = (h ^ u64::from(b) ^ round).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    h
+}
+
+async fn serial(Json(records): Json<Vec<Record>>) -> Json<Scores> {
+    Json(Scores {
+        scores: records.iter().map(score).collect(),
+    })
+}
+
+async fn in_rayon(Json(records): Json<Vec<Record>>) -> Json<Scores> {
+    Json(Scores {
+        scores: records.par_iter().map(score).collect(),
+    })
+}
+
+async fn blocking(Json(records): Json<Vec<Record>>) -> Json<Scores> {
+    let scores = tokio::task::spawn_blocking(move || records.iter().map(score).collect())
+        .await
+        .expect("the scoring task");
+    Json(Scores { scores })
+}
+
+async fn amorsize_async(Json(records): Json<Vec<Record>>) -> Json<Scores> {
+    Json(Scores {
+        scores: par_score_async(records).await,
+    })
+}
+
+async fn health(State(started): State<Arc<Instant>>) -> String {
+    format!("ok {}", started.elapsed().as_millis())
+}
+
+/// The load: how many connections, requests and records.
+#[derive(Clone, Copy)]
+struct Load {
+    connections: usize,
+    requests_per_connection: usize,
+    small: usize,
+    large: usize,
+    /// One request in this many is large.
+    large_every: usize,
+    /// No variant runs longer than this.
+    limit: Duration,
+}
+
+fn records(n: usize, seed: u64) -> Vec<Record> {
+    (0..n as u64)
+        .map(|i| Record {
+            id: seed * 100_000 + i,
+            text: format!("record {i} of batch {seed}: lorem ipsum dolor sit amet, consectetur"),
+        })
+        .collect()
+}
+
+/// One HTTP/1.1 connection to the server, kept alive.
+struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> Connection {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        Connection { sender }
+    }
+
+    /// Sends a request and returns the body once read whole.
+    async fn send(&mut self, method: &str, path: &str, body: Bytes) -> Bytes {
+        self.sender.ready().await.expect("connection ready");
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1")
+            .header("content-type", "application/json")
+            .body(Full::new(body))
+            .expect("a request");
+        let response = self.sender.send_request(request).await.expect("a response");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("the body")
+            .to_bytes()
+    }
+}
+
+/// What one variant measured.
+struct Measured {
+    variant: &'static str,
+    requests: usize,
+    seconds: f64,
+    latencies: Vec<Duration>,
+    health: Vec<Duration>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Drives `variant` with `load` and probes the health endpoint meanwhile.
+async fn drive(addr: SocketAddr, variant: &'static str, load: Load) -> Measured {
+    let small = Bytes::from(serde_json::to_vec(&records(load.small, 1)).expect("json"));
+    let large = Bytes::from(serde_json::to_vec(&records(load.large, 2)).expect("json"));
+    let expected_small = records(load.small, 1).iter().map(score).collect::<Vec<_>>();
+    let path = format!("/score/{variant}");
+    let start = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut connection = Connection::open(addr).await;
+            let mut latencies = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sent = Instant::now();
+                connection.send("GET", "/health", Bytes::new()).await;
+                latencies.push(sent.elapsed());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            latencies
+        })
+    };
+    let clients: Vec<_> = (0..load.connections)
+        .map(|c| {
+            let (small, large, path) = (small.clone(), large.clone(), path.clone());
+            let expected_small = expected_small.clone();
+            tokio::spawn(async move {
+                let mut connection = Connection::open(addr).await;
+                let mut latencies = Vec::new();
+                for r in 0..load.requests_per_connection {
+                    if start.elapsed() > load.limit {
+                        break;
+                    }
+                    let is_large = (r + c) % load.large_every == 0;
+                    let body = if is_large {
+                        large.clone()
+                    } else {
+                        small.clone()
+                    };
+                    let sent = Instant::now();
+                    let reply = connection.send("POST", &path, body).await;
+                    latencies.push(sent.elapsed());
+                    let scores: Scores = serde_json::from_slice(&reply).expect("scores");
+                    if !is_large {
+                        assert_eq!(scores.scores, expected_small, "wrong scores");
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for client in clients {
+        latencies.extend(client.await.expect("a client"));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let health = prober.await.expect("the prober");
+    Measured {
+        variant,
+        requests: latencies.len(),
+        seconds,
+        latencies,
+        health,
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let load = if quick {
+        Load {
+            connections: 4,
+            requests_per_connection: 25,
+            small: 20,
+            large: 1_000,
+            large_every: 10,
+            limit: Duration::from_secs(10),
+        }
+    } else {
+        Load {
+            connections: 8,
+            requests_per_connection: 400,
+            small: 20,
+            large: 2_000,
+            large_every: 10,
+            limit: Duration::from_secs(30),
+        }
+    };
+
+    // The server: tokio with two worker threads, as on a 2-core host.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the server's runtime");
+    let started = Arc::new(Instant::now());
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/score/serial", post(serial))
+        .route("/score/rayon", post(in_rayon))
+        .route("/score/blocking", post(blocking))
+        .route("/score/async", post(amorsize_async))
+        .with_state(started);
+    let listener = server
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("a free port on loopback");
+    let addr = listener.local_addr().expect("the address");
+    let (shutdown, shut) = tokio::sync::oneshot::channel::<()>();
+    let serving = server.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shut.await;
+            })
+            .await
+    });
+    println!(
+        "serving on http://{addr}; {} connections × {} requests (1 in {} of {} records, the rest of {}), health checked every 5 ms\n",
+        load.connections, load.requests_per_connection, load.large_every, load.large, load.small
+    );
+
+    // The client: a runtime of its own, on its own thread.
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the client's runtime");
+    let mut results = Vec::new();
+    for variant in ["serial", "rayon", "blocking", "async"] {
+        // Warm-up: a few requests (amorsize's first call profiles; connections open).
+        client.block_on(drive(
+            addr,
+            variant,
+            Load {
+                connections: 1,
+                requests_per_connection: 3,
+                large_every: 1,
+                ..load
+            },
+        ));
+        results.push(client.block_on(drive(addr, variant, load)));
+    }
+
+    println!(
+        "{:<10} {:>8} {:>8} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
+        "variant", "req", "req/s", "p50", "p99", "max", "health50", "health99", "healthmax"
+    );
+    for m in &mut results {
+        m.latencies.sort();
+        m.health.sort();
+        let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+        println!(
+            "{:<10} {:>8} {:>8.1} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
+            m.variant,
+            m.requests,
+            m.requests as f64 / m.seconds,
+            ms(percentile(&m.latencies, 0.5)),
+            ms(percentile(&m.latencies, 0.99)),
+            ms(percentile(&m.latencies, 1.0)),
+            ms(percentile(&m.health, 0.5)),
+            ms(percentile(&m.health, 0.99)),
+            ms(percentile(&m.health, 1.0)),
+        );
+    }
+
+    let _ = shutdown.send(());
+    server
+        .block_on(serving)
+        .expect("the server task")
+        .expect("the server");
+    println!("\nserver shut down; {}", amorsize::report());
+}
