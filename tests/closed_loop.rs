@@ -11,7 +11,7 @@ use amorsize::{Cause, Plan};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One test at a time: each times real work, which a sibling test's parallel work on the
 /// same cores would distort.
@@ -38,12 +38,8 @@ fn needs_two_cpus(test: &str) -> bool {
     threads >= 2
 }
 
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+mod support;
+use support::spin;
 
 #[amorsize::parallel]
 fn heavy(x: &u64) -> u64 {

@@ -4,7 +4,7 @@
 use amorsize::Plan;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Two rayon threads even where rayon would start one, and one test at a time: a plan
 /// follows a timing, which a sibling test's parallel work on the same two cores would
@@ -30,12 +30,8 @@ fn parallel_possible(test: &str) -> bool {
     threads >= 2
 }
 
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+mod support;
+use support::spin;
 
 static BY_REF_CALLS: AtomicUsize = AtomicUsize::new(0);
 

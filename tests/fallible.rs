@@ -7,14 +7,10 @@ use amorsize::{Mode, Site};
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+mod support;
+use support::spin;
 
 /// Fails on items that are multiples of 1 000 plus 300 (when `fail` says so).
 #[amorsize::parallel]

@@ -9,19 +9,13 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 use tracing_core::span::Current;
 
-fn spin(x: u64, d: Duration) -> u64 {
-    let start = Instant::now();
-    let mut acc = x;
-    while start.elapsed() < d {
-        acc = std::hint::black_box(acc.wrapping_mul(31).wrapping_add(1));
-    }
-    acc
-}
+mod support;
+use support::spin_from as spin;
 
 /// A span as the recording subscriber saw it.
 #[derive(Clone, Debug)]

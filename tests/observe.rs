@@ -9,7 +9,7 @@ use amorsize::observe::{CallEnd, CallStart, Ending, PlanChange, Profiled, Progre
 use amorsize::{set_observer, Cause, Observer, Plan};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 enum Event {
@@ -80,14 +80,8 @@ fn events_of(function: &str) -> Vec<Event> {
         .collect()
 }
 
-fn spin(x: u64, d: Duration) -> u64 {
-    let start = Instant::now();
-    let mut acc = x;
-    while start.elapsed() < d {
-        acc = std::hint::black_box(acc.wrapping_mul(31).wrapping_add(1));
-    }
-    acc
-}
+mod support;
+use support::spin_from as spin;
 
 #[amorsize::parallel]
 fn cheap(x: &u64) -> u64 {

@@ -4,7 +4,7 @@
 
 use amorsize::{Cause, Mode, Plan};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One test at a time: `forced_by_set_mode` changes the process-wide mode.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -14,12 +14,8 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+mod support;
+use support::spin;
 
 #[amorsize::parallel(mode = "serial")]
 fn pinned(x: &u64) -> u64 {

@@ -102,7 +102,12 @@ where
         }
     }
     routed(site, n, route, |watch| {
-        let out = iter.with_producer(Run::new(site, n, call_index, &f, route, watch));
+        let call = crate::run::Call {
+            site,
+            call_index,
+            watch,
+        };
+        let out = iter.with_producer(Run::new(call, n, &f, route));
         (out, false)
     })
 }

@@ -95,6 +95,17 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// One fresh site per mode, named `prefix` and the mode, for tests that check an entry point
+/// in every mode.
+#[cfg(test)]
+pub(crate) fn sites_in_every_mode(prefix: &str) -> [(Mode, &'static Site); 3] {
+    [Mode::Auto, Mode::Serial, Mode::Parallel].map(|mode| {
+        let name: &'static str = Box::leak(format!("{prefix}_{mode}").into_boxed_str());
+        let site: &'static Site = Box::leak(Box::new(Site::new(name).with_mode(mode)));
+        (mode, site)
+    })
+}
+
 /// Serialises the unit tests that time work, keep threads or the pool busy, or measure the
 /// machine: on two cores, one such test running beside another skews its timings (a profile
 /// test's blocks held up).

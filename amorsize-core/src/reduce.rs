@@ -442,9 +442,7 @@ where
             fold,
             route,
         } = self;
-        if let Some(watch) = call.watch {
-            watch.ran(Plan::Serial);
-        }
+        let call = call.begin();
         match route {
             Route::Serial { timed: false } if call.watch.is_none() => fold
                 .fold(fold.identity(), producer.into_iter(), 0, || false)
@@ -725,17 +723,7 @@ mod tests {
     #[test]
     fn sums_and_concatenations_match_the_loop_in_every_mode() {
         let _serial = crate::timing_test();
-        for (k, mode) in [
-            crate::Mode::Auto,
-            crate::Mode::Serial,
-            crate::Mode::Parallel,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let site: &'static Site = Box::leak(Box::new(
-                Site::new(["r_auto", "r_serial", "r_parallel"][k]).with_mode(mode),
-            ));
+        for (mode, site) in crate::sites_in_every_mode("r") {
             for n in [0u64, 1, 2, 7, 1_000, 50_000] {
                 let sum = map_reduce(site, 0..n, |x| x * 3, || 0, |a, b| a + b);
                 assert_eq!(sum, (0..n).map(|x| x * 3).sum::<u64>(), "{mode:?} n={n}");
@@ -761,17 +749,7 @@ mod tests {
     #[test]
     fn a_fallible_reduction_stops_at_a_failure_in_every_mode() {
         let _serial = crate::timing_test();
-        for (k, mode) in [
-            crate::Mode::Auto,
-            crate::Mode::Serial,
-            crate::Mode::Parallel,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let site: &'static Site = Box::leak(Box::new(
-                Site::new(["tr_auto", "tr_serial", "tr_parallel"][k]).with_mode(mode),
-            ));
+        for (mode, site) in crate::sites_in_every_mode("tr") {
             let calls = AtomicUsize::new(0);
             let n = 100_000u64;
             let result: Result<u64, u64> = try_map_reduce(

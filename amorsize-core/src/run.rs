@@ -48,31 +48,20 @@ where
 
 /// The callback that receives the call's producer and runs the route.
 pub(crate) struct Run<'f, F, R> {
-    site: &'static Site,
+    call: Call<'f>,
     n: usize,
-    call_index: u64,
     f: &'f F,
     route: Route,
-    watch: Option<&'f Watch>,
     _result: PhantomData<fn() -> R>,
 }
 
 impl<'f, F, R> Run<'f, F, R> {
-    pub(crate) fn new(
-        site: &'static Site,
-        n: usize,
-        call_index: u64,
-        f: &'f F,
-        route: Route,
-        watch: Option<&'f Watch>,
-    ) -> Self {
+    pub(crate) fn new(call: Call<'f>, n: usize, f: &'f F, route: Route) -> Self {
         Run {
-            site,
+            call,
             n,
-            call_index,
             f,
             route,
-            watch,
             _result: PhantomData,
         }
     }
@@ -88,23 +77,10 @@ where
 
     fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
         let Run {
-            site,
-            n,
-            call_index,
-            f,
-            route,
-            watch,
-            ..
+            call, n, f, route, ..
         } = self;
+        let Call { site, watch, .. } = call.begin();
         let mut out = Vec::with_capacity(n);
-        let call = Call {
-            site,
-            call_index,
-            watch,
-        };
-        if let Some(watch) = watch {
-            watch.ran(Plan::Serial);
-        }
         match route {
             // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead, unless
             // watched: then they are timed too, as the steps read the clock anyway.
@@ -144,6 +120,16 @@ pub(crate) struct Call<'w> {
     pub(crate) site: &'static Site,
     pub(crate) call_index: u64,
     pub(crate) watch: Option<&'w Watch>,
+}
+
+impl Call<'_> {
+    /// The call starts running: a loop, until a parallel plan says otherwise.
+    pub(crate) fn begin(self) -> Self {
+        if let Some(watch) = self.watch {
+            watch.ran(Plan::Serial);
+        }
+        self
+    }
 }
 
 /// [`timed_loop`] over `len` items, in progress steps when the call is watched and long.

@@ -196,7 +196,12 @@ where
         }),
         _ => {
             let out = routed(site, n, route, |watch| {
-                let out = iter.with_producer(Run::new(site, n, call_index, f, route, watch));
+                let call = crate::run::Call {
+                    site,
+                    call_index,
+                    watch,
+                };
+                let out = iter.with_producer(Run::new(call, n, f, route));
                 (out, false)
             });
             before();
@@ -429,17 +434,7 @@ mod tests {
     #[test]
     fn order_and_values_match_the_loop_across_batches_and_modes() {
         let _serial = crate::timing_test();
-        for (k, mode) in [
-            crate::Mode::Auto,
-            crate::Mode::Serial,
-            crate::Mode::Parallel,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let site: &'static Site = Box::leak(Box::new(
-                Site::new(["s_auto", "s_serial", "s_parallel"][k]).with_mode(mode),
-            ));
+        for (mode, site) in crate::sites_in_every_mode("s") {
             for n in [0u64, 1, 63, 64, 65, 1_000, 100_000] {
                 let out: Vec<u64> = map_iter(site, 0..n, |x| x * 3 + 1).collect();
                 assert_eq!(

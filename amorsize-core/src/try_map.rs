@@ -120,12 +120,14 @@ where
     };
     routed(site, n, route, |watch| {
         iter.with_producer(TryRun {
-            site,
+            call: Call {
+                site,
+                call_index,
+                watch,
+            },
             n,
-            call_index,
             f: &f,
             route,
-            watch,
             _result: PhantomData,
         })
     })
@@ -143,12 +145,10 @@ where
 
 /// The callback that runs a fallible call's route.
 struct TryRun<'f, F, R> {
-    site: &'static Site,
+    call: Call<'f>,
     n: usize,
-    call_index: u64,
     f: &'f F,
     route: Route,
-    watch: Option<&'f Watch>,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -163,23 +163,10 @@ where
 
     fn callback<P: Producer<Item = T>>(self, producer: P) -> (R::Batch, bool) {
         let TryRun {
-            site,
-            n,
-            call_index,
-            f,
-            route,
-            watch,
-            ..
+            call, n, f, route, ..
         } = self;
+        let Call { site, watch, .. } = call.begin();
         let mut out = Vec::with_capacity(n);
-        let call = Call {
-            site,
-            call_index,
-            watch,
-        };
-        if let Some(watch) = watch {
-            watch.ran(Plan::Serial);
-        }
         let stopped = match route {
             Route::Serial { timed: false } if watch.is_none() => {
                 try_loop(producer, f, &mut out).err()
