@@ -285,34 +285,52 @@ fn main() {
         "{:<12} {:>9} {:>8} {:>10}  lines, summed latency",
         "variant", "time", "speedup", "peak RSS"
     );
-    let mut loop_secs = None;
-    let mut reference = None;
-    for variant in ["loop", "stream", "collect", "par_bridge"] {
-        let out = Command::new(&args[0])
-            .args(["--variant", variant, path.to_str().expect("a UTF-8 path")])
-            .output()
-            .expect("the variant runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        let secs: f64 = fields[0].parse().expect("seconds");
-        let rss_kb: u64 = fields[1].parse().expect("kB");
-        let summary = fields[2..].join(" ");
-        let base = *loop_secs.get_or_insert(secs);
-        match &reference {
-            None => reference = Some(summary.clone()),
-            Some(expected) => assert_eq!(&summary, expected, "{variant} aggregated differently"),
+    // Rounds of the four variants, in turn, so that the machine's moods hit them alike;
+    // medians.
+    const VARIANTS: [&str; 4] = ["loop", "stream", "collect", "par_bridge"];
+    let rounds = if quick { 1 } else { 3 };
+    let mut secs: [Vec<f64>; 4] = Default::default();
+    let mut rss_kb: [Vec<u64>; 4] = Default::default();
+    let mut reference: Option<String> = None;
+    for _ in 0..rounds {
+        for (k, variant) in VARIANTS.into_iter().enumerate() {
+            let out = Command::new(&args[0])
+                .args(["--variant", variant, path.to_str().expect("a UTF-8 path")])
+                .output()
+                .expect("the variant runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            secs[k].push(fields[0].parse().expect("seconds"));
+            rss_kb[k].push(fields[1].parse().expect("kB"));
+            let summary = fields[2..].join(" ");
+            match &reference {
+                None => reference = Some(summary),
+                Some(expected) => {
+                    assert_eq!(&summary, expected, "{variant} aggregated differently")
+                }
+            }
         }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let loop_secs = median(&mut secs[0]);
+    for (k, variant) in VARIANTS.into_iter().enumerate() {
+        let time = median(&mut secs[k]);
+        rss_kb[k].sort_unstable();
         println!(
-            "{variant:<12} {:>7.2} s {:>7.2}× {:>7.1} MB  {summary}",
-            secs,
-            base / secs,
-            rss_kb as f64 / 1024.0
+            "{variant:<12} {:>7.2} s {:>7.2}× {:>7.1} MB  {}",
+            time,
+            loop_secs / time,
+            rss_kb[k][rss_kb[k].len() / 2] as f64 / 1024.0,
+            reference.as_deref().unwrap_or("")
         );
     }
-    println!("\n(speedup over the loop; peak RSS is each variant's own process)");
+    println!("\n(medians of {rounds} rounds, the variants in turn; speedup over the loop; peak RSS is each variant's own process)");
 }
