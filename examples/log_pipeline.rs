@@ -332,5 +332,10 @@ fn main() {
             reference.as_deref().unwrap_or("")
         );
     }
-    println!("\n(medians of {rounds} rounds, the variants in turn; speedup over the loop; peak RSS is each variant's own process)");
+    let rounds_said = if rounds == 1 {
+        "one round".to_owned()
+    } else {
+        format!("medians of {rounds} rounds, the variants in turn")
+    };
+    println!("\n({rounds_said}; speedup over the loop; peak RSS is each variant's own process)");
 }
