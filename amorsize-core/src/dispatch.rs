@@ -152,6 +152,13 @@ where
     map(site, items, f)
 }
 
+/// Whether `site`'s calls are decided by its measurements: neither the process nor the site
+/// forces a mode. (The fast path asks the same of `config::is_auto`, which does not read the
+/// environment.)
+pub(crate) fn measures(site: &Site) -> bool {
+    config::mode() == Mode::Auto && site.mode() == Mode::Auto
+}
+
 /// How one call runs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Route {

@@ -135,8 +135,7 @@ impl<T> Drop for MapFuture<T> {
 
 /// Whether a call of `n` items of `site` is small enough to run when first polled.
 fn inline(site: &Site, n: usize) -> bool {
-    site.mode() == crate::Mode::Auto
-        && crate::config::mode() == crate::Mode::Auto
+    crate::dispatch::measures(site)
         && site
             .planning_costs()
             .is_some_and(|costs| costs.serial.work(n) < INLINE_BELOW)

@@ -15,11 +15,11 @@
 
 use crate::dispatch::{route, routed, short_call, ParallelRoute, Route};
 use crate::items::IntoItems;
-use crate::learn::{learn_from_parallel, learn_from_serial};
+use crate::learn::learn_from_serial;
 use crate::model::Plan;
 use crate::observe::{in_steps, Watch};
 use crate::profile::profile_with;
-use crate::run::{after_profile, Call};
+use crate::run::{after_profile, parallel_call, Call};
 use crate::site::Site;
 use crate::try_map::TryItem;
 use crate::units::elapsed_ns;
@@ -27,7 +27,6 @@ use crate::with_caller::{drive, Control, Count, Ending, Pieces};
 use rayon::iter::plumbing::{Producer, ProducerCallback};
 use rayon::iter::IndexedParallelIterator;
 use std::panic::resume_unwind;
-use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -664,55 +663,40 @@ where
             .fold(fold.identity(), producer.into_iter(), base, || false)
             .ok();
     };
-    if let Some(watch) = call.watch {
-        watch.ran(plan.decision.plan);
-    }
     let pieces = ReducePieces {
         fold,
         runs: Mutex::new(Vec::with_capacity(threads.max(1) * 2)),
         base,
     };
-    let busy_ns = AtomicU64::new(0);
-    let control = Control::new(&busy_ns, call.watch);
-    let start = Instant::now();
-    drive(
-        producer,
-        Count(n),
-        &pieces,
-        min_len,
-        threads.saturating_sub(1),
-        &control,
-        || {},
-    );
+    let completed = parallel_call(call, &plan, true, |busy_ns| {
+        let control = Control::new(busy_ns, call.watch);
+        drive(
+            producer,
+            Count(n),
+            &pieces,
+            min_len,
+            threads.saturating_sub(1),
+            &control,
+            || {},
+        );
+        match control.ending() {
+            Ending::Panicked(payload) => resume_unwind(payload),
+            Ending::Stopped { ran } => (false, ran),
+            Ending::Done => (true, n),
+        }
+    });
+    if !completed {
+        return None;
+    }
     let mut runs = pieces
         .runs
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let ran = match control.ending() {
-        Ending::Panicked(payload) => resume_unwind(payload),
-        Ending::Stopped { ran } => {
-            learn(call, ran, &plan, start, &busy_ns);
-            return None;
-        }
-        Ending::Done => n,
-    };
-    learn(call, ran, &plan, start, &busy_ns);
     // In input order, so that an associative `op` need not be commutative.
     runs.sort_unstable_by_key(|run| run.start);
     let mut accs = runs.into_iter().map(|run| run.acc);
     let first = accs.next()?;
     Some(accs.fold(first, |a, b| fold.combine(a, b)))
-}
-
-fn learn(call: Call<'_>, ran: usize, plan: &ParallelRoute, start: Instant, busy_ns: &AtomicU64) {
-    learn_from_parallel(
-        call.site,
-        ran,
-        call.call_index,
-        plan,
-        Some(start),
-        busy_ns.load(std::sync::atomic::Ordering::Relaxed),
-    );
 }
 
 #[cfg(test)]

@@ -287,40 +287,53 @@ fn run_parallel<P, F, R>(
     R: Send,
     F: Fn(P::Item) -> R + Sync + Send,
 {
-    let Call {
-        site,
-        call_index,
-        watch,
-    } = call;
     let Plan::Parallel { min_len, threads } = plan.decision.plan else {
         out.extend(producer.into_iter().map(f));
         return;
     };
-    if let Some(watch) = watch {
+    parallel_call(call, &plan, true, |busy_ns| {
+        // The calling thread works from the front while helpers take pieces from the back
+        // as soon as they start, whether it is outside the pool (rather than wait for the
+        // pool to do it all) or one of its workers (a nested call): one parallel path for
+        // every call. At most `threads - 1` helpers are asked for, which is how a cap holds.
+        crate::with_caller::map_into(
+            producer,
+            n,
+            f,
+            min_len,
+            threads.saturating_sub(1),
+            out,
+            busy_ns,
+            call.watch,
+        );
+        ((), n)
+    });
+}
+
+/// What every planned parallel call does around its engine run, whatever its entry point:
+/// tells its watch the plan, times it, and learns from it. `engine` gets the counter of the
+/// pieces' busy time and returns its result and how many items ran (fewer when it stopped).
+/// `wall` when the call's wall time measures the map alone (not for a stream's batch, whose
+/// caller also read its input meanwhile). A panic in `engine` passes through unlearned.
+pub(crate) fn parallel_call<T>(
+    call: Call<'_>,
+    plan: &ParallelRoute,
+    wall: bool,
+    engine: impl FnOnce(&AtomicU64) -> (T, usize),
+) -> T {
+    if let Some(watch) = call.watch {
         watch.ran(plan.decision.plan);
     }
     let busy_ns = AtomicU64::new(0);
     let start = Instant::now();
-    // The calling thread works from the front while helpers take pieces from the back as
-    // soon as they start, whether it is outside the pool (rather than wait for the pool to
-    // do it all) or one of its workers (a nested call): one parallel path for every call.
-    // At most `threads - 1` helpers are asked for, which is how a cap holds.
-    crate::with_caller::map_into(
-        producer,
-        n,
-        f,
-        min_len,
-        threads.saturating_sub(1),
-        out,
-        &busy_ns,
-        watch,
-    );
+    let (out, ran) = engine(&busy_ns);
     learn_from_parallel(
-        site,
-        n,
-        call_index,
-        &plan,
-        Some(start),
+        call.site,
+        ran,
+        call.call_index,
+        plan,
+        wall.then_some(start),
         busy_ns.load(Ordering::Relaxed),
     );
+    out
 }

@@ -16,16 +16,14 @@
 //! that item's result, with its payload (the other items of its batch have run).
 
 use crate::dispatch::{route, routed, short_call, ParallelRoute, Route};
-use crate::learn::learn_from_parallel;
 use crate::model::Plan;
-use crate::run::Run;
+use crate::run::{parallel_call, Call, Run};
 use crate::site::Site;
 use crate::with_caller::{run_into, Ended, MapStep};
 use rayon::iter::plumbing::{Producer, ProducerCallback};
 use rayon::prelude::*;
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A batch's work target, in nanoseconds: the cost of going parallel (tens of µs) is then a
 /// few per cent of it, and the first results of a stream come within a few ms.
@@ -102,17 +100,16 @@ pub trait StreamFn<T>: Sync {
     /// Maps a batch through `site` along `route` (call `call_index`); the caller runs
     /// `before` while helpers start, when the batch runs in parallel.
     #[doc(hidden)]
-    fn batch(&self, batch: Batch<'_, T>, before: impl FnOnce()) -> Vec<Caught<Self::Output>>;
+    fn batch(&self, batch: Batch<T>, before: impl FnOnce()) -> Vec<Caught<Self::Output>>;
 }
 
 /// A batch and how it runs.
 #[doc(hidden)]
-pub struct Batch<'a, T> {
+pub struct Batch<T> {
     site: &'static Site,
     items: Vec<T>,
     call_index: u64,
     route: Route,
-    _marker: std::marker::PhantomData<&'a ()>,
 }
 
 /// Items moved into the function (`fn f(x: T)`).
@@ -127,7 +124,7 @@ impl<T: Send, R: Send, F: Fn(T) -> R + Sync> StreamFn<T> for ByValue<F> {
     fn call(&self, item: T) -> R {
         (self.0)(item)
     }
-    fn batch(&self, batch: Batch<'_, T>, before: impl FnOnce()) -> Vec<Caught<R>> {
+    fn batch(&self, batch: Batch<T>, before: impl FnOnce()) -> Vec<Caught<R>> {
         let caught = |item| catch_unwind(AssertUnwindSafe(|| (self.0)(item)));
         run_batch(
             batch.site,
@@ -146,7 +143,7 @@ impl<T: Sync, R: Send, F: Fn(&T) -> R + Sync> StreamFn<T> for ByRef<F> {
     fn call(&self, item: T) -> R {
         (self.0)(&item)
     }
-    fn batch(&self, batch: Batch<'_, T>, before: impl FnOnce()) -> Vec<Caught<R>> {
+    fn batch(&self, batch: Batch<T>, before: impl FnOnce()) -> Vec<Caught<R>> {
         let caught = |item: &T| catch_unwind(AssertUnwindSafe(|| (self.0)(item)));
         let out = run_batch(
             batch.site,
@@ -196,7 +193,7 @@ where
         }),
         _ => {
             let out = routed(site, n, route, |watch| {
-                let call = crate::run::Call {
+                let call = Call {
                     site,
                     call_index,
                     watch,
@@ -318,7 +315,6 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             items,
             call_index,
             route,
-            _marker: std::marker::PhantomData,
         };
         let results = self.f.batch(batch, read_ahead);
         if cheap(site) {
@@ -359,12 +355,10 @@ fn batch_len(site: &Site) -> usize {
 /// parallel in this thread's pool (or the pool has one thread): then they are mapped one by
 /// one, as asked for.
 fn cheap(site: &Site) -> bool {
-    if site.mode() != crate::Mode::Auto || crate::config::mode() != crate::Mode::Auto {
-        return false;
-    }
-    site.planning_costs().is_some_and(|costs| {
-        costs.serial.work_ps(MAX_BATCH) < crate::pool::here().serial_limit_ps()
-    })
+    crate::dispatch::measures(site)
+        && site.planning_costs().is_some_and(|costs| {
+            costs.serial.work_ps(MAX_BATCH) < crate::pool::here().serial_limit_ps()
+        })
 }
 
 /// A parallel batch: the engine, with the caller reading the next batch first.
@@ -399,30 +393,28 @@ where
             before();
             return producer.into_iter().map(f).collect();
         };
-        let mut out = Vec::with_capacity(n);
-        let busy_ns = AtomicU64::new(0);
-        let ended = run_into(
-            producer,
-            n,
-            &MapStep(f),
-            min_len,
-            threads.saturating_sub(1),
-            &mut out,
-            &busy_ns,
-            None,
-            before,
-        );
-        debug_assert_eq!(ended, Ended::Done);
-        // The wall time includes the caller's reading: only the pieces are learned from.
-        learn_from_parallel(
+        let call = Call {
             site,
-            n,
             call_index,
-            &plan,
-            None,
-            busy_ns.load(Ordering::Relaxed),
-        );
-        out
+            watch: None,
+        };
+        // The wall time includes the caller's reading: only the pieces are learned from.
+        parallel_call(call, &plan, false, |busy_ns| {
+            let mut out = Vec::with_capacity(n);
+            let ended = run_into(
+                producer,
+                n,
+                &MapStep(f),
+                min_len,
+                threads.saturating_sub(1),
+                &mut out,
+                busy_ns,
+                None,
+                before,
+            );
+            debug_assert_eq!(ended, Ended::Done);
+            (out, n)
+        })
     }
 }
 

@@ -9,18 +9,17 @@
 
 use crate::dispatch::{route, routed, short_call, Route};
 use crate::items::IntoItems;
-use crate::learn::{learn_from_parallel, learn_from_serial};
+use crate::learn::learn_from_serial;
 use crate::model::Plan;
 use crate::observe::{in_steps, Watch};
 use crate::profile::profile_with;
-use crate::run::{after_profile, Call};
+use crate::run::{after_profile, parallel_call, Call};
 use crate::site::Site;
 use crate::units::elapsed_ns;
 use crate::with_caller::{run_into, Ended, Step};
 use rayon::iter::plumbing::{Producer, ProducerCallback};
 use rayon::prelude::*;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -338,46 +337,31 @@ where
     R: TryItem,
     F: Fn(P::Item) -> R + Sync + Send,
 {
-    let Call {
-        site,
-        call_index,
-        watch,
-    } = call;
     let Plan::Parallel { min_len, threads } = plan.decision.plan else {
         return try_loop(producer, f, out).err();
     };
-    if let Some(watch) = watch {
-        watch.ran(plan.decision.plan);
-    }
     let step = TryStep {
         f,
         first: Mutex::new(None),
     };
-    let busy_ns = AtomicU64::new(0);
-    let start = Instant::now();
-    let ended = run_into(
-        producer,
-        n,
-        &step,
-        min_len,
-        threads.saturating_sub(1),
-        out,
-        &busy_ns,
-        watch,
-        || {},
-    );
-    let ran = match ended {
-        Ended::Done => n,
-        Ended::Stopped { ran } => ran,
-    };
-    learn_from_parallel(
-        site,
-        ran,
-        call_index,
-        &plan,
-        Some(start),
-        busy_ns.load(Ordering::Relaxed),
-    );
+    let ended = parallel_call(call, &plan, true, |busy_ns| {
+        let ended = run_into(
+            producer,
+            n,
+            &step,
+            min_len,
+            threads.saturating_sub(1),
+            out,
+            busy_ns,
+            call.watch,
+            || {},
+        );
+        let ran = match ended {
+            Ended::Done => n,
+            Ended::Stopped { ran } => ran,
+        };
+        (ended, ran)
+    });
     match ended {
         Ended::Done => None,
         Ended::Stopped { .. } => {
@@ -393,7 +377,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn results_and_options_collect_or_stop() {
