@@ -459,6 +459,15 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             #callee(#self_arg #arg, #(#context_args),*)
         }
     };
+    // The arguments of a companion whose closure outlives the call (a stream's, a
+    // future's): it owns the context, and gets each item as `arg` says.
+    let owning_call = |arg: &TokenStream| {
+        quote! {
+            #site, #items, move |#item_var| {
+                #callee(#self_arg #arg, #(#context_args),*)
+            }
+        }
+    };
     // The stream companion, `par_<name>_iter`: any `IntoIterator` of owned items (or of
     // owned values that borrow as the item), mapped by a closure that owns the context.
     let stream = stream_parts(StreamInput {
@@ -475,11 +484,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             predicate,
             by_ref,
         } = parts;
-        let call = quote! {
-            #site, #items, move |#item_var| {
-                #callee(#self_arg #arg, #(#context_args),*)
-            }
-        };
+        let call = owning_call(&arg);
         let mapper = if by_ref {
             quote!(#krate::__private::map_iter_ref)
         } else {
@@ -549,11 +554,8 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             lent,
             predicates,
         } = parts;
-        let call = quote! {
-            #site, #items, move |#item_var| {
-                #callee(#item_var, #(#context_args),*)
-            }
-        };
+        // Async companions exist for functions without `self` only: `self_arg` is empty.
+        let call = owning_call(&item_var.to_token_stream());
         (param, call, predicates, lent)
     });
     let mut kinds = Kind::of(sig, &krate);
