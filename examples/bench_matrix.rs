@@ -820,6 +820,22 @@ fn word_count_cell(lines: &[String]) -> Cell<'_> {
     }
 }
 
+/// This program, to run again as a child measuring one configuration in its own process.
+fn self_command() -> std::process::Command {
+    std::process::Command::new(std::env::current_exe().expect("this program"))
+}
+
+/// What a child printed, once it has succeeded.
+fn child_output(child: &mut std::process::Command) -> String {
+    let out = child.output().expect("the child runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The argument that makes this program a child of [`stream_overhead`].
 const STREAM_CHILD: &str = "--stream-child";
 
@@ -843,16 +859,7 @@ fn stream_overhead(n: usize, rounds: usize) {
     let mut peaks: [Vec<f64>; 3] = Default::default();
     for _ in 0..rounds {
         for (k, kind) in kinds.into_iter().enumerate() {
-            let out = std::process::Command::new(std::env::current_exe().expect("this program"))
-                .args([STREAM_CHILD, kind, &n.to_string()])
-                .output()
-                .expect("the child runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let text = String::from_utf8_lossy(&out.stdout);
+            let text = child_output(self_command().args([STREAM_CHILD, kind, &n.to_string()]));
             let mut fields = text.split_whitespace();
             let (Some(ns), Some(kb)) = (fields.next(), fields.next()) else {
                 panic!("the child printed {text:?}");
@@ -926,21 +933,15 @@ fn progress_overhead(rounds: usize, reps: usize) {
     let mut samples: Vec<(String, [Vec<f64>; 3])> = Vec::new();
     for _ in 0..rounds {
         for (k, (when, _)) in KINDS.into_iter().enumerate() {
-            let mut child =
-                std::process::Command::new(std::env::current_exe().expect("this program"));
+            let mut child = self_command();
             child
                 .args([PROGRESS_CHILD, "--reps", &reps.to_string()])
                 .env(amorsize::PROGRESS_ENV, when);
             if k == 2 {
                 child.arg("--observer");
             }
-            let out = child.output().expect("the child runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let text = child_output(&mut child);
+            for line in text.lines() {
                 let mut fields = line.split('\t');
                 let (Some(label), Some(ns)) = (fields.next(), fields.next()) else {
                     continue;

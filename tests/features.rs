@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -90,40 +90,13 @@ impl Subscriber for Spans {
     }
 }
 
-static SPANS: OnceLock<&'static Spans> = OnceLock::new();
+static SPANS: OnceLock<Arc<Spans>> = OnceLock::new();
 
 /// The recording subscriber, installed for the whole process (pool threads included).
 fn spans() -> &'static Spans {
     SPANS.get_or_init(|| {
-        let spans: &'static Spans = Box::leak(Box::default());
-        struct Shared(&'static Spans);
-        impl Subscriber for Shared {
-            fn enabled(&self, m: &Metadata<'_>) -> bool {
-                self.0.enabled(m)
-            }
-            fn new_span(&self, a: &Attributes<'_>) -> Id {
-                self.0.new_span(a)
-            }
-            fn record(&self, s: &Id, v: &Record<'_>) {
-                self.0.record(s, v)
-            }
-            fn record_follows_from(&self, a: &Id, b: &Id) {
-                self.0.record_follows_from(a, b)
-            }
-            fn event(&self, e: &Event<'_>) {
-                self.0.event(e)
-            }
-            fn enter(&self, s: &Id) {
-                self.0.enter(s)
-            }
-            fn exit(&self, s: &Id) {
-                self.0.exit(s)
-            }
-            fn current_span(&self) -> Current {
-                self.0.current_span()
-            }
-        }
-        tracing::subscriber::set_global_default(Shared(spans)).expect("no other subscriber");
+        let spans = Arc::new(Spans::default());
+        tracing::subscriber::set_global_default(Arc::clone(&spans)).expect("no other subscriber");
         spans
     })
 }
