@@ -115,7 +115,8 @@ where
 /// Runs a routed call of `n` items of `site` (`run` gets its watch, if anything watches it,
 /// and returns the result and whether the call failed): counted as running in its pool if
 /// it was planned, inside its span, its end reported to whatever watches it. Every entry
-/// point's routed calls go through here.
+/// point's routed calls go through here, but for a stream's parallel batches, which must not
+/// count as running in the pool (see `stream::run_batch`).
 #[inline]
 pub(crate) fn routed<T>(
     site: &Site,
