@@ -172,11 +172,15 @@ pub(crate) fn machine_if_known() -> Machine {
     }
 }
 
-/// [`machine_if_known`], and whether those figures were measured (not stand-ins).
+/// The facts of the calling thread's pool as far as they are known, and whether they were
+/// measured (not stand-ins): what a report shows. Resolves the thread's pool (cheap), so
+/// that a thread that made no call of its own, such as one whose calls all ran on the
+/// pool's workers, still sees the figures those calls measured; never measures.
 pub(crate) fn machine_if_known_and_measured() -> (Machine, bool) {
-    match known_here().and_then(Pool::measured) {
+    let pool = here();
+    match pool.measured() {
         Some(m) => (m, true),
-        None => (machine_if_known(), false),
+        None => (pool.known_machine(), false),
     }
 }
 
