@@ -161,8 +161,10 @@ pub use amorsize_core::{
 ///
 /// Free and associated functions whose item and result borrow nothing also get
 /// `par_<name>_async(items, …) -> MapFuture<Vec<R>>` (and `try_par_<name>_async` for
-/// fallible ones): owned items, owned or `'static` context, the map run on rayon's pool with
-/// the tuned plan while the awaiting task is free (see [`map_async`]).
+/// fallible ones): owned items, owned or `'static` context, the map run with the tuned plan
+/// without blocking the executor: on rayon's pool when it runs in parallel, where it is
+/// polled in slices of at most [`future::SLICE`] of work when it runs as a loop (see
+/// [`future`]).
 ///
 /// ```
 /// #[amorsize::parallel]

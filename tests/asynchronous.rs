@@ -3,8 +3,10 @@
 //! concurrent maps from spawned tasks, a drop that stops the map, panics, and equality with
 //! the serial map.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 mod support;
@@ -148,4 +150,196 @@ async fn every_length_matches_the_serial_map() {
         let got = par_tiny_async((0..n).collect::<Vec<_>>()).await;
         assert_eq!(got, (0..n).map(|x| x + 1).collect::<Vec<_>>(), "n={n}");
     }
+}
+
+/// Polls `future` on this thread until it is ready, parking while it waits on the pool:
+/// its output, and how many times it was polled.
+fn poll_here<F: Future>(future: F) -> (F::Output, usize) {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return (value, polls);
+        }
+        // A future that woke itself unparked this thread already: this returns at once.
+        std::thread::park();
+    }
+}
+
+/// Whether the calling thread is one of rayon's workers.
+fn on_pool() -> bool {
+    rayon::current_thread_index().is_some()
+}
+
+static CAPPED_ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+// Capped to one thread, so that its plan is a loop on any machine.
+#[amorsize::parallel(max_threads = 1)]
+fn capped(x: &u64) -> u64 {
+    if on_pool() {
+        CAPPED_ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
+    spin(Duration::from_micros(2));
+    x * 3
+}
+
+#[test]
+fn a_call_planned_as_a_loop_runs_where_it_is_polled_a_slice_per_poll() {
+    let items: Vec<u64> = (0..2_000).collect();
+    let expected: Vec<u64> = items.iter().map(|x| x * 3).collect();
+    // The first call has no cost to plan with: it profiles, on the pool.
+    let (first, _) = poll_here(par_capped_async(items.clone()));
+    assert_eq!(first, expected);
+    CAPPED_ON_POOL.store(0, Ordering::SeqCst);
+    let (second, polls) = poll_here(par_capped_async(items.clone()));
+    assert_eq!(second, expected);
+    assert_eq!(
+        CAPPED_ON_POOL.load(Ordering::SeqCst),
+        0,
+        "items of a call planned as a loop ran on the pool"
+    );
+    // 2 000 items of at least 2 µs, at most `SLICE` (50 µs) of them per poll.
+    let least = (2_000 * 2) / amorsize::future::SLICE.as_micros() as usize;
+    assert!(polls >= least, "{polls} polls, fewer than {least}");
+}
+
+#[test]
+fn a_one_thread_runtime_keeps_ticking_while_a_map_runs_in_slices_on_it() {
+    #[amorsize::parallel(max_threads = 1)]
+    fn sliced(x: &u64) -> u64 {
+        assert!(!on_pool(), "an item ran on the pool");
+        spin(Duration::from_micros(2));
+        x + 1
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    // Learned on this thread: a plain map call runs as a loop here.
+    let warm: Vec<u64> = (0..1_000).collect();
+    assert_eq!(par_sliced(&warm).len(), 1_000);
+    runtime.block_on(async {
+        // 50 000 items of 2 µs: 100 ms of work, on the runtime's only thread.
+        let items: Vec<u64> = (0..50_000).collect();
+        let ticker = tokio::spawn(async {
+            let mut longest = Duration::ZERO;
+            let mut last = Instant::now();
+            let start = last;
+            while start.elapsed() < Duration::from_millis(150) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                longest = longest.max(last.elapsed());
+                last = Instant::now();
+            }
+            longest
+        });
+        let got = par_sliced_async(items.clone()).await;
+        assert_eq!(got, items.iter().map(|x| x + 1).collect::<Vec<_>>());
+        let longest = ticker.await.unwrap();
+        assert!(
+            longest <= Duration::from_millis(25),
+            "the executor's thread stalled for {longest:?}"
+        );
+    });
+}
+
+static DEAR: AtomicBool = AtomicBool::new(false);
+static DEAR_ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel(max_threads = 1)]
+fn drifting(x: &u64) -> u64 {
+    if on_pool() {
+        DEAR_ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
+    let cost = if DEAR.load(Ordering::SeqCst) { 300 } else { 2 };
+    spin(Duration::from_micros(cost));
+    x + 7
+}
+
+#[test]
+fn items_that_turn_out_dearer_than_a_poll_may_take_go_to_the_pool() {
+    let cheap: Vec<u64> = (0..2_000).collect();
+    poll_here(par_drifting_async(cheap.clone()));
+    poll_here(par_drifting_async(cheap));
+    // The cost was learned at 2 µs; now each item takes 300 µs, six times a slice.
+    DEAR.store(true, Ordering::SeqCst);
+    DEAR_ON_POOL.store(0, Ordering::SeqCst);
+    let items: Vec<u64> = (0..100).collect();
+    let (got, _) = poll_here(par_drifting_async(items.clone()));
+    assert_eq!(got, items.iter().map(|x| x + 7).collect::<Vec<_>>());
+    let here = 100 - DEAR_ON_POOL.load(Ordering::SeqCst);
+    // The first slice stops at its clock check (halfway through the at most 25 items
+    // planned), the second runs one item: both ran over, so the rest went to the pool.
+    assert!(here <= 13, "{here} dear items ran on the polling thread");
+}
+
+static SLICED_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel(max_threads = 1)]
+fn stoppable(x: u64) -> u64 {
+    SLICED_STARTED.fetch_add(1, Ordering::SeqCst);
+    spin(Duration::from_micros(2));
+    x
+}
+
+#[test]
+fn dropping_a_map_between_slices_stops_it() {
+    poll_here(par_stoppable_async(0..2_000u64));
+    let before = SLICED_STARTED.load(Ordering::SeqCst);
+    struct Nobody;
+    impl Wake for Nobody {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Nobody));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = Box::pin(par_stoppable_async(0..100_000u64));
+    for _ in 0..3 {
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+    }
+    drop(future);
+    let ran = SLICED_STARTED.load(Ordering::SeqCst) - before;
+    assert!(
+        (3..=75).contains(&ran),
+        "three slices of at most 25 items ran {ran} items"
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(SLICED_STARTED.load(Ordering::SeqCst) - before, ran);
+}
+
+#[amorsize::parallel(max_threads = 1)]
+fn brittle(x: &u64) -> Result<u64, String> {
+    spin(Duration::from_micros(2));
+    if *x == 1_500 {
+        panic!("item 1500 broke");
+    }
+    if *x == 900 {
+        return Err(format!("item {x} failed"));
+    }
+    Ok(*x)
+}
+
+#[test]
+fn a_failure_or_a_panic_in_a_slice_comes_out_of_the_poll() {
+    let fine: Vec<u64> = (0..800).collect();
+    let (first, _) = poll_here(try_par_brittle_async(fine.clone()));
+    assert_eq!(first.unwrap(), fine);
+    let failing: Vec<u64> = (0..1_200).collect();
+    let (failed, polls) = poll_here(try_par_brittle_async(failing));
+    assert_eq!(failed.unwrap_err(), "item 900 failed");
+    assert!(polls > 1, "the call ran in one poll");
+    let panicking: Vec<u64> = (1_000..2_000).collect();
+    let panic = std::panic::catch_unwind(|| poll_here(try_par_brittle_async(panicking)))
+        .expect_err("the panic should come out of the poll");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"item 1500 broke"));
+    // The site stays usable.
+    let (again, _) = poll_here(try_par_brittle_async(fine.clone()));
+    assert_eq!(again.unwrap(), fine);
 }

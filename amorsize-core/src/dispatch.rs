@@ -262,7 +262,14 @@ fn cap_for(site: &Site) -> Option<usize> {
 /// calls already running: the figures, whether the pool is cold, and what to name as the
 /// cause of a plan made with them.
 fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, Cause) {
-    let (mut m, cold) = pool.for_call();
+    let (m, cold) = pool.for_call();
+    let (m, cause) = shared_figures(site, pool, m);
+    (m, cold, cause)
+}
+
+/// The pool's figures `m` narrowed to what a call of `site` starting now can use: its cap,
+/// and its share beside the planned calls already running there; with the cause to name.
+fn shared_figures(site: &Site, pool: &Pool, mut m: Machine) -> (Machine, Cause) {
     let pool_threads = m.threads;
     let cap = cap_for(site).filter(|&cap| cap < pool_threads);
     if let Some(cap) = cap {
@@ -284,7 +291,26 @@ fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, Cause) {
         None if pool_threads < 2 => Cause::OneThread,
         None => Cause::Model,
     };
-    (m, cold, cause)
+    (m, cause)
+}
+
+/// Whether a call of `n` items of `site` at `costs`, made on this thread now, would run as
+/// a loop: its work is below the pool's break-even point, or the model plans a loop for it
+/// with the threads it can have (its cap, its share beside the planned calls running). From
+/// what is known only: never measures the pool, records nothing. An async call asks it
+/// before its first slice: the pool has nothing to offer a loop (see `future`).
+pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
+    let pool = pool::here();
+    if costs.serial.work_ps(n) < pool.known_serial_limit_ps() {
+        return true;
+    }
+    let measured = pool.measured();
+    let (m, _) = shared_figures(site, pool, measured.unwrap_or_else(|| pool.known_machine()));
+    if m.threads < 2 {
+        return true;
+    }
+    // A pool not measured yet is measured by its first parallel call.
+    measured.is_some() && !model::decide(n, costs, &m).plan.is_parallel()
 }
 
 #[cold]

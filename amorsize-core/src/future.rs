@@ -1,35 +1,60 @@
 //! The async entry points: [`map_async`] and its relatives return a [`MapFuture`] that runs
-//! the map on rayon's pool, with the same tuned plan as [`map`](crate::map) (it is a call of
-//! the same site, made on a pool thread), and wakes the awaiting task when it is done. The
-//! executor's thread never runs the map or waits for it, except for calls so small that a
-//! round trip to the pool would cost more than the work: those run when first polled (see
-//! [`INLINE_BELOW`]).
+//! the map with the plan [`map`](crate::map) would give it (it is a call of the same site)
+//! and never blocks the executor's thread for long. When first polled, the future chooses:
+//!
+//! - **On the pool**, for a call the plan runs in parallel (and a call of unknown cost, which
+//!   profiles there): a job on rayon's pool, which wakes the awaiting task when it is done.
+//!   The executor's thread neither runs nor waits for the map.
+//! - **In slices on the polling thread**, for a call the plan runs as a loop: the pool has no
+//!   parallelism to offer it, only a round trip (a job spawned, a worker woken, the task woken
+//!   back), which costs tens of µs of CPU on the development VM, and on a loaded machine a
+//!   pool's threads only take turns with the executor's for the same cores. Each poll runs
+//!   items for at most [`SLICE`] of their learned cost, then wakes the task and yields, so
+//!   other tasks run between slices. Calls predicted under [`INLINE_BELOW`] run whole on the
+//!   first poll. Items dearer than the slice, or items that turn out far dearer than learned
+//!   while a call runs, go to the pool.
+//!
+//! A loop is what the plan gives a call whose work is below the pool's break-even point, a
+//! call capped to one thread, a call in a one-thread pool, or a call made while other
+//! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`).
+//! Async calls count as running from their first poll until they end, wherever they run.
 //!
 //! No executor is needed or assumed: the future is woken through std's [`Waker`]. Dropping it
 //! before it completes stops the map promptly (no item starts after the drop is seen; items
-//! running finish) and drops the results made so far, on the pool; the dropping thread never
-//! blocks. A panic in the function resumes in the awaiting task when it polls.
+//! running finish) and drops the results made so far, on the pool for a call running there;
+//! the dropping thread never blocks. A panic in the function resumes in the awaiting task
+//! when it polls.
 
 use crate::items::IntoItems;
+use crate::learn::learn_from_serial;
+use crate::pool::LongCall;
 use crate::site::Site;
 use crate::try_map::TryItem;
+use crate::units::{elapsed_ns, PerItem};
 use crate::ParIter;
+use rayon::iter::plumbing::{Producer, ProducerCallback};
 use rayon::iter::IndexedParallelIterator;
 use std::any::Any;
 use std::borrow::Borrow;
+use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Calls predicted (at the site's learned cost) to take less than this as a loop run inline
-/// when first polled: a round trip to the pool (a job spawned, a thread woken, the task
-/// woken and polled again) costs tens of µs on the development machine, and a poll must not
-/// block an executor thread for long. Calls of unknown cost always go to the pool.
+/// Calls predicted (at the site's learned cost) to take less than this run whole when first
+/// polled, whatever their plan: a round trip to the pool (a job spawned, a thread woken, the
+/// task woken and polled again) costs more than that on the development machine.
 pub const INLINE_BELOW: Duration = Duration::from_micros(20);
+
+/// The most work (at the site's learned cost, or at what the call's own items measured,
+/// if dearer) that one poll of a call run on the polling thread does. Items dearer than this
+/// run on the pool. Calls of unknown cost always go to the pool.
+pub const SLICE: Duration = Duration::from_micros(50);
 
 /// The future of an async map: resolves to the map's result.
 ///
@@ -37,14 +62,47 @@ pub const INLINE_BELOW: Duration = Duration::from_micros(20);
 /// cancels the map (see the [module docs](self)).
 #[must_use = "a MapFuture does nothing until polled, and cancels its map when dropped"]
 pub struct MapFuture<T> {
-    /// The work, until it is started.
-    job: Option<Job<T>>,
-    /// Whether the job may run inline when first polled.
-    inline: bool,
-    slot: Arc<Slot<T>>,
+    stage: Stage<T>,
 }
 
+/// Where an async call is.
+enum Stage<T> {
+    /// Not polled yet.
+    New(Box<dyn Start<T>>),
+    /// Running on the polling thread, a slice per poll.
+    Sliced(Box<dyn Slices<T>>),
+    /// Running on the pool, which leaves the result in the slot.
+    Pool(Arc<Slot<T>>),
+    /// Returned, or panicked.
+    Over,
+}
+
+/// A job for the pool: the map, stopped when the flag is set (then `None`).
 type Job<T> = Box<dyn FnOnce(&AtomicBool) -> Option<T> + Send>;
+
+/// An async call before its first poll: its site, items and function.
+trait Start<T>: Send {
+    fn site(&self) -> &'static Site;
+    fn len(&self) -> usize;
+    /// The call as a job for the pool.
+    fn job(self: Box<Self>) -> Job<T>;
+    /// The call run here, a slice per poll.
+    fn slices(self: Box<Self>, pace: Pace) -> Box<dyn Slices<T>>;
+}
+
+/// An async call running on the polling thread.
+trait Slices<T>: Send {
+    /// Runs the next slice.
+    fn step(self: Box<Self>) -> Step<T>;
+}
+
+/// What a slice left.
+enum Step<T> {
+    Done(T),
+    More(Box<dyn Slices<T>>),
+    /// The items left, for the pool: they cost more than a poll may take.
+    ToPool(Job<T>),
+}
 
 /// Where the pool leaves the result for the awaiting task.
 struct Slot<T> {
@@ -63,16 +121,43 @@ enum State<T> {
 }
 
 impl<T: Send + 'static> MapFuture<T> {
-    fn new(job: Job<T>, inline: bool) -> Self {
+    fn new(start: Box<dyn Start<T>>) -> Self {
         MapFuture {
-            job: Some(job),
-            inline,
-            slot: Arc::new(Slot {
-                state: Mutex::new(State::Pending(None)),
-                cancel: AtomicBool::new(false),
-            }),
+            stage: Stage::New(start),
         }
     }
+}
+
+/// How a call starts, chosen when it is first polled.
+enum How {
+    /// Whole, now.
+    Here,
+    /// A slice per poll, paced so.
+    Slices(Pace),
+    Pool,
+}
+
+/// How a call of `n` items of `site` starts (see the [module docs](self)).
+fn how(site: &'static Site, n: usize) -> How {
+    if n == 0 {
+        return How::Here;
+    }
+    if !crate::dispatch::measures(site) {
+        return How::Pool;
+    }
+    let Some(costs) = site.planning_costs() else {
+        return How::Pool;
+    };
+    if costs.serial.work(n) < INLINE_BELOW {
+        return How::Here;
+    }
+    if costs.serial.as_duration() > SLICE
+        || crate::observe::watching()
+        || !crate::dispatch::plans_loop(site, n, costs)
+    {
+        return How::Pool;
+    }
+    How::Slices(Pace::new(site, n, costs.serial))
 }
 
 impl<T: Send + 'static> Future for MapFuture<T> {
@@ -80,69 +165,490 @@ impl<T: Send + 'static> Future for MapFuture<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
-        if let Some(job) = this.job.take() {
-            if this.inline {
-                let never = AtomicBool::new(false);
-                return match job(&never) {
-                    Some(value) => Poll::Ready(value),
-                    None => unreachable!("an inline call is never cancelled"),
-                };
-            }
-            *crate::lock(&this.slot.state) = State::Pending(Some(cx.waker().clone()));
-            let slot = Arc::clone(&this.slot);
-            rayon::spawn(move || {
-                let result = catch_unwind(AssertUnwindSafe(|| job(&slot.cancel)));
-                let waker = {
-                    let mut state = crate::lock(&slot.state);
-                    match std::mem::replace(&mut *state, State::Done(result)) {
-                        State::Pending(waker) => waker,
-                        _ => None,
+        let sliced = match std::mem::replace(&mut this.stage, Stage::Over) {
+            Stage::New(start) => match how(start.site(), start.len()) {
+                How::Here => {
+                    let never = AtomicBool::new(false);
+                    match start.job()(&never) {
+                        Some(value) => return Poll::Ready(value),
+                        None => unreachable!("a call run here is never cancelled"),
                     }
-                };
-                // Woken outside the lock: waking may run the executor's code.
-                if let Some(waker) = waker {
-                    waker.wake();
                 }
-            });
-            return Poll::Pending;
-        }
-        let mut state = crate::lock(&this.slot.state);
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Pending(waker) => {
-                let waker = match waker {
-                    Some(w) if w.will_wake(cx.waker()) => w,
-                    _ => cx.waker().clone(),
-                };
-                *state = State::Pending(Some(waker));
+                How::Slices(pace) => start.slices(pace),
+                How::Pool => {
+                    let pool = crate::pool::here();
+                    this.stage = Stage::Pool(spawn(start.job(), pool.enter(), cx.waker()));
+                    return Poll::Pending;
+                }
+            },
+            Stage::Sliced(slices) => slices,
+            Stage::Pool(slot) => {
+                let polled = poll_slot(&slot, cx);
+                if polled.is_pending() {
+                    this.stage = Stage::Pool(slot);
+                }
+                return polled;
+            }
+            Stage::Over => panic!("amorsize: a MapFuture was polled after it completed"),
+        };
+        // A panic in a slice leaves the stage `Over`, and the call's state dropped.
+        match sliced.step() {
+            Step::Done(value) => Poll::Ready(value),
+            Step::More(slices) => {
+                this.stage = Stage::Sliced(slices);
+                // Other tasks run before the next slice.
+                cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            State::Done(Ok(Some(value))) => Poll::Ready(value),
-            State::Done(Ok(None)) => unreachable!("only a dropped future's map is cancelled"),
-            State::Done(Err(payload)) => {
-                drop(state);
-                resume_unwind(payload)
+            Step::ToPool(job) => {
+                let pool = crate::pool::here();
+                this.stage = Stage::Pool(spawn(job, pool.enter(), cx.waker()));
+                Poll::Pending
             }
-            State::Taken => panic!("amorsize: a MapFuture was polled after it completed"),
         }
+    }
+}
+
+/// Sends `job` to the pool; it counts as running there (`queued`) until it starts, where it
+/// counts as its route says.
+fn spawn<T: Send + 'static>(job: Job<T>, queued: LongCall, waker: &Waker) -> Arc<Slot<T>> {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(State::Pending(Some(waker.clone()))),
+        cancel: AtomicBool::new(false),
+    });
+    let shared = Arc::clone(&slot);
+    rayon::spawn(move || {
+        drop(queued);
+        let result = catch_unwind(AssertUnwindSafe(|| job(&shared.cancel)));
+        let waker = {
+            let mut state = crate::lock(&shared.state);
+            match std::mem::replace(&mut *state, State::Done(result)) {
+                State::Pending(waker) => waker,
+                _ => None,
+            }
+        };
+        // Woken outside the lock: waking may run the executor's code.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    });
+    slot
+}
+
+fn poll_slot<T>(slot: &Slot<T>, cx: &Context<'_>) -> Poll<T> {
+    let mut state = crate::lock(&slot.state);
+    match std::mem::replace(&mut *state, State::Taken) {
+        State::Pending(waker) => {
+            let waker = match waker {
+                Some(w) if w.will_wake(cx.waker()) => w,
+                _ => cx.waker().clone(),
+            };
+            *state = State::Pending(Some(waker));
+            Poll::Pending
+        }
+        State::Done(Ok(Some(value))) => Poll::Ready(value),
+        State::Done(Ok(None)) => unreachable!("only a dropped future's map is cancelled"),
+        State::Done(Err(payload)) => {
+            drop(state);
+            resume_unwind(payload)
+        }
+        State::Taken => unreachable!("the stage is `Over` once the value is taken"),
     }
 }
 
 impl<T> Drop for MapFuture<T> {
     fn drop(&mut self) {
-        self.slot.cancel.store(true, Ordering::Relaxed);
+        if let Stage::Pool(slot) = &self.stage {
+            slot.cancel.store(true, Ordering::Relaxed);
+        }
     }
 }
 
-/// Whether a call of `n` items of `site` is small enough to run when first polled.
-fn inline(site: &Site, n: usize) -> bool {
-    crate::dispatch::measures(site)
-        && site
-            .planning_costs()
-            .is_some_and(|costs| costs.serial.work(n) < INLINE_BELOW)
+/// The pace of a call run on the polling thread: how many items a poll may run, what they
+/// took, and its count as a call running in the pool.
+struct Pace {
+    site: &'static Site,
+    n: usize,
+    ran: usize,
+    per_poll: usize,
+    ns: u64,
+    /// The last slice ran over twice [`SLICE`].
+    over: bool,
+    _running: LongCall,
 }
 
-/// Maps `f` over owned `items` on rayon's pool, like [`map`](crate::map) through the same
-/// `site`; the returned future resolves to the results in input order.
+/// [`SLICE`] in nanoseconds.
+const SLICE_NS: u64 = SLICE.as_nanos() as u64;
+
+impl Pace {
+    fn new(site: &'static Site, n: usize, per_item: PerItem) -> Pace {
+        site.begin_call(n);
+        Pace {
+            site,
+            n,
+            ran: 0,
+            per_poll: fit(per_item.as_picos()),
+            ns: 0,
+            over: false,
+            _running: crate::pool::here().enter(),
+        }
+    }
+
+    /// The most items the next slice may run.
+    fn next(&self) -> usize {
+        self.per_poll.min(self.n - self.ran)
+    }
+
+    /// Runs `g` over `items` (at most [`next`](Self::next) of them) into `out`, until one
+    /// fails or the slice has run for [`SLICE`] (the clock is read once more halfway, so
+    /// that items that turn out far dearer than learned stop the slice early), then decides
+    /// what comes next.
+    fn slice<X, V, E>(
+        &mut self,
+        items: impl Iterator<Item = X>,
+        g: impl Fn(X) -> Result<V, E>,
+        out: &mut Vec<V>,
+    ) -> (Next, Option<E>) {
+        let halfway = (self.per_poll / 2).max(1);
+        let start = Instant::now();
+        let before = out.len();
+        let mut stop = None;
+        for (i, item) in items.enumerate() {
+            match g(item) {
+                Ok(value) => out.push(value),
+                Err(e) => {
+                    stop = Some(e);
+                    break;
+                }
+            }
+            if i + 1 == halfway && elapsed_ns(start) >= SLICE_NS {
+                break;
+            }
+        }
+        let ns = elapsed_ns(start);
+        let ran = out.len() - before + usize::from(stop.is_some());
+        (self.after(ran, ns, stop.is_some()), stop)
+    }
+
+    /// After a slice of `ran` items that took `ns` and failed or not: what comes next. A
+    /// finished call is learned from like a timed loop. The next slice is sized from this
+    /// one's cost per item. Two slices in a row that ran over twice [`SLICE`] (even one item
+    /// costs more than a poll may take) send the rest to the pool; one alone may be a
+    /// preempted thread.
+    fn after(&mut self, ran: usize, ns: u64, failed: bool) -> Next {
+        self.ran += ran;
+        self.ns = self.ns.saturating_add(ns);
+        if failed || self.ran == self.n {
+            learn_from_serial(self.site, self.ran, self.ns, !failed);
+            return Next::Done;
+        }
+        let over = ns > 2 * SLICE_NS;
+        if over && self.over {
+            return Next::ToPool;
+        }
+        self.over = over;
+        self.per_poll = fit(ns.saturating_mul(1000) / ran.max(1) as u64);
+        Next::More
+    }
+}
+
+/// Items of `per_item_ps` each that fit in a slice: at least one.
+fn fit(per_item_ps: u64) -> usize {
+    usize::try_from(SLICE_NS * 1000 / per_item_ps.max(1))
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+enum Next {
+    Done,
+    More,
+    ToPool,
+}
+
+/// Why a map on the pool stopped: the function failed, or the future was dropped.
+enum Halt<S> {
+    Failed(S),
+    Cancelled,
+}
+
+/// A pool run's result as the call's: `None` when it was cancelled. `done` holds the values
+/// of the items that ran before on the polling thread.
+fn finished<V, E, T>(
+    result: Result<Vec<V>, Halt<E>>,
+    mut done: Vec<V>,
+    finish: fn(Result<Vec<V>, E>) -> T,
+) -> Option<T> {
+    match result {
+        Ok(mut values) => {
+            if done.is_empty() {
+                return Some(finish(Ok(values)));
+            }
+            done.append(&mut values);
+            Some(finish(Ok(done)))
+        }
+        Err(Halt::Failed(stop)) => Some(finish(Err(stop))),
+        Err(Halt::Cancelled) => None,
+    }
+}
+
+/// `g` for the pool: stops before any item once `cancel` is set.
+fn cancellable<'a, X, V, E>(
+    g: &'a (impl Fn(X) -> Result<V, E> + Sync),
+    cancel: &'a AtomicBool,
+) -> impl Fn(X) -> Result<V, Halt<E>> + Sync + Send + 'a {
+    move |x| {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Halt::Cancelled);
+        }
+        g(x).map_err(Halt::Failed)
+    }
+}
+
+/// An async call over items taken by value: `g` maps each (a fallible form of the user's
+/// function), `finish` makes the call's result.
+struct ByValue<It, G, V, E, T> {
+    site: &'static Site,
+    items: It,
+    g: G,
+    finish: fn(Result<Vec<V>, E>) -> T,
+}
+
+impl<It, G, V, E, T> Start<T> for ByValue<It, G, V, E, T>
+where
+    It: IndexedParallelIterator + 'static,
+    G: Fn(It::Item) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    fn site(&self) -> &'static Site {
+        self.site
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn job(self: Box<Self>) -> Job<T> {
+        let ByValue {
+            site,
+            items,
+            g,
+            finish,
+        } = *self;
+        pool_job(site, ParIter(items), g, Vec::new(), finish)
+    }
+
+    fn slices(self: Box<Self>, pace: Pace) -> Box<dyn Slices<T>> {
+        let ByValue {
+            items, g, finish, ..
+        } = *self;
+        Box::new(SlicedByValue {
+            items: items.with_producer(Collect).into_iter(),
+            out: Vec::with_capacity(pace.n),
+            g,
+            finish,
+            pace,
+        })
+    }
+}
+
+/// The job that maps `items` on the pool, after the values `done` made before.
+fn pool_job<X, I, G, V, E, T>(
+    site: &'static Site,
+    items: I,
+    g: G,
+    done: Vec<V>,
+    finish: fn(Result<Vec<V>, E>) -> T,
+) -> Job<T>
+where
+    X: Send,
+    I: IntoItems<X> + Send + 'static,
+    G: Fn(X) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    Box::new(move |cancel| {
+        let result = crate::try_map(site, items, cancellable(&g, cancel));
+        finished(result, done, finish)
+    })
+}
+
+/// Collects a producer's items on the calling thread, in order.
+struct Collect;
+
+impl<X> ProducerCallback<X> for Collect {
+    type Output = Vec<X>;
+    fn callback<P: Producer<Item = X>>(self, producer: P) -> Vec<X> {
+        producer.into_iter().collect()
+    }
+}
+
+struct SlicedByValue<X, G, V, E, T> {
+    items: std::vec::IntoIter<X>,
+    out: Vec<V>,
+    g: G,
+    finish: fn(Result<Vec<V>, E>) -> T,
+    pace: Pace,
+}
+
+impl<X, G, V, E, T> Slices<T> for SlicedByValue<X, G, V, E, T>
+where
+    X: Send + 'static,
+    G: Fn(X) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    fn step(mut self: Box<Self>) -> Step<T> {
+        let this = &mut *self;
+        let take = this.pace.next();
+        let next = this
+            .pace
+            .slice(this.items.by_ref().take(take), &this.g, &mut this.out);
+        match next {
+            (_, Some(stop)) => Step::Done((self.finish)(Err(stop))),
+            (Next::Done, None) => Step::Done((self.finish)(Ok(self.out))),
+            (Next::More, None) => Step::More(self),
+            (Next::ToPool, None) => {
+                let SlicedByValue {
+                    items,
+                    out,
+                    g,
+                    finish,
+                    pace,
+                } = *self;
+                let rest: Vec<X> = items.collect();
+                Step::ToPool(pool_job(pace.site, rest, g, out, finish))
+            }
+        }
+    }
+}
+
+/// An async call over owned items lent to the function (as `&B`): `g` maps each element.
+struct Lent<C, B: ?Sized, G, V, E, T> {
+    site: &'static Site,
+    items: C,
+    g: G,
+    finish: fn(Result<Vec<V>, E>) -> T,
+    _lent: PhantomData<fn(&B)>,
+}
+
+impl<C, B, G, V, E, T> Start<T> for Lent<C, B, G, V, E, T>
+where
+    B: ?Sized + 'static,
+    C: OwnedItems<B>,
+    G: Fn(&C::Item) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    fn site(&self) -> &'static Site {
+        self.site
+    }
+
+    fn len(&self) -> usize {
+        self.items.elements().len()
+    }
+
+    fn job(self: Box<Self>) -> Job<T> {
+        let Lent {
+            site,
+            items,
+            g,
+            finish,
+            ..
+        } = *self;
+        lent_job(site, items, 0, g, Vec::new(), finish)
+    }
+
+    fn slices(self: Box<Self>, pace: Pace) -> Box<dyn Slices<T>> {
+        let Lent {
+            items, g, finish, ..
+        } = *self;
+        Box::new(SlicedLent {
+            items,
+            out: Vec::with_capacity(pace.n),
+            g,
+            finish,
+            pace,
+            _lent: PhantomData,
+        })
+    }
+}
+
+/// The job that maps the elements of `items` from `from` on on the pool, after the values
+/// `done` made before.
+fn lent_job<C, B, G, V, E, T>(
+    site: &'static Site,
+    items: C,
+    from: usize,
+    g: G,
+    done: Vec<V>,
+    finish: fn(Result<Vec<V>, E>) -> T,
+) -> Job<T>
+where
+    B: ?Sized,
+    C: OwnedItems<B>,
+    G: Fn(&C::Item) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    Box::new(move |cancel| {
+        let result = crate::try_map(site, &items.elements()[from..], cancellable(&g, cancel));
+        finished(result, done, finish)
+    })
+}
+
+struct SlicedLent<C, B: ?Sized, G, V, E, T> {
+    items: C,
+    out: Vec<V>,
+    g: G,
+    finish: fn(Result<Vec<V>, E>) -> T,
+    pace: Pace,
+    _lent: PhantomData<fn(&B)>,
+}
+
+impl<C, B, G, V, E, T> Slices<T> for SlicedLent<C, B, G, V, E, T>
+where
+    B: ?Sized + 'static,
+    C: OwnedItems<B>,
+    G: Fn(&C::Item) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    fn step(mut self: Box<Self>) -> Step<T> {
+        let this = &mut *self;
+        let from = this.pace.ran;
+        let to = from + this.pace.next();
+        let items = this.items.elements()[from..to].iter();
+        let next = this.pace.slice(items, &this.g, &mut this.out);
+        match next {
+            (_, Some(stop)) => Step::Done((self.finish)(Err(stop))),
+            (Next::Done, None) => Step::Done((self.finish)(Ok(self.out))),
+            (Next::More, None) => Step::More(self),
+            (Next::ToPool, None) => {
+                let SlicedLent {
+                    items,
+                    out,
+                    g,
+                    finish,
+                    pace,
+                    ..
+                } = *self;
+                let from = pace.ran;
+                Step::ToPool(lent_job(pace.site, items, from, g, out, finish))
+            }
+        }
+    }
+}
+
+/// Maps `f` over owned `items` like [`map`](crate::map) through the same `site`, without
+/// blocking the executor (see the [module docs](self)); the returned future resolves to the
+/// results in input order.
 ///
 /// ```
 /// use amorsize_core::{map_async, Site};
@@ -173,13 +679,28 @@ where
     R: Send + 'static,
     F: Fn(T) -> R + Send + Sync + 'static,
 {
-    let iter = items.into_items();
-    let n = iter.len();
-    let job: Job<Vec<R>> = Box::new(move |cancel| {
-        let stop = |x| (!cancel.load(Ordering::Relaxed)).then(|| f(x));
-        crate::try_map(site, ParIter(iter), stop)
-    });
-    MapFuture::new(job, inline(site, n))
+    MapFuture::new(Box::new(ByValue {
+        site,
+        items: items.into_items(),
+        g: move |x| Ok::<R, Infallible>(f(x)),
+        finish: values,
+    }))
+}
+
+/// An infallible map's values.
+fn values<R>(result: Result<Vec<R>, Infallible>) -> Vec<R> {
+    match result {
+        Ok(values) => values,
+        Err(never) => match never {},
+    }
+}
+
+/// A fallible map's batch.
+fn batch<R: TryItem>(result: Result<Vec<R::Ok>, R::Stop>) -> R::Batch {
+    match result {
+        Ok(values) => R::batch(values),
+        Err(stop) => R::stopped(stop),
+    }
 }
 
 /// Owned items that lend their elements as `T` to a map: what an async companion of
@@ -189,7 +710,7 @@ where
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not owned items an async companion can take",
     label = "pass a `Vec`, `Box<[_]>` or `Arc<[_]>` of the items (the future owns them)",
-    note = "async companions take owned items (`Vec<S>`, `Box<[S]>`, `Arc<[S]>`, `Arc<Vec<S>>` with `S: Borrow<{T}>`): the map runs on the pool after the call returns"
+    note = "async companions take owned items (`Vec<S>`, `Box<[S]>`, `Arc<[S]>`, `Arc<Vec<S>>` with `S: Borrow<{T}>`): the map runs after the call returns"
 )]
 pub trait OwnedItems<T: ?Sized>: Send + Sync + 'static {
     /// One element.
@@ -230,23 +751,18 @@ impl<T: ?Sized, S: Borrow<T> + Send + Sync + 'static> OwnedItems<T> for Arc<Vec<
 /// (owned by the future) by reference.
 pub fn map_async_lent<T, C, R, F>(site: &'static Site, items: C, f: F) -> MapFuture<Vec<R>>
 where
-    T: ?Sized,
+    T: ?Sized + 'static,
     C: OwnedItems<T>,
     R: Send + 'static,
     F: Fn(&T) -> R + Send + Sync + 'static,
 {
-    let n = items.elements().len();
-    let job: Job<Vec<R>> = Box::new(move |cancel| {
-        let stop = |x: &C::Item| (!cancel.load(Ordering::Relaxed)).then(|| f(x.borrow()));
-        crate::try_map(site, items.elements(), stop)
-    });
-    MapFuture::new(job, inline(site, n))
-}
-
-/// Why a fallible async map stopped: the function failed, or the future was dropped.
-enum Halt<S> {
-    Failed(S),
-    Cancelled,
+    MapFuture::new(Box::new(Lent {
+        site,
+        items,
+        g: move |x: &C::Item| Ok::<R, Infallible>(f(x.borrow())),
+        finish: values,
+        _lent: PhantomData::<fn(&T)>,
+    }))
 }
 
 /// [`map_async`] for a fallible `f` (see [`try_map`](crate::try_map)): resolves to every
@@ -257,50 +773,88 @@ where
     I: IntoItems<T> + Send + 'static,
     I::Iter: Send + 'static,
     R: TryItem + 'static,
+    R::Ok: 'static,
+    R::Stop: 'static,
     R::Batch: Send + 'static,
     F: Fn(T) -> R + Send + Sync + 'static,
 {
-    let iter = items.into_items();
-    let n = iter.len();
-    let job: Job<R::Batch> = Box::new(move |cancel| {
-        let stop = |x| -> Result<R::Ok, Halt<R::Stop>> {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Halt::Cancelled);
-            }
-            f(x).into_result().map_err(Halt::Failed)
-        };
-        batch_of::<R>(crate::try_map(site, ParIter(iter), stop))
-    });
-    MapFuture::new(job, inline(site, n))
+    MapFuture::new(Box::new(ByValue {
+        site,
+        items: items.into_items(),
+        g: move |x| f(x).into_result(),
+        finish: batch::<R>,
+    }))
 }
 
 /// [`try_map_async`] for a function that borrows its item.
 pub fn try_map_async_lent<T, C, R, F>(site: &'static Site, items: C, f: F) -> MapFuture<R::Batch>
 where
-    T: ?Sized,
+    T: ?Sized + 'static,
     C: OwnedItems<T>,
     R: TryItem + 'static,
+    R::Ok: 'static,
+    R::Stop: 'static,
     R::Batch: Send + 'static,
     F: Fn(&T) -> R + Send + Sync + 'static,
 {
-    let n = items.elements().len();
-    let job: Job<R::Batch> = Box::new(move |cancel| {
-        let stop = |x: &C::Item| -> Result<R::Ok, Halt<R::Stop>> {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Halt::Cancelled);
-            }
-            f(x.borrow()).into_result().map_err(Halt::Failed)
-        };
-        batch_of::<R>(crate::try_map(site, items.elements(), stop))
-    });
-    MapFuture::new(job, inline(site, n))
+    MapFuture::new(Box::new(Lent {
+        site,
+        items,
+        g: move |x: &C::Item| f(x.borrow()).into_result(),
+        finish: batch::<R>,
+        _lent: PhantomData::<fn(&T)>,
+    }))
 }
 
-/// A fallible map's result as the function's batch type; `None` when it was cancelled.
-fn batch_of<R: TryItem>(result: Result<Vec<R::Ok>, Halt<R::Stop>>) -> Option<R::Batch> {
-    match result {
-        Ok(values) => Some(R::batch(values)),
-        Err(Halt::Failed(stop)) => Some(R::stopped(stop)),
-        Err(Halt::Cancelled) => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Wake;
+
+    struct Nobody;
+    impl Wake for Nobody {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[test]
+    fn a_call_run_in_slices_counts_as_running_until_it_ends_or_is_dropped() {
+        static SITE: Site = Site::new("future::counted").with_max_threads(1);
+        // A pool of a size no other test uses: its count of running calls is this test's.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(5)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let here = crate::pool::here();
+            let work = |x: u64| {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_micros(2) {}
+                x
+            };
+            // The first call profiles (on the pool): the cost is then known.
+            assert_eq!(crate::map(&SITE, 0..2_000u64, work).len(), 2_000);
+            let waker = Waker::from(Arc::new(Nobody));
+            let mut cx = Context::from_waker(&waker);
+            for finish in [false, true] {
+                assert_eq!(here.long_calls(), 0);
+                let mut future = Box::pin(map_async(&SITE, 0..2_000u64, work));
+                assert!(future.as_mut().poll(&mut cx).is_pending());
+                assert!(matches!(future.stage, Stage::Sliced(_)));
+                assert_eq!(here.long_calls(), 1);
+                if finish {
+                    while future.as_mut().poll(&mut cx).is_pending() {}
+                    assert_eq!(here.long_calls(), 0);
+                }
+                drop(future);
+                assert_eq!(here.long_calls(), 0);
+            }
+        });
+    }
+
+    #[test]
+    fn slices_fit_the_budget() {
+        assert_eq!(fit(PerItem::from_nanos(10_000.0).as_picos()), 5);
+        assert_eq!(fit(PerItem::from_nanos(60_000.0).as_picos()), 1);
+        assert_eq!(fit(0), SLICE_NS as usize * 1000);
     }
 }

@@ -1205,16 +1205,17 @@ fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String], kind
              combined value, or the failure (after which no item starts on any thread)."
         ),
         Kind::Async => format!(
-            "Runs [`{name}`]({link}) on every item of `{items}` on rayon's pool, with the plan \
-             amorsize tuned for it, and returns a future of the results in input order: the \
-             executor's thread never runs or waits for the map (calls smaller than \
-             `amorsize::future::INLINE_BELOW` of work run when first polled). Dropping the \
-             future stops the map; a panic in `{name}` resumes where it is awaited. Any \
+            "Runs [`{name}`]({link}) on every item of `{items}` with the plan amorsize tuned \
+             for it, without blocking the executor, and returns a future of the results in \
+             input order: a call planned in parallel runs on rayon's pool while the task \
+             waits; a call planned as a loop runs where it is polled, at most \
+             `amorsize::future::SLICE` of work per poll (see `amorsize::future`). Dropping \
+             the future stops the map; a panic in `{name}` resumes where it is awaited. Any \
              executor: it is woken through std's `Waker`."
         ),
         Kind::TryAsync { .. } => format!(
-            "Runs [`{name}`]({link}) on the items of `{items}` on rayon's pool until one \
-             fails, like the `_async` companion: a future of every value, or the first \
+            "Runs [`{name}`]({link}) on the items of `{items}` until one fails, without \
+             blocking the executor, like the `_async` companion: a future of every value, or the first \
              failure (after which no item starts)."
         ),
         Kind::Iter => format!(
