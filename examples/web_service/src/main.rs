@@ -1,19 +1,23 @@
 //! A real HTTP service that scores batches of records, and a real client that loads it.
 //!
 //! Run: `cargo run --release -p web_service` (about a minute), or `-- --quick` (a few
-//! seconds; what CI runs). The program:
+//! seconds; what CI runs). `--rounds N` and `--connections N` change the full run's load.
+//! The program:
 //! 1. starts an axum server on tokio (two worker threads) on a free port of 127.0.0.1, with a
 //!    `GET /health` endpoint and four `POST /score/<variant>` endpoints that score a JSON batch
 //!    of records with the same annotated function, four ways:
 //!    - `serial`: a loop in the handler;
 //!    - `rayon`: `par_iter()` in the handler;
 //!    - `blocking`: `tokio::task::spawn_blocking` and a loop;
-//!    - `async`: `par_score_async(records).await` (the map runs on rayon's pool, tuned);
-//! 2. drives each variant in turn with hyper's HTTP/1.1 client from several concurrent
+//!    - `async`: `par_score_async(records).await` (tuned; never blocks the executor);
+//! 2. drives the variants in interleaved rounds (each round runs every variant once, in an
+//!    order rotated from round to round) with hyper's HTTP/1.1 client from several concurrent
 //!    connections (mostly small batches, some large), for a bounded number of requests,
-//!    while one more connection asks `GET /health` every 5 ms: the stall other requests see;
-//! 3. prints, per variant, requests per second, the latency of the batches (p50, p99, max)
-//!    and of the health checks, then shuts the server down.
+//!    while `GET /health` is asked every 5 ms, on a schedule, each time on a new connection:
+//!    the stall other requests see;
+//! 3. prints, per variant, the median of the rounds' requests per second (and their range),
+//!    the latency of the batches (p50, p99, max over all rounds) and of the health checks,
+//!    then shuts the server down.
 //!
 //! All traffic is on loopback, bounded in count and time.
 
@@ -84,6 +88,9 @@ async fn health(State(started): State<Arc<Instant>>) -> String {
     format!("ok {}", started.elapsed().as_millis())
 }
 
+/// How often the health endpoint is checked during a load.
+const HEALTH_EVERY: Duration = Duration::from_millis(5);
+
 /// The load: how many connections, requests and records.
 #[derive(Clone, Copy)]
 struct Load {
@@ -147,9 +154,8 @@ impl Connection {
     }
 }
 
-/// What one variant measured.
+/// What one run of a variant measured.
 struct Measured {
-    variant: &'static str,
     requests: usize,
     seconds: f64,
     latencies: Vec<Duration>,
@@ -171,16 +177,26 @@ async fn drive(addr: SocketAddr, variant: &'static str, load: Load) -> Measured 
     let path = format!("/score/{variant}");
     let start = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Health checks on a fixed schedule, each on a connection of its own (as a load
+    // balancer's), timed from when it was due: a stalled server delays them all, and a slow
+    // answer does not hold the next check back.
     let prober = {
         let stop = Arc::clone(&stop);
         tokio::spawn(async move {
-            let mut connection = Connection::open(addr).await;
-            let mut latencies = Vec::new();
+            let mut checks = Vec::new();
+            let mut due = tokio::time::Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let sent = Instant::now();
-                connection.send("GET", "/health", Bytes::new()).await;
-                latencies.push(sent.elapsed());
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep_until(due).await;
+                checks.push(tokio::spawn(async move {
+                    let mut connection = Connection::open(addr).await;
+                    connection.send("GET", "/health", Bytes::new()).await;
+                    due.elapsed()
+                }));
+                due += HEALTH_EVERY;
+            }
+            let mut latencies = Vec::new();
+            for check in checks {
+                latencies.push(check.await.expect("a health check"));
             }
             latencies
         })
@@ -222,7 +238,6 @@ async fn drive(addr: SocketAddr, variant: &'static str, load: Load) -> Measured 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let health = prober.await.expect("the prober");
     Measured {
-        variant,
         requests: latencies.len(),
         seconds,
         latencies,
@@ -230,27 +245,83 @@ async fn drive(addr: SocketAddr, variant: &'static str, load: Load) -> Measured 
     }
 }
 
+/// What the command line asks for.
+struct Args {
+    quick: bool,
+    rounds: Option<usize>,
+    connections: Option<usize>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        quick: false,
+        rounds: None,
+        connections: None,
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        let mut number = |flag: &str| -> usize {
+            words
+                .next()
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| usage(&format!("{flag} takes a positive number")))
+        };
+        match word.as_str() {
+            "--quick" => args.quick = true,
+            "--rounds" => args.rounds = Some(number("--rounds")),
+            "--connections" => args.connections = Some(number("--connections")),
+            other => usage(&format!("unknown argument `{other}`")),
+        }
+    }
+    args
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "web_service: {problem}\nusage: web_service [--quick] [--rounds N] [--connections N]"
+    );
+    std::process::exit(2)
+}
+
+/// The median of `values` (not empty).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+const VARIANTS: [&str; 4] = ["serial", "rayon", "blocking", "async"];
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let load = if quick {
-        Load {
+    let args = args();
+    let (mut load, mut rounds) = if args.quick {
+        let load = Load {
             connections: 4,
             requests_per_connection: 25,
             small: 20,
             large: 1_000,
             large_every: 10,
             limit: Duration::from_secs(10),
-        }
+        };
+        (load, 1)
     } else {
-        Load {
+        let load = Load {
             connections: 8,
-            requests_per_connection: 400,
+            requests_per_connection: 100,
             small: 20,
             large: 2_000,
             large_every: 10,
             limit: Duration::from_secs(30),
-        }
+        };
+        (load, 5)
     };
+    rounds = args.rounds.unwrap_or(rounds);
+    load.connections = args.connections.unwrap_or(load.connections);
 
     // The server: tokio with two worker threads, as on a 2-core host.
     let server = tokio::runtime::Builder::new_multi_thread()
@@ -279,8 +350,8 @@ fn main() {
             .await
     });
     println!(
-        "serving on http://{addr}; {} connections × {} requests (1 in {} of {} records, the rest of {}), health checked every 5 ms\n",
-        load.connections, load.requests_per_connection, load.large_every, load.large, load.small
+        "serving on http://{addr}; {rounds} round(s) of every variant, each {} connections × {} requests (1 in {} of {} records, the rest of {}), health checked every {} ms\n",
+        load.connections, load.requests_per_connection, load.large_every, load.large, load.small, HEALTH_EVERY.as_millis()
     );
 
     // The client: a runtime of its own, on its own thread.
@@ -288,43 +359,70 @@ fn main() {
         .enable_all()
         .build()
         .expect("the client's runtime");
-    let mut results = Vec::new();
-    for variant in ["serial", "rayon", "blocking", "async"] {
+    for variant in VARIANTS {
         // Warm-up: a few requests (amorsize's first call profiles; connections open).
-        client.block_on(drive(
-            addr,
-            variant,
-            Load {
-                connections: 1,
-                requests_per_connection: 3,
-                large_every: 1,
-                ..load
-            },
-        ));
-        results.push(client.block_on(drive(addr, variant, load)));
+        let warm_up = Load {
+            connections: 1,
+            requests_per_connection: 3,
+            large_every: 1,
+            ..load
+        };
+        client.block_on(drive(addr, variant, warm_up));
+    }
+    let mut results: Vec<Vec<Measured>> = VARIANTS.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for k in 0..VARIANTS.len() {
+            let v = (round + k) % VARIANTS.len();
+            results[v].push(client.block_on(drive(addr, VARIANTS[v], load)));
+        }
     }
 
     println!(
-        "{:<10} {:>8} {:>8} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
-        "variant", "req", "req/s", "p50", "p99", "max", "health50", "health99", "healthmax"
+        "{:<10} {:>6} {:>8} {:>15}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
+        "variant",
+        "req",
+        "req/s",
+        "rounds' range",
+        "p50",
+        "p99",
+        "max",
+        "health50",
+        "health99",
+        "healthmax"
     );
-    for m in &mut results {
-        m.latencies.sort();
-        m.health.sort();
-        let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    let mut medians = Vec::new();
+    for (variant, measured) in VARIANTS.iter().zip(&results) {
+        let mut rates: Vec<f64> = measured
+            .iter()
+            .map(|m| m.requests as f64 / m.seconds)
+            .collect();
+        let mut latencies: Vec<Duration> =
+            measured.iter().flat_map(|m| m.latencies.clone()).collect();
+        let mut health: Vec<Duration> = measured.iter().flat_map(|m| m.health.clone()).collect();
+        latencies.sort();
+        health.sort();
+        let rate = median(&mut rates);
+        medians.push(rate);
         println!(
-            "{:<10} {:>8} {:>8.1} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
-            m.variant,
-            m.requests,
-            m.requests as f64 / m.seconds,
-            ms(percentile(&m.latencies, 0.5)),
-            ms(percentile(&m.latencies, 0.99)),
-            ms(percentile(&m.latencies, 1.0)),
-            ms(percentile(&m.health, 0.5)),
-            ms(percentile(&m.health, 0.99)),
-            ms(percentile(&m.health, 1.0)),
+            "{:<10} {:>6} {:>8.1} {:>15}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
+            variant,
+            latencies.len(),
+            rate,
+            format!("{:.0}-{:.0}", rates[0], rates[rates.len() - 1]),
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99)),
+            ms(percentile(&latencies, 1.0)),
+            ms(percentile(&health, 0.5)),
+            ms(percentile(&health, 0.99)),
+            ms(percentile(&health, 1.0)),
         );
     }
+    let best_other = medians[..3].iter().copied().fold(f64::MIN, f64::max);
+    println!(
+        "\nasync's median throughput: {:.3}x the best other variant's",
+        medians[3] / best_other
+    );
 
     let _ = shutdown.send(());
     server
