@@ -297,78 +297,17 @@ fn median(values: &mut [f64]) -> f64 {
 
 const VARIANTS: [&str; 4] = ["serial", "rayon", "blocking", "async"];
 
-fn main() {
-    let args = args();
-    let (mut load, mut rounds) = if args.quick {
-        let load = Load {
-            connections: 4,
-            requests_per_connection: 25,
-            small: 20,
-            large: 1_000,
-            large_every: 10,
-            limit: Duration::from_secs(10),
-        };
-        (load, 1)
-    } else {
-        let load = Load {
-            connections: 8,
-            requests_per_connection: 100,
-            small: 20,
-            large: 2_000,
-            large_every: 10,
-            limit: Duration::from_secs(30),
-        };
-        (load, 5)
-    };
-    rounds = args.rounds.unwrap_or(rounds);
-    load.connections = args.connections.unwrap_or(load.connections);
-
-    // The server: tokio with two worker threads, as on a 2-core host.
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("the server's runtime");
-    let started = Arc::new(Instant::now());
-    let app = Router::new()
-        .route("/health", get(health))
-        .route("/score/serial", post(serial))
-        .route("/score/rayon", post(in_rayon))
-        .route("/score/blocking", post(blocking))
-        .route("/score/async", post(amorsize_async))
-        .with_state(started);
-    let listener = server
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .expect("a free port on loopback");
-    let addr = listener.local_addr().expect("the address");
-    let (shutdown, shut) = tokio::sync::oneshot::channel::<()>();
-    let serving = server.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = shut.await;
-            })
-            .await
-    });
+/// Drives every variant with `load` in `rounds` interleaved rounds and prints their table.
+fn measure(client: &tokio::runtime::Runtime, addr: SocketAddr, load: Load, rounds: usize) {
     println!(
-        "serving on http://{addr}; {rounds} round(s) of every variant, each {} connections × {} requests (1 in {} of {} records, the rest of {}), health checked every {} ms\n",
-        load.connections, load.requests_per_connection, load.large_every, load.large, load.small, HEALTH_EVERY.as_millis()
+        "{rounds} round(s) of every variant, each {} connection(s) × {} requests (1 in {} of {} records, the rest of {}), health checked every {} ms:\n",
+        load.connections,
+        load.requests_per_connection,
+        load.large_every,
+        load.large,
+        load.small,
+        HEALTH_EVERY.as_millis()
     );
-
-    // The client: a runtime of its own, on its own thread.
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the client's runtime");
-    for variant in VARIANTS {
-        // Warm-up: a few requests (amorsize's first call profiles; connections open).
-        let warm_up = Load {
-            connections: 1,
-            requests_per_connection: 3,
-            large_every: 1,
-            ..load
-        };
-        client.block_on(drive(addr, variant, warm_up));
-    }
     let mut results: Vec<Vec<Measured>> = VARIANTS.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
         for k in 0..VARIANTS.len() {
@@ -376,7 +315,6 @@ fn main() {
             results[v].push(client.block_on(drive(addr, VARIANTS[v], load)));
         }
     }
-
     println!(
         "{:<10} {:>6} {:>8} {:>15}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
         "variant",
@@ -420,14 +358,101 @@ fn main() {
     }
     let best_other = medians[..3].iter().copied().fold(f64::MIN, f64::max);
     println!(
-        "\nasync's median throughput: {:.3}x the best other variant's",
+        "\nasync's median throughput: {:.3}x the best other variant's\n",
         medians[3] / best_other
     );
+}
+
+fn main() {
+    let args = args();
+    // (load, rounds) pairs: a short one for CI; for the full run, a load that keeps both
+    // cores busy, then one connection at a time, where a parallel map has idle cores to use.
+    let batches = Load {
+        connections: 8,
+        requests_per_connection: 100,
+        small: 20,
+        large: 2_000,
+        large_every: 10,
+        limit: Duration::from_secs(30),
+    };
+    let mut loads = if args.quick {
+        let quick = Load {
+            connections: 4,
+            requests_per_connection: 25,
+            large: 1_000,
+            limit: Duration::from_secs(10),
+            ..batches
+        };
+        vec![(quick, 1)]
+    } else {
+        let one = Load {
+            connections: 1,
+            requests_per_connection: 100,
+            ..batches
+        };
+        vec![(batches, 5), (one, 3)]
+    };
+    if let Some(connections) = args.connections {
+        loads.truncate(1);
+        loads[0].0.connections = connections;
+    }
+    if let Some(rounds) = args.rounds {
+        for (_, r) in &mut loads {
+            *r = rounds;
+        }
+    }
+
+    // The server: tokio with two worker threads, as on a 2-core host.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the server's runtime");
+    let started = Arc::new(Instant::now());
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/score/serial", post(serial))
+        .route("/score/rayon", post(in_rayon))
+        .route("/score/blocking", post(blocking))
+        .route("/score/async", post(amorsize_async))
+        .with_state(started);
+    let listener = server
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("a free port on loopback");
+    let addr = listener.local_addr().expect("the address");
+    let (shutdown, shut) = tokio::sync::oneshot::channel::<()>();
+    let serving = server.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shut.await;
+            })
+            .await
+    });
+    println!("serving on http://{addr}\n");
+
+    // The client: a runtime of its own, on its own thread.
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the client's runtime");
+    for variant in VARIANTS {
+        // Warm-up: a few requests (amorsize's first call profiles; connections open).
+        let warm_up = Load {
+            connections: 1,
+            requests_per_connection: 3,
+            large_every: 1,
+            ..loads[0].0
+        };
+        client.block_on(drive(addr, variant, warm_up));
+    }
+    for (load, rounds) in loads {
+        measure(&client, addr, load, rounds);
+    }
 
     let _ = shutdown.send(());
     server
         .block_on(serving)
         .expect("the server task")
         .expect("the server");
-    println!("\nserver shut down; {}", amorsize::report());
+    println!("server shut down; {}", amorsize::report());
 }
