@@ -12,12 +12,14 @@
 //!   items for at most [`SLICE`] of their learned cost, then wakes the task and yields, so
 //!   other tasks run between slices. Calls predicted under [`INLINE_BELOW`] run whole on the
 //!   first poll. Items dearer than the slice, or items that turn out far dearer than learned
-//!   while a call runs, go to the pool.
+//!   while a call runs, go to the pool, and so do all calls while something watches calls
+//!   (an [`Observer`](crate::Observer), progress bars), whose events come from there.
 //!
 //! A loop is what the plan gives a call whose work is below the pool's break-even point, a
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
 //! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`).
-//! Async calls count as running from their first poll until they end, wherever they run.
+//! Async calls count as running in the pool from their first poll: one run in slices until
+//! it ends, one sent to the pool while it waits there, then as its plan says.
 //!
 //! No executor is needed or assumed: the future is woken through std's [`Waker`]. Dropping it
 //! before it completes stops the map promptly (no item starts after the drop is seen; items
@@ -51,9 +53,9 @@ use std::time::{Duration, Instant};
 /// task woken and polled again) costs more than that on the development machine.
 pub const INLINE_BELOW: Duration = Duration::from_micros(20);
 
-/// The most work (at the site's learned cost, or at what the call's own items measured,
-/// if dearer) that one poll of a call run on the polling thread does. Items dearer than this
-/// run on the pool. Calls of unknown cost always go to the pool.
+/// The most work one poll of a call run on the polling thread does: its first slice is
+/// sized from the site's learned cost, each next one from what the last one's items took.
+/// Items dearer than this run on the pool; so do calls of unknown cost.
 pub const SLICE: Duration = Duration::from_micros(50);
 
 /// The future of an async map: resolves to the map's result.
