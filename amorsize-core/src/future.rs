@@ -449,12 +449,16 @@ where
         pool_job(site, ParIter(items), g, Vec::new(), finish)
     }
 
-    fn slices(self: Box<Self>, pace: Pace) -> Box<dyn Slices<T>> {
+    fn slices(self: Box<Self>, mut pace: Pace) -> Box<dyn Slices<T>> {
         let ByValue {
             items, g, finish, ..
         } = *self;
+        // Taken out of the producer once: a rayon iterator cannot be resumed across polls.
+        let items = items.with_producer(Collect);
+        // What the iterator yields, should its `len` have said otherwise.
+        pace.n = items.len();
         Box::new(SlicedByValue {
-            items: items.with_producer(Collect).into_iter(),
+            items: items.into_iter(),
             out: Vec::with_capacity(pace.n),
             g,
             finish,
