@@ -18,6 +18,19 @@ fn heavy(x: &u64) -> u64 {
     x * 2
 }
 
+/// Ticks every millisecond for `during`: the longest gap between two ticks.
+async fn longest_tick_gap(during: Duration) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut last = Instant::now();
+    let start = last;
+    while start.elapsed() < during {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
+    }
+    longest
+}
+
 #[test]
 fn a_one_thread_runtime_keeps_ticking_while_a_long_map_runs() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -27,17 +40,7 @@ fn a_one_thread_runtime_keeps_ticking_while_a_long_map_runs() {
     runtime.block_on(async {
         // 2 000 items of 50 µs: 100 ms of work, on the pool.
         let items: Vec<u64> = (0..2_000).collect();
-        let ticker = tokio::spawn(async {
-            let mut longest = Duration::ZERO;
-            let mut last = Instant::now();
-            let start = last;
-            while start.elapsed() < Duration::from_millis(150) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                longest = longest.max(last.elapsed());
-                last = Instant::now();
-            }
-            longest
-        });
+        let ticker = tokio::spawn(longest_tick_gap(Duration::from_millis(150)));
         let doubled = par_heavy_async(items.clone()).await;
         assert_eq!(doubled, items.iter().map(|x| x * 2).collect::<Vec<_>>());
         let longest = ticker.await.unwrap();
@@ -230,17 +233,7 @@ fn a_one_thread_runtime_keeps_ticking_while_a_map_runs_in_slices_on_it() {
     runtime.block_on(async {
         // 50 000 items of 2 µs: 100 ms of work, on the runtime's only thread.
         let items: Vec<u64> = (0..50_000).collect();
-        let ticker = tokio::spawn(async {
-            let mut longest = Duration::ZERO;
-            let mut last = Instant::now();
-            let start = last;
-            while start.elapsed() < Duration::from_millis(150) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                longest = longest.max(last.elapsed());
-                last = Instant::now();
-            }
-            longest
-        });
+        let ticker = tokio::spawn(longest_tick_gap(Duration::from_millis(150)));
         let got = par_sliced_async(items.clone()).await;
         assert_eq!(got, items.iter().map(|x| x + 1).collect::<Vec<_>>());
         let longest = ticker.await.unwrap();

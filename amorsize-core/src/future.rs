@@ -414,6 +414,59 @@ fn cancellable<'a, X, V, E>(
     }
 }
 
+/// Where a call run in slices takes its items from.
+trait Source<G, V, E, T>: Send + Sized + 'static {
+    /// Runs the next slice of `pace`'s items through `g` into `out`.
+    fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>);
+    /// The items from `from` on, as a job for the pool, after the values `done` made before.
+    fn rest(
+        self,
+        site: &'static Site,
+        from: usize,
+        g: G,
+        done: Vec<V>,
+        finish: fn(Result<Vec<V>, E>) -> T,
+    ) -> Job<T>;
+}
+
+/// A call run in slices: its items, the values made so far, `g` (a fallible form of the
+/// user's function) and `finish`, which makes the call's result.
+struct Sliced<S, G, V, E, T> {
+    source: S,
+    out: Vec<V>,
+    g: G,
+    finish: fn(Result<Vec<V>, E>) -> T,
+    pace: Pace,
+}
+
+impl<S, G, V, E, T> Slices<T> for Sliced<S, G, V, E, T>
+where
+    S: Source<G, V, E, T>,
+    G: Send + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    fn step(mut self: Box<Self>) -> Step<T> {
+        let this = &mut *self;
+        match this.source.slice(&mut this.pace, &this.g, &mut this.out) {
+            (_, Some(stop)) => Step::Done((self.finish)(Err(stop))),
+            (Next::Done, None) => Step::Done((self.finish)(Ok(self.out))),
+            (Next::More, None) => Step::More(self),
+            (Next::ToPool, None) => {
+                let Sliced {
+                    source,
+                    out,
+                    g,
+                    finish,
+                    pace,
+                } = *self;
+                Step::ToPool(source.rest(pace.site, pace.ran, g, out, finish))
+            }
+        }
+    }
+}
+
 /// An async call over items taken by value: `g` maps each (a fallible form of the user's
 /// function), `finish` makes the call's result.
 struct ByValue<It, G, V, E, T> {
@@ -457,8 +510,8 @@ where
         let items = items.with_producer(Collect);
         // What the iterator yields, should its `len` have said otherwise.
         pace.n = items.len();
-        Box::new(SlicedByValue {
-            items: items.into_iter(),
+        Box::new(Sliced {
+            source: Drained(items.into_iter()),
             out: Vec::with_capacity(pace.n),
             g,
             finish,
@@ -499,15 +552,10 @@ impl<X> ProducerCallback<X> for Collect {
     }
 }
 
-struct SlicedByValue<X, G, V, E, T> {
-    items: std::vec::IntoIter<X>,
-    out: Vec<V>,
-    g: G,
-    finish: fn(Result<Vec<V>, E>) -> T,
-    pace: Pace,
-}
+/// The items of a call run in slices taken by value: collected once, then drained.
+struct Drained<X>(std::vec::IntoIter<X>);
 
-impl<X, G, V, E, T> Slices<T> for SlicedByValue<X, G, V, E, T>
+impl<X, G, V, E, T> Source<G, V, E, T> for Drained<X>
 where
     X: Send + 'static,
     G: Fn(X) -> Result<V, E> + Send + Sync + 'static,
@@ -515,28 +563,21 @@ where
     E: Send + 'static,
     T: 'static,
 {
-    fn step(mut self: Box<Self>) -> Step<T> {
-        let this = &mut *self;
-        let take = this.pace.next();
-        let next = this
-            .pace
-            .slice(this.items.by_ref().take(take), &this.g, &mut this.out);
-        match next {
-            (_, Some(stop)) => Step::Done((self.finish)(Err(stop))),
-            (Next::Done, None) => Step::Done((self.finish)(Ok(self.out))),
-            (Next::More, None) => Step::More(self),
-            (Next::ToPool, None) => {
-                let SlicedByValue {
-                    items,
-                    out,
-                    g,
-                    finish,
-                    pace,
-                } = *self;
-                let rest: Vec<X> = items.collect();
-                Step::ToPool(pool_job(pace.site, rest, g, out, finish))
-            }
-        }
+    fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>) {
+        let take = pace.next();
+        pace.slice(self.0.by_ref().take(take), g, out)
+    }
+
+    fn rest(
+        self,
+        site: &'static Site,
+        _from: usize,
+        g: G,
+        done: Vec<V>,
+        finish: fn(Result<Vec<V>, E>) -> T,
+    ) -> Job<T> {
+        let rest: Vec<X> = self.0.collect();
+        pool_job(site, rest, g, done, finish)
     }
 }
 
@@ -581,13 +622,12 @@ where
         let Lent {
             items, g, finish, ..
         } = *self;
-        Box::new(SlicedLent {
-            items,
+        Box::new(Sliced {
+            source: Lending(items, PhantomData),
             out: Vec::with_capacity(pace.n),
             g,
             finish,
             pace,
-            _lent: PhantomData,
         })
     }
 }
@@ -616,16 +656,11 @@ where
     })
 }
 
-struct SlicedLent<C, B: ?Sized, G, V, E, T> {
-    items: C,
-    out: Vec<V>,
-    g: G,
-    finish: fn(Result<Vec<V>, E>) -> T,
-    pace: Pace,
-    _lent: PhantomData<fn(&B)>,
-}
+/// The items of a call run in slices lent to the function: the elements from the pace's
+/// count of items run on.
+struct Lending<C, B: ?Sized>(C, PhantomData<fn(&B)>);
 
-impl<C, B, G, V, E, T> Slices<T> for SlicedLent<C, B, G, V, E, T>
+impl<C, B, G, V, E, T> Source<G, V, E, T> for Lending<C, B>
 where
     B: ?Sized + 'static,
     C: OwnedItems<B>,
@@ -634,29 +669,21 @@ where
     E: Send + 'static,
     T: 'static,
 {
-    fn step(mut self: Box<Self>) -> Step<T> {
-        let this = &mut *self;
-        let from = this.pace.ran;
-        let to = from + this.pace.next();
-        let items = this.items.elements()[from..to].iter();
-        let next = this.pace.slice(items, &this.g, &mut this.out);
-        match next {
-            (_, Some(stop)) => Step::Done((self.finish)(Err(stop))),
-            (Next::Done, None) => Step::Done((self.finish)(Ok(self.out))),
-            (Next::More, None) => Step::More(self),
-            (Next::ToPool, None) => {
-                let SlicedLent {
-                    items,
-                    out,
-                    g,
-                    finish,
-                    pace,
-                    ..
-                } = *self;
-                let from = pace.ran;
-                Step::ToPool(lent_job(pace.site, items, from, g, out, finish))
-            }
-        }
+    fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>) {
+        let from = pace.ran;
+        let to = from + pace.next();
+        pace.slice(self.0.elements()[from..to].iter(), g, out)
+    }
+
+    fn rest(
+        self,
+        site: &'static Site,
+        from: usize,
+        g: G,
+        done: Vec<V>,
+        finish: fn(Result<Vec<V>, E>) -> T,
+    ) -> Job<T> {
+        lent_job(site, self.0, from, g, done, finish)
     }
 }
 
