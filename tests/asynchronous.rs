@@ -213,6 +213,17 @@ fn a_call_planned_as_a_loop_runs_where_it_is_polled_a_slice_per_poll() {
     // 2 000 items of at least 2 µs, at most `SLICE` (50 µs) of them per poll.
     let least = (2_000 * 2) / amorsize::future::SLICE.as_micros() as usize;
     assert!(polls >= least, "{polls} polls, fewer than {least}");
+    // The report tells the loop and its cause: the cap, or on one CPU the pool's one thread.
+    let report = amorsize::report();
+    let site = report.site("capped").expect("the site is reported");
+    assert_eq!(site.plan, Some(amorsize::Plan::Serial), "{}", site.reason);
+    let one_cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) < 2;
+    let cause = if one_cpu {
+        amorsize::Cause::OneThread
+    } else {
+        amorsize::Cause::Capped { max_threads: 1 }
+    };
+    assert_eq!(site.cause, Some(cause), "{}", site.reason);
 }
 
 #[test]

@@ -297,20 +297,26 @@ fn shared_figures(site: &Site, pool: &Pool, mut m: Machine) -> (Machine, Cause) 
 /// Whether a call of `n` items of `site` at `costs`, made on this thread now, would run as
 /// a loop: its work is below the pool's break-even point, or the model plans a loop for it
 /// with the threads it can have (its cap, its share beside the planned calls running). From
-/// what is known only: never measures the pool, records nothing. An async call asks it
-/// before its first slice: the pool has nothing to offer a loop (see `future`).
+/// what is known: never measures the pool. A loop planned by the model is recorded as the
+/// site's last decision, with its cause, as `route` records it for a planned call. An async
+/// call asks it before its first slice: the pool has nothing to offer a loop (see `future`).
 pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
     let pool = pool::here();
     if costs.serial.work_ps(n) < pool.known_serial_limit_ps() {
         return true;
     }
     let measured = pool.measured();
-    let (m, _) = shared_figures(site, pool, measured.unwrap_or_else(|| pool.known_machine()));
-    if m.threads < 2 {
-        return true;
+    let (m, cause) = shared_figures(site, pool, measured.unwrap_or_else(|| pool.known_machine()));
+    if m.threads >= 2 && measured.is_none() {
+        // A pool not measured yet is measured by its first parallel call.
+        return false;
     }
-    // A pool not measured yet is measured by its first parallel call.
-    measured.is_some() && !model::decide(n, costs, &m).plan.is_parallel()
+    let decision = model::decide(n, costs, &m);
+    if decision.plan.is_parallel() {
+        return false;
+    }
+    site.note_decision_with(n, &decision, costs, cause, m);
+    true
 }
 
 #[cold]
