@@ -18,8 +18,11 @@
 //! A loop is what the plan gives a call whose work is below the pool's break-even point, a
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
 //! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`).
-//! Async calls count as running in the pool from their first poll: one run in slices until
-//! it ends, one sent to the pool while it waits there, then as its plan says.
+//! Async calls count as running in the pool from their first poll: one sent to the pool
+//! while it waits there, then as its plan says; calls run in slices as their thread, once
+//! however many take turns on it. So while a thread of the pool is free, a thread that
+//! already runs calls in slices sends a new one to the pool, and hands over the rest of one
+//! it runs at the next slice: futures joined on one thread still use every core.
 //!
 //! No executor is needed or assumed: the future is woken through std's [`Waker`]. Dropping it
 //! before it completes stops the map promptly (no item starts after the drop is seen; items
@@ -29,7 +32,7 @@
 
 use crate::items::IntoItems;
 use crate::learn::learn_from_serial;
-use crate::pool::LongCall;
+use crate::pool::{LongCall, Slicing};
 use crate::site::Site;
 use crate::try_map::TryItem;
 use crate::units::{elapsed_ns, PerItem};
@@ -159,6 +162,11 @@ fn how(site: &'static Site, n: usize) -> How {
     {
         return How::Pool;
     }
+    // A thread already running calls in slices adds no core by taking another: a loop on
+    // a free thread of the pool does (many futures joined on one thread, say).
+    if crate::pool::slicing_here() && crate::pool::here().has_room() {
+        return How::Pool;
+    }
     How::Slices(Pace::new(site, n, costs.serial))
 }
 
@@ -267,7 +275,7 @@ impl<T> Drop for MapFuture<T> {
 }
 
 /// The pace of a call run on the polling thread: how many items a poll may run, what they
-/// took, and its count as a call running in the pool.
+/// took, and its thread's count as running in the pool.
 struct Pace {
     site: &'static Site,
     n: usize,
@@ -276,7 +284,7 @@ struct Pace {
     ns: u64,
     /// The last slice ran over twice [`SLICE`].
     over: bool,
-    _running: LongCall,
+    running: Slicing,
 }
 
 /// Slices of at least this many items read the clock halfway through.
@@ -295,7 +303,7 @@ impl Pace {
             per_poll: fit(per_item.as_picos()),
             ns: 0,
             over: false,
-            _running: crate::pool::here().enter(),
+            running: Slicing::start(crate::pool::here()),
         }
     }
 
@@ -344,7 +352,8 @@ impl Pace {
     /// finished call is learned from like a timed loop. The next slice is sized from this
     /// one's cost per item. Two slices in a row that ran over twice [`SLICE`] (even one item
     /// costs more than a poll may take) send the rest to the pool; one alone may be a
-    /// preempted thread.
+    /// preempted thread. So does a thread of the pool coming free while this call's thread
+    /// has other calls to run in slices: the rest runs there, on a core of its own.
     fn after(&mut self, ran: usize, ns: u64, failed: bool) -> Next {
         self.ran += ran;
         self.ns = self.ns.saturating_add(ns);
@@ -353,7 +362,7 @@ impl Pace {
             return Next::Done;
         }
         let over = ns > 2 * SLICE_NS;
-        if over && self.over {
+        if over && self.over || self.running.has_company() && self.running.pool().has_room() {
             return Next::ToPool;
         }
         self.over = over;

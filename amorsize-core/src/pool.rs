@@ -22,7 +22,7 @@ use crate::model::{serial_work_limit_ps, Machine, MAX_PIECES_PER_THREAD};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Used by calls that arrive while a pool is first being measured (including calls nested
@@ -283,6 +283,12 @@ impl Pool {
         self.long_calls.load(Ordering::Relaxed)
     }
 
+    /// Whether fewer planned calls run here now than the pool's threads (capped at the
+    /// CPUs): a thread, and a core, are free for one more.
+    pub(crate) fn has_room(&self) -> bool {
+        self.long_calls() < self.threads()
+    }
+
     /// How long since a parallel call last finished here (forever if none has).
     fn idle(&self) -> Duration {
         match self.last_used_ns.load(Ordering::Relaxed) {
@@ -430,6 +436,60 @@ impl Drop for LongCall {
     }
 }
 
+/// The calls a thread runs in slices (async calls planned as loops, see `future`).
+#[derive(Debug, Default)]
+struct Slices {
+    calls: AtomicUsize,
+}
+
+thread_local! {
+    /// The calling thread's calls run in slices.
+    static SLICES: Arc<Slices> = Arc::default();
+}
+
+/// A call run in slices on the thread that started it. However many such calls a thread
+/// has, they take turns on it: the thread counts as one planned call running in its pool
+/// while it has any. Counted out when dropped, on whichever thread.
+#[derive(Debug)]
+pub(crate) struct Slicing {
+    thread: Arc<Slices>,
+    pool: &'static Pool,
+}
+
+impl Slicing {
+    /// Counts a call run in slices on the calling thread, whose pool is `pool`.
+    pub(crate) fn start(pool: &'static Pool) -> Slicing {
+        let thread = SLICES.with(Arc::clone);
+        if thread.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            pool.long_calls.fetch_add(1, Ordering::Relaxed);
+        }
+        Slicing { thread, pool }
+    }
+
+    /// Whether the thread that started this call runs other calls in slices too.
+    pub(crate) fn has_company(&self) -> bool {
+        self.thread.calls.load(Ordering::Relaxed) > 1
+    }
+
+    /// The pool whose thread count this call's thread counts in.
+    pub(crate) fn pool(&self) -> &'static Pool {
+        self.pool
+    }
+}
+
+impl Drop for Slicing {
+    fn drop(&mut self) {
+        if self.thread.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.pool.long_calls.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether the calling thread runs calls in slices now.
+pub(crate) fn slicing_here() -> bool {
+    SLICES.with(|thread| thread.calls.load(Ordering::Relaxed) > 0)
+}
+
 /// The threads a call can plan for when `others` planned calls already run in a pool whose
 /// calls can keep `threads` busy: an even share, at least one.
 pub(crate) fn share_of(threads: usize, others: usize) -> usize {
@@ -564,6 +624,31 @@ mod tests {
             cold_overhead_ns: 40_000.0,
             per_piece_ns: 100.0,
         }
+    }
+
+    #[test]
+    fn a_thread_running_calls_in_slices_counts_once_until_its_last_ends_on_any_thread() {
+        let pool = Pool::with_figures(2, two_cores());
+        let first = Slicing::start(pool);
+        assert_eq!(pool.long_calls(), 1);
+        assert!(!first.has_company());
+        let second = Slicing::start(pool);
+        assert_eq!(pool.long_calls(), 1, "two calls taking turns on one thread");
+        assert!(first.has_company() && second.has_company());
+        assert!(slicing_here());
+        // A call another thread started counts for that thread.
+        let elsewhere = std::thread::spawn(move || Slicing::start(pool))
+            .join()
+            .unwrap();
+        assert_eq!(pool.long_calls(), 2);
+        // Ended (a task that moved, say) on other threads.
+        std::thread::spawn(move || drop(first)).join().unwrap();
+        assert_eq!(pool.long_calls(), 2);
+        drop(elsewhere);
+        assert_eq!(pool.long_calls(), 1);
+        drop(second);
+        assert_eq!(pool.long_calls(), 0);
+        assert!(!slicing_here());
     }
 
     #[test]
