@@ -19,10 +19,11 @@
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
 //! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`).
 //! Async calls count as running in the pool from their first poll: one sent to the pool
-//! while it waits there, then as its plan says; calls run in slices as their thread, once
-//! however many take turns on it. So while a thread of the pool is free, a thread that
-//! already runs calls in slices sends a new one to the pool, and hands over the rest of one
-//! it runs at the next slice: futures joined on one thread still use every core.
+//! while it waits there, then as its plan says; calls run in slices as the thread that runs
+//! them, once however many take turns on it. So while a thread of the pool stays free for a
+//! few slices, a thread with several calls in slices hands the rest of one to it: futures
+//! joined on a one-thread executor still use every core (a multi-threaded executor moves
+//! tasks to its idle threads itself, sooner).
 //!
 //! No executor is needed or assumed: the future is woken through std's [`Waker`]. Dropping it
 //! before it completes stops the map promptly (no item starts after the drop is seen; items
@@ -162,11 +163,6 @@ fn how(site: &'static Site, n: usize) -> How {
     {
         return How::Pool;
     }
-    // A thread already running calls in slices adds no core by taking another: a loop on
-    // a free thread of the pool does (many futures joined on one thread, say).
-    if crate::pool::slicing_here() && crate::pool::here().has_room() {
-        return How::Pool;
-    }
     How::Slices(Pace::new(site, n, costs.serial))
 }
 
@@ -284,8 +280,17 @@ struct Pace {
     ns: u64,
     /// The last slice ran over twice [`SLICE`].
     over: bool,
+    /// Slices in a row after which this call's thread had other calls to run in slices
+    /// while the pool had a free thread.
+    crowded: u32,
     running: Slicing,
 }
+
+/// After this many crowded slices in a row, a call's rest goes to the pool's free thread.
+/// A multi-threaded executor moves tasks to its idle threads sooner than that (tokio's
+/// work stealing, after at most 3 polls of a task in its LIFO slot); a one-thread executor
+/// never does.
+const CROWDED_SLICES: u32 = 8;
 
 /// Slices of at least this many items read the clock halfway through.
 const CHECKED_FROM: usize = 8;
@@ -303,6 +308,7 @@ impl Pace {
             per_poll: fit(per_item.as_picos()),
             ns: 0,
             over: false,
+            crowded: 0,
             running: Slicing::start(crate::pool::here()),
         }
     }
@@ -323,6 +329,7 @@ impl Pace {
         g: impl Fn(X) -> Result<V, E>,
         out: &mut Vec<V>,
     ) -> (Next, Option<E>) {
+        self.running.follow();
         let halfway = if self.per_poll >= CHECKED_FROM {
             self.per_poll / 2
         } else {
@@ -352,8 +359,9 @@ impl Pace {
     /// finished call is learned from like a timed loop. The next slice is sized from this
     /// one's cost per item. Two slices in a row that ran over twice [`SLICE`] (even one item
     /// costs more than a poll may take) send the rest to the pool; one alone may be a
-    /// preempted thread. So does a thread of the pool coming free while this call's thread
-    /// has other calls to run in slices: the rest runs there, on a core of its own.
+    /// preempted thread. So does a thread of the pool staying free for [`CROWDED_SLICES`]
+    /// slices while this call's thread has other calls to run in slices: the rest runs
+    /// there, on a core of its own.
     fn after(&mut self, ran: usize, ns: u64, failed: bool) -> Next {
         self.ran += ran;
         self.ns = self.ns.saturating_add(ns);
@@ -362,7 +370,9 @@ impl Pace {
             return Next::Done;
         }
         let over = ns > 2 * SLICE_NS;
-        if over && self.over || self.running.has_company() && self.running.pool().has_room() {
+        let crowded = self.running.has_company() && self.running.pool().has_room();
+        self.crowded = if crowded { self.crowded + 1 } else { 0 };
+        if over && self.over || self.crowded >= CROWDED_SLICES {
             return Next::ToPool;
         }
         self.over = over;

@@ -447,26 +447,49 @@ thread_local! {
     static SLICES: Arc<Slices> = Arc::default();
 }
 
-/// A call run in slices on the thread that started it. However many such calls a thread
-/// has, they take turns on it: the thread counts as one planned call running in its pool
-/// while it has any. Counted out when dropped, on whichever thread.
+/// A call run in slices, counted on the thread that last ran a slice of it. However many
+/// such calls a thread has, they take turns on it: the thread counts as one planned call
+/// running in its pool while it has any. Counted out when dropped, on whichever thread.
 #[derive(Debug)]
 pub(crate) struct Slicing {
     thread: Arc<Slices>,
     pool: &'static Pool,
 }
 
+impl Slices {
+    fn add(&self, pool: &Pool) {
+        if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            pool.long_calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn remove(&self, pool: &Pool) {
+        if self.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
+            pool.long_calls.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Slicing {
     /// Counts a call run in slices on the calling thread, whose pool is `pool`.
     pub(crate) fn start(pool: &'static Pool) -> Slicing {
         let thread = SLICES.with(Arc::clone);
-        if thread.calls.fetch_add(1, Ordering::Relaxed) == 0 {
-            pool.long_calls.fetch_add(1, Ordering::Relaxed);
-        }
+        thread.add(pool);
         Slicing { thread, pool }
     }
 
-    /// Whether the thread that started this call runs other calls in slices too.
+    /// Counts the call on the calling thread from now on, if it was counted on another (an
+    /// executor moved its task): a slice is about to run here.
+    pub(crate) fn follow(&mut self) {
+        let here = SLICES.with(|here| (!Arc::ptr_eq(here, &self.thread)).then(|| Arc::clone(here)));
+        if let Some(here) = here {
+            here.add(self.pool);
+            self.thread.remove(self.pool);
+            self.thread = here;
+        }
+    }
+
+    /// Whether the thread this call is counted on runs other calls in slices too.
     pub(crate) fn has_company(&self) -> bool {
         self.thread.calls.load(Ordering::Relaxed) > 1
     }
@@ -479,15 +502,8 @@ impl Slicing {
 
 impl Drop for Slicing {
     fn drop(&mut self) {
-        if self.thread.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.pool.long_calls.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.thread.remove(self.pool);
     }
-}
-
-/// Whether the calling thread runs calls in slices now.
-pub(crate) fn slicing_here() -> bool {
-    SLICES.with(|thread| thread.calls.load(Ordering::Relaxed) > 0)
 }
 
 /// The threads a call can plan for when `others` planned calls already run in a pool whose
@@ -635,20 +651,23 @@ mod tests {
         let second = Slicing::start(pool);
         assert_eq!(pool.long_calls(), 1, "two calls taking turns on one thread");
         assert!(first.has_company() && second.has_company());
-        assert!(slicing_here());
         // A call another thread started counts for that thread.
-        let elsewhere = std::thread::spawn(move || Slicing::start(pool))
+        let mut elsewhere = std::thread::spawn(move || Slicing::start(pool))
             .join()
             .unwrap();
         assert_eq!(pool.long_calls(), 2);
-        // Ended (a task that moved, say) on other threads.
+        // Ended on another thread (a task that moved, say): still counted right.
         std::thread::spawn(move || drop(first)).join().unwrap();
         assert_eq!(pool.long_calls(), 2);
+        assert!(!second.has_company());
+        // Its next slice runs here: it now keeps this thread's call company.
+        elsewhere.follow();
+        assert_eq!(pool.long_calls(), 1, "the other thread has no call left");
+        assert!(elsewhere.has_company() && second.has_company());
         drop(elsewhere);
         assert_eq!(pool.long_calls(), 1);
         drop(second);
         assert_eq!(pool.long_calls(), 0);
-        assert!(!slicing_here());
     }
 
     #[test]
