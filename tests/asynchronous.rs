@@ -347,3 +347,28 @@ fn a_failure_or_a_panic_in_a_slice_comes_out_of_the_poll() {
     let (again, _) = poll_here(try_par_brittle_async(fine.clone()));
     assert_eq!(again.unwrap(), fine);
 }
+
+static RANGE_ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel(max_threads = 1)]
+fn parity(x: u64) -> u64 {
+    if on_pool() {
+        RANGE_ON_POOL.fetch_add(1, Ordering::Relaxed);
+    }
+    x & 1
+}
+
+#[test]
+fn a_range_too_large_to_collect_runs_on_the_pool_not_in_slices() {
+    poll_here(par_parity_async(0..100_000u64));
+    RANGE_ON_POOL.store(0, Ordering::Relaxed);
+    // 1 M `u64`s (8 MB) are collected and run in slices here.
+    let (small, polls) = poll_here(par_parity_async(0..1_000_000u64));
+    assert_eq!(small.iter().sum::<u64>(), 500_000);
+    assert!(polls > 1);
+    assert_eq!(RANGE_ON_POOL.load(Ordering::Relaxed), 0);
+    // 3 M (24 MB) are not: the pool iterates the range itself.
+    let (large, _) = poll_here(par_parity_async(0..3_000_000u64));
+    assert_eq!(large.iter().sum::<u64>(), 1_500_000);
+    assert_eq!(RANGE_ON_POOL.load(Ordering::Relaxed), 3_000_000);
+}

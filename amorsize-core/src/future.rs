@@ -13,7 +13,10 @@
 //!   other tasks run between slices. Calls predicted under [`INLINE_BELOW`] run whole on the
 //!   first poll. Items dearer than the slice, or items that turn out far dearer than learned
 //!   while a call runs, go to the pool, and so do all calls while something watches calls
-//!   (an [`Observer`](crate::Observer), progress bars), whose events come from there.
+//!   (an [`Observer`](crate::Observer), progress bars), whose events come from there. Items
+//!   taken by value are collected into a `Vec` to run in slices (a rayon iterator cannot be
+//!   resumed across polls), up to 16 MiB of them; a larger input (a range of billions, say)
+//!   runs on the pool, which iterates it lazily.
 //!
 //! A loop is what the plan gives a call whose work is below the pool's break-even point, a
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
@@ -83,6 +86,10 @@ enum Stage<T> {
     Over,
 }
 
+/// The most item bytes a by-value call collects to run in slices; a larger one (a range of
+/// billions of integers, say) runs on the pool, which iterates it lazily.
+const MAX_COLLECTED_BYTES: usize = 16 << 20;
+
 /// A job for the pool: the map, stopped when the flag is set (then `None`).
 type Job<T> = Box<dyn FnOnce(&AtomicBool) -> Option<T> + Send>;
 
@@ -90,6 +97,8 @@ type Job<T> = Box<dyn FnOnce(&AtomicBool) -> Option<T> + Send>;
 trait Start<T>: Send {
     fn site(&self) -> &'static Site;
     fn len(&self) -> usize;
+    /// Whether the call can run in slices: its items can be held across polls.
+    fn can_slice(&self) -> bool;
     /// The call as a job for the pool.
     fn job(self: Box<Self>) -> Job<T>;
     /// The call run here, a slice per poll.
@@ -144,7 +153,7 @@ enum How {
 }
 
 /// How a call of `n` items of `site` starts (see the [module docs](self)).
-fn how(site: &'static Site, n: usize) -> How {
+fn how(site: &'static Site, n: usize, can_slice: bool) -> How {
     if n == 0 {
         return How::Here;
     }
@@ -157,7 +166,8 @@ fn how(site: &'static Site, n: usize) -> How {
     if costs.serial.work(n) < INLINE_BELOW {
         return How::Here;
     }
-    if costs.serial.as_duration() > SLICE
+    if !can_slice
+        || costs.serial.as_duration() > SLICE
         || crate::observe::watching()
         || !crate::dispatch::plans_loop(site, n, costs)
     {
@@ -172,7 +182,7 @@ impl<T: Send + 'static> Future for MapFuture<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
         let sliced = match std::mem::replace(&mut this.stage, Stage::Over) {
-            Stage::New(start) => match how(start.site(), start.len()) {
+            Stage::New(start) => match how(start.site(), start.len(), start.can_slice()) {
                 How::Here => {
                     let never = AtomicBool::new(false);
                     match start.job()(&never) {
@@ -511,6 +521,13 @@ where
         self.items.len()
     }
 
+    fn can_slice(&self) -> bool {
+        // Run in slices, the items are first collected into a `Vec` (a rayon iterator
+        // cannot be resumed across polls): not a huge range's worth.
+        let item = std::mem::size_of::<It::Item>().max(1);
+        self.items.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
+    }
+
     fn job(self: Box<Self>) -> Job<T> {
         let ByValue {
             site,
@@ -624,6 +641,10 @@ where
 
     fn len(&self) -> usize {
         self.items.elements().len()
+    }
+
+    fn can_slice(&self) -> bool {
+        true
     }
 
     fn job(self: Box<Self>) -> Job<T> {
