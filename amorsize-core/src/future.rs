@@ -445,6 +445,8 @@ fn cancellable<'a, X, V, E>(
 
 /// Where a call run in slices takes its items from.
 trait Source<G, V, E, T>: Send + Sized + 'static {
+    /// How many items there are in all.
+    fn len(&self) -> usize;
     /// Runs the next slice of `pace`'s items through `g` into `out`.
     fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>);
     /// The items from `from` on, as a job for the pool, after the values `done` made before.
@@ -496,19 +498,32 @@ where
     }
 }
 
-/// An async call over items taken by value: `g` maps each (a fallible form of the user's
-/// function), `finish` makes the call's result.
-struct ByValue<It, G, V, E, T> {
+/// An async call: its site, its items, `g` (a fallible form of the user's function) and
+/// `finish`, which makes the call's result.
+struct AsyncCall<In, G, V, E, T> {
     site: &'static Site,
-    items: It,
+    input: In,
     g: G,
     finish: fn(Result<Vec<V>, E>) -> T,
 }
 
-impl<It, G, V, E, T> Start<T> for ByValue<It, G, V, E, T>
+/// An async call's items before its first poll: by value ([`Owned`]) or lent ([`Lending`]).
+trait Input<G, V, E, T>: Send + 'static {
+    /// What a call run in slices takes its items from.
+    type Source: Source<G, V, E, T>;
+    fn len(&self) -> usize;
+    /// Whether the call can run in slices: its items can be held across polls.
+    fn can_slice(&self) -> bool;
+    /// The whole call as a job for the pool.
+    fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T>;
+    /// The items, to run in slices.
+    fn into_source(self) -> Self::Source;
+}
+
+impl<In, G, V, E, T> Start<T> for AsyncCall<In, G, V, E, T>
 where
-    It: IndexedParallelIterator + 'static,
-    G: Fn(It::Item) -> Result<V, E> + Send + Sync + 'static,
+    In: Input<G, V, E, T>,
+    G: Send + 'static,
     V: Send + 'static,
     E: Send + 'static,
     T: 'static,
@@ -518,41 +533,71 @@ where
     }
 
     fn len(&self) -> usize {
-        self.items.len()
+        self.input.len()
+    }
+
+    fn can_slice(&self) -> bool {
+        self.input.can_slice()
+    }
+
+    fn job(self: Box<Self>) -> Job<T> {
+        let AsyncCall {
+            site,
+            input,
+            g,
+            finish,
+        } = *self;
+        input.job(site, g, finish)
+    }
+
+    fn slices(self: Box<Self>, mut pace: Pace) -> Box<dyn Slices<T>> {
+        let AsyncCall {
+            input, g, finish, ..
+        } = *self;
+        let source = input.into_source();
+        // What the items are, should an iterator's `len` have said otherwise.
+        pace.n = source.len();
+        Box::new(Sliced {
+            source,
+            out: Vec::with_capacity(pace.n),
+            g,
+            finish,
+            pace,
+        })
+    }
+}
+
+/// Items taken by value: a rayon iterator.
+struct Owned<It>(It);
+
+impl<It, G, V, E, T> Input<G, V, E, T> for Owned<It>
+where
+    It: IndexedParallelIterator + 'static,
+    G: Fn(It::Item) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
+{
+    type Source = Drained<It::Item>;
+
+    fn len(&self) -> usize {
+        self.0.len()
     }
 
     fn can_slice(&self) -> bool {
         // Run in slices, the items are first collected into a `Vec` (a rayon iterator
         // cannot be resumed across polls): not a huge range's worth.
         let item = std::mem::size_of::<It::Item>().max(1);
-        self.items.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
+        self.0.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
     }
 
-    fn job(self: Box<Self>) -> Job<T> {
-        let ByValue {
-            site,
-            items,
-            g,
-            finish,
-        } = *self;
-        pool_job(site, ParIter(items), g, Vec::new(), finish)
+    fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
+        pool_job(site, ParIter(self.0), g, Vec::new(), finish)
     }
 
-    fn slices(self: Box<Self>, mut pace: Pace) -> Box<dyn Slices<T>> {
-        let ByValue {
-            items, g, finish, ..
-        } = *self;
+    fn into_source(self) -> Drained<It::Item> {
         // Taken out of the producer once: a rayon iterator cannot be resumed across polls.
-        let items = items.with_producer(Collect);
-        // What the iterator yields, should its `len` have said otherwise.
-        pace.n = items.len();
-        Box::new(Sliced {
-            source: Drained(items.into_iter()),
-            out: Vec::with_capacity(pace.n),
-            g,
-            finish,
-            pace,
-        })
+        Drained(self.0.with_producer(Collect).into_iter())
     }
 }
 
@@ -599,6 +644,10 @@ where
     E: Send + 'static,
     T: 'static,
 {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
     fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>) {
         let take = pace.next();
         pace.slice(self.0.by_ref().take(take), g, out)
@@ -617,16 +666,11 @@ where
     }
 }
 
-/// An async call over owned items lent to the function (as `&B`): `g` maps each element.
-struct Lent<C, B: ?Sized, G, V, E, T> {
-    site: &'static Site,
-    items: C,
-    g: G,
-    finish: fn(Result<Vec<V>, E>) -> T,
-    _lent: PhantomData<fn(&B)>,
-}
+/// Owned items lent to the function (as `&B`), before the call and while it runs in slices
+/// (from the pace's count of items run on).
+struct Lending<C, B: ?Sized>(C, PhantomData<fn(&B)>);
 
-impl<C, B, G, V, E, T> Start<T> for Lent<C, B, G, V, E, T>
+impl<C, B, G, V, E, T> Input<G, V, E, T> for Lending<C, B>
 where
     B: ?Sized + 'static,
     C: OwnedItems<B>,
@@ -635,70 +679,24 @@ where
     E: Send + 'static,
     T: 'static,
 {
-    fn site(&self) -> &'static Site {
-        self.site
-    }
+    type Source = Self;
 
     fn len(&self) -> usize {
-        self.items.elements().len()
+        self.0.elements().len()
     }
 
     fn can_slice(&self) -> bool {
         true
     }
 
-    fn job(self: Box<Self>) -> Job<T> {
-        let Lent {
-            site,
-            items,
-            g,
-            finish,
-            ..
-        } = *self;
-        lent_job(site, items, 0, g, Vec::new(), finish)
+    fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
+        self.rest(site, 0, g, Vec::new(), finish)
     }
 
-    fn slices(self: Box<Self>, pace: Pace) -> Box<dyn Slices<T>> {
-        let Lent {
-            items, g, finish, ..
-        } = *self;
-        Box::new(Sliced {
-            source: Lending(items, PhantomData),
-            out: Vec::with_capacity(pace.n),
-            g,
-            finish,
-            pace,
-        })
+    fn into_source(self) -> Self {
+        self
     }
 }
-
-/// The job that maps the elements of `items` from `from` on on the pool, after the values
-/// `done` made before.
-fn lent_job<C, B, G, V, E, T>(
-    site: &'static Site,
-    items: C,
-    from: usize,
-    g: G,
-    done: Vec<V>,
-    finish: fn(Result<Vec<V>, E>) -> T,
-) -> Job<T>
-where
-    B: ?Sized,
-    C: OwnedItems<B>,
-    G: Fn(&C::Item) -> Result<V, E> + Send + Sync + 'static,
-    V: Send + 'static,
-    E: Send + 'static,
-    T: 'static,
-{
-    Box::new(move |cancel| {
-        let result = crate::try_map(site, &items.elements()[from..], cancellable(&g, cancel));
-        finished(result, done, finish)
-    })
-}
-
-/// The items of a call run in slices lent to the function: the elements from the pace's
-/// count of items run on.
-struct Lending<C, B: ?Sized>(C, PhantomData<fn(&B)>);
 
 impl<C, B, G, V, E, T> Source<G, V, E, T> for Lending<C, B>
 where
@@ -709,12 +707,17 @@ where
     E: Send + 'static,
     T: 'static,
 {
+    fn len(&self) -> usize {
+        self.0.elements().len()
+    }
+
     fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>) {
         let from = pace.ran;
         let to = from + pace.next();
         pace.slice(self.0.elements()[from..to].iter(), g, out)
     }
 
+    /// The job that maps the elements from `from` on, on the pool.
     fn rest(
         self,
         site: &'static Site,
@@ -723,7 +726,11 @@ where
         done: Vec<V>,
         finish: fn(Result<Vec<V>, E>) -> T,
     ) -> Job<T> {
-        lent_job(site, self.0, from, g, done, finish)
+        let items = self.0;
+        Box::new(move |cancel| {
+            let result = crate::try_map(site, &items.elements()[from..], cancellable(&g, cancel));
+            finished(result, done, finish)
+        })
     }
 }
 
@@ -760,9 +767,9 @@ where
     R: Send + 'static,
     F: Fn(T) -> R + Send + Sync + 'static,
 {
-    MapFuture::new(Box::new(ByValue {
+    MapFuture::new(Box::new(AsyncCall {
         site,
-        items: items.into_items(),
+        input: Owned(items.into_items()),
         g: move |x| Ok::<R, Infallible>(f(x)),
         finish: values,
     }))
@@ -837,12 +844,11 @@ where
     R: Send + 'static,
     F: Fn(&T) -> R + Send + Sync + 'static,
 {
-    MapFuture::new(Box::new(Lent {
+    MapFuture::new(Box::new(AsyncCall {
         site,
-        items,
+        input: Lending(items, PhantomData::<fn(&T)>),
         g: move |x: &C::Item| Ok::<R, Infallible>(f(x.borrow())),
         finish: values,
-        _lent: PhantomData::<fn(&T)>,
     }))
 }
 
@@ -859,9 +865,9 @@ where
     R::Batch: Send + 'static,
     F: Fn(T) -> R + Send + Sync + 'static,
 {
-    MapFuture::new(Box::new(ByValue {
+    MapFuture::new(Box::new(AsyncCall {
         site,
-        items: items.into_items(),
+        input: Owned(items.into_items()),
         g: move |x| f(x).into_result(),
         finish: batch::<R>,
     }))
@@ -878,12 +884,11 @@ where
     R::Batch: Send + 'static,
     F: Fn(&T) -> R + Send + Sync + 'static,
 {
-    MapFuture::new(Box::new(Lent {
+    MapFuture::new(Box::new(AsyncCall {
         site,
-        items,
+        input: Lending(items, PhantomData::<fn(&T)>),
         g: move |x: &C::Item| f(x.borrow()).into_result(),
         finish: batch::<R>,
-        _lent: PhantomData::<fn(&T)>,
     }))
 }
 
