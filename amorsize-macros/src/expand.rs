@@ -909,12 +909,7 @@ fn stream_parts(input: StreamInput<'_>) -> Option<StreamParts> {
         items,
         item_var,
     } = input;
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if crate::types::has_lifetimes(ty) || has_impl_trait(ty) {
-            return None;
-        }
-    }
-    if crate::types::has_lifetimes(named_item) || has_impl_trait(named_item) {
+    if !item_and_result_stand_alone(sig, named_item) {
         return None;
     }
     let span = named_item.span();
@@ -956,6 +951,18 @@ fn stream_parts(input: StreamInput<'_>) -> Option<StreamParts> {
     })
 }
 
+/// Whether the item type and the result type borrow nothing and name no `impl Trait`: what
+/// a companion needs whose items or results outlive the call's borrows (the stream and
+/// async companions).
+fn item_and_result_stand_alone(sig: &syn::Signature, named_item: &syn::Type) -> bool {
+    let stands_alone = |ty: &syn::Type| !crate::types::has_lifetimes(ty) && !has_impl_trait(ty);
+    let result = match &sig.output {
+        ReturnType::Type(_, ty) => stands_alone(ty),
+        ReturnType::Default => true,
+    };
+    result && stands_alone(named_item)
+}
+
 /// What building the async companions needs to know.
 struct AsyncInput<'a> {
     pass: &'a ItemPass<'a>,
@@ -994,12 +1001,7 @@ fn async_parts(input: AsyncInput<'_>) -> Option<AsyncParts> {
     {
         return None;
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if crate::types::has_lifetimes(ty) || has_impl_trait(ty) {
-            return None;
-        }
-    }
-    if crate::types::has_lifetimes(named_item) || has_impl_trait(named_item) {
+    if !item_and_result_stand_alone(sig, named_item) {
         return None;
     }
     // Every type parameter ends up in the future, which outlives the call.
