@@ -171,9 +171,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Drives `variant` with `load` and probes the health endpoint meanwhile.
 async fn drive(addr: SocketAddr, variant: &'static str, load: Load) -> Measured {
-    let small = Bytes::from(serde_json::to_vec(&records(load.small, 1)).expect("json"));
+    let small_records = records(load.small, 1);
+    let small = Bytes::from(serde_json::to_vec(&small_records).expect("json"));
     let large = Bytes::from(serde_json::to_vec(&records(load.large, 2)).expect("json"));
-    let expected_small = records(load.small, 1).iter().map(score).collect::<Vec<_>>();
+    let expected_small = small_records.iter().map(score).collect::<Vec<_>>();
     let path = format!("/score/{variant}");
     let start = Instant::now();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -284,14 +285,13 @@ fn usage(problem: &str) -> ! {
     std::process::exit(2)
 }
 
-/// The median of `values` (not empty).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
+/// The median of `sorted` (not empty).
+fn median(sorted: &[f64]) -> f64 {
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
     } else {
-        (values[mid - 1] + values[mid]) / 2.0
+        (sorted[mid - 1] + sorted[mid]) / 2.0
     }
 }
 
@@ -340,7 +340,8 @@ fn measure(client: &tokio::runtime::Runtime, addr: SocketAddr, load: Load, round
         let mut health: Vec<Duration> = measured.iter().flat_map(|m| m.health.clone()).collect();
         latencies.sort();
         health.sort();
-        let rate = median(&mut rates);
+        rates.sort_by(f64::total_cmp);
+        let rate = median(&rates);
         medians.push(rate);
         println!(
             "{:<10} {:>6} {:>8.1} {:>15}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
