@@ -283,6 +283,10 @@ fn items_that_turn_out_dearer_than_a_poll_may_take_go_to_the_pool() {
     // The first slice stops at its clock check (halfway through the at most 25 items
     // planned), the second runs one item: both ran over, so the rest went to the pool.
     assert!(here <= 13, "{here} dear items ran on the polling thread");
+    // The rest that moved to the pool is the same call: three calls, every item once.
+    let report = amorsize::report();
+    let site = report.site("drifting").expect("the site is reported");
+    assert_eq!((site.calls, site.items), (3, 4_100), "{report}");
 }
 
 static SLICED_STARTED: AtomicUsize = AtomicUsize::new(0);

@@ -284,6 +284,8 @@ impl<T> Drop for MapFuture<T> {
 /// took, and its thread's count as running in the pool.
 struct Pace {
     site: &'static Site,
+    /// The call's index, counted when it started.
+    call: u64,
     n: usize,
     ran: usize,
     per_poll: usize,
@@ -310,9 +312,9 @@ const SLICE_NS: u64 = SLICE.as_nanos() as u64;
 
 impl Pace {
     fn new(site: &'static Site, n: usize, per_item: PerItem) -> Pace {
-        site.begin_call(n);
         Pace {
             site,
+            call: site.begin_call(n),
             n,
             ran: 0,
             per_poll: fit(per_item.as_picos()),
@@ -449,15 +451,8 @@ trait Source<G, V, E, T>: Send + Sized + 'static {
     fn len(&self) -> usize;
     /// Runs the next slice of `pace`'s items through `g` into `out`.
     fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>);
-    /// The items from `from` on, as a job for the pool, after the values `done` made before.
-    fn rest(
-        self,
-        site: &'static Site,
-        from: usize,
-        g: G,
-        done: Vec<V>,
-        finish: fn(Result<Vec<V>, E>) -> T,
-    ) -> Job<T>;
+    /// The items of `part` as a job for the pool, after the values `done` made before.
+    fn rest(self, part: Part, g: G, done: Vec<V>, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T>;
 }
 
 /// A call run in slices: its items, the values made so far, `g` (a fallible form of the
@@ -492,7 +487,12 @@ where
                     finish,
                     pace,
                 } = *self;
-                Step::ToPool(source.rest(pace.site, pace.ran, g, out, finish))
+                let rest = Part {
+                    site: pace.site,
+                    call: Some(pace.call),
+                    from: pace.ran,
+                };
+                Step::ToPool(source.rest(rest, g, out, finish))
             }
         }
     }
@@ -592,7 +592,7 @@ where
     }
 
     fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
-        pool_job(site, ParIter(self.0), g, Vec::new(), finish)
+        pool_job(Part::whole(site), ParIter(self.0), g, Vec::new(), finish)
     }
 
     fn into_source(self) -> Drained<It::Item> {
@@ -601,9 +601,45 @@ where
     }
 }
 
-/// The job that maps `items` on the pool, after the values `done` made before.
-fn pool_job<X, I, G, V, E, T>(
+/// Which items of a call a job for the pool maps: a whole call of `site`, counted when it
+/// starts, or the rest of call `call`, counted already, from item `from` on.
+#[derive(Clone, Copy)]
+struct Part {
     site: &'static Site,
+    call: Option<u64>,
+    from: usize,
+}
+
+impl Part {
+    /// A whole call of `site`.
+    fn whole(site: &'static Site) -> Part {
+        Part {
+            site,
+            call: None,
+            from: 0,
+        }
+    }
+
+    /// Maps `g` over `items`, the items of this part, on the pool.
+    fn map<X, I, G, V, E>(self, items: I, g: &G) -> Result<Vec<V>, E>
+    where
+        X: Send,
+        I: IntoItems<X>,
+        V: Send,
+        E: Send,
+        G: Fn(X) -> Result<V, E> + Sync + Send,
+    {
+        match self.call {
+            None => crate::try_map(self.site, items, g),
+            Some(call) => crate::try_map::try_map_rest(self.site, items, call, g),
+        }
+    }
+}
+
+/// The job that maps `items`, those of `part`, on the pool, after the values `done` made
+/// before.
+fn pool_job<X, I, G, V, E, T>(
+    part: Part,
     items: I,
     g: G,
     done: Vec<V>,
@@ -618,7 +654,7 @@ where
     T: 'static,
 {
     Box::new(move |cancel| {
-        let result = crate::try_map(site, items, cancellable(&g, cancel));
+        let result = part.map(items, &cancellable(&g, cancel));
         finished(result, done, finish)
     })
 }
@@ -653,16 +689,10 @@ where
         pace.slice(self.0.by_ref().take(take), g, out)
     }
 
-    fn rest(
-        self,
-        site: &'static Site,
-        _from: usize,
-        g: G,
-        done: Vec<V>,
-        finish: fn(Result<Vec<V>, E>) -> T,
-    ) -> Job<T> {
+    fn rest(self, part: Part, g: G, done: Vec<V>, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
+        // The drained items are gone already: the rest is what is left.
         let rest: Vec<X> = self.0.collect();
-        pool_job(site, rest, g, done, finish)
+        pool_job(part, rest, g, done, finish)
     }
 }
 
@@ -690,7 +720,7 @@ where
     }
 
     fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
-        self.rest(site, 0, g, Vec::new(), finish)
+        self.rest(Part::whole(site), g, Vec::new(), finish)
     }
 
     fn into_source(self) -> Self {
@@ -717,18 +747,11 @@ where
         pace.slice(self.0.elements()[from..to].iter(), g, out)
     }
 
-    /// The job that maps the elements from `from` on, on the pool.
-    fn rest(
-        self,
-        site: &'static Site,
-        from: usize,
-        g: G,
-        done: Vec<V>,
-        finish: fn(Result<Vec<V>, E>) -> T,
-    ) -> Job<T> {
+    /// The job that maps the elements from `part.from` on, on the pool.
+    fn rest(self, part: Part, g: G, done: Vec<V>, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
         let items = self.0;
         Box::new(move |cancel| {
-            let result = crate::try_map(site, &items.elements()[from..], cancellable(&g, cancel));
+            let result = part.map(&items.elements()[part.from..], &cancellable(&g, cancel));
             finished(result, done, finish)
         })
     }

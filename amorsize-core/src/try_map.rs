@@ -109,6 +109,42 @@ where
     let iter = items.into_items();
     let n = iter.len();
     let call_index = site.begin_call(n);
+    try_map_counted(site, iter, n, call_index, f)
+}
+
+/// [`try_map`] over the rest of call `call_index` of `site`, already counted with all its
+/// items: an async call whose first items ran in slices on the polling thread.
+pub(crate) fn try_map_rest<T, I, R, F>(
+    site: &'static Site,
+    items: I,
+    call_index: u64,
+    f: F,
+) -> R::Batch
+where
+    T: Send,
+    I: IntoItems<T>,
+    R: TryItem,
+    F: Fn(T) -> R + Sync + Send,
+{
+    let iter = items.into_items();
+    let n = iter.len();
+    try_map_counted(site, iter, n, call_index, f)
+}
+
+/// [`try_map`] of the `n` items of `iter` as call `call_index` of `site`, counted already.
+fn try_map_counted<T, It, R, F>(
+    site: &'static Site,
+    iter: It,
+    n: usize,
+    call_index: u64,
+    f: F,
+) -> R::Batch
+where
+    T: Send,
+    It: IndexedParallelIterator<Item = T>,
+    R: TryItem,
+    F: Fn(T) -> R + Sync + Send,
+{
     if n == 0 {
         return R::batch(Vec::new());
     }
