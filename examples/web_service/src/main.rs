@@ -16,8 +16,8 @@
 //!    while `GET /health` is asked every 5 ms, on a schedule, each time on a new connection:
 //!    the stall other requests see;
 //! 3. prints, per variant, the median of the rounds' requests per second (and their range),
-//!    the latency of the batches (p50, p99, max over all rounds) and of the health checks,
-//!    then shuts the server down.
+//!    the program's CPU time per request (on Linux), the latency of the batches (p50, p99,
+//!    max over all rounds) and of the health checks, then shuts the server down.
 //!
 //! All traffic is on loopback, bounded in count and time.
 
@@ -158,6 +158,8 @@ impl Connection {
 struct Measured {
     requests: usize,
     seconds: f64,
+    /// The CPU time the whole program (server, client and prober) used meanwhile.
+    cpu: Option<Duration>,
     latencies: Vec<Duration>,
     health: Vec<Duration>,
 }
@@ -177,6 +179,7 @@ async fn drive(addr: SocketAddr, variant: &'static str, load: Load) -> Measured 
     let expected_small = small_records.iter().map(score).collect::<Vec<_>>();
     let path = format!("/score/{variant}");
     let start = Instant::now();
+    let cpu_before = process_cpu();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Health checks on a fixed schedule, each on a connection of its own (as a load
     // balancer's), timed from when it was due: a stalled server delays them all, and a slow
@@ -236,14 +239,34 @@ async fn drive(addr: SocketAddr, variant: &'static str, load: Load) -> Measured 
         latencies.extend(client.await.expect("a client"));
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let health = prober.await.expect("the prober");
     Measured {
         requests: latencies.len(),
         seconds,
+        cpu,
         latencies,
         health,
     }
+}
+
+/// The least CPU time over which a CPU time per request is shown: 200 ticks of 10 ms, so
+/// that a tick is at most 0.5 % of it.
+const CPU_MEASURED_FROM: Duration = Duration::from_secs(2);
+
+/// The CPU time this process has used (all its threads, user and system), where the OS
+/// tells it: on Linux, from `/proc/self/stat`, in clock ticks of 10 ms (`USER_HZ` is 100).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces,
+    // start at the third: `utime` and `stime` are the 14th and 15th.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// What the command line asks for.
@@ -316,11 +339,12 @@ fn measure(client: &tokio::runtime::Runtime, addr: SocketAddr, load: Load, round
         }
     }
     println!(
-        "{:<10} {:>6} {:>8} {:>15}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
+        "{:<10} {:>6} {:>8} {:>15} {:>9}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
         "variant",
         "req",
         "req/s",
         "rounds' range",
+        "CPU/req",
         "p50",
         "p99",
         "max",
@@ -343,12 +367,21 @@ fn measure(client: &tokio::runtime::Runtime, addr: SocketAddr, load: Load, round
         rates.sort_by(f64::total_cmp);
         let rate = median(&rates);
         medians.push(rate);
+        let cpu: Option<Duration> = measured.iter().map(|m| m.cpu).sum();
+        let cpu_per_request = match cpu {
+            Some(cpu) if cpu >= CPU_MEASURED_FROM => format!(
+                "{:.2} ms",
+                cpu.as_secs_f64() * 1e3 / latencies.len().max(1) as f64
+            ),
+            _ => "-".to_string(),
+        };
         println!(
-            "{:<10} {:>6} {:>8.1} {:>15}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
+            "{:<10} {:>6} {:>8.1} {:>15} {:>9}  {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
             variant,
             latencies.len(),
             rate,
             format!("{:.0}-{:.0}", rates[0], rates[rates.len() - 1]),
+            cpu_per_request,
             ms(percentile(&latencies, 0.5)),
             ms(percentile(&latencies, 0.99)),
             ms(percentile(&latencies, 1.0)),
@@ -357,6 +390,11 @@ fn measure(client: &tokio::runtime::Runtime, addr: SocketAddr, load: Load, round
             ms(percentile(&health, 1.0)),
         );
     }
+    println!(
+        "\nCPU/req: the whole program's CPU time (server, client and prober) per request, \
+         on Linux; `-` where less than {} s of it was measured (it is counted in 10 ms ticks).",
+        CPU_MEASURED_FROM.as_secs()
+    );
     let best_other = medians[..3].iter().copied().fold(f64::MIN, f64::max);
     println!(
         "\nasync's median throughput: {:.3}x the best other variant's\n",
