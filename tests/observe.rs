@@ -7,9 +7,12 @@
 
 use amorsize::observe::{CallEnd, CallStart, Ending, PlanChange, Profiled, Progress};
 use amorsize::{set_observer, Cause, Observer, Plan};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard, Once};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::task::{Context, Wake, Waker};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 enum Event {
@@ -297,4 +300,56 @@ fn a_pinned_long_call_reports_its_plan_and_why() {
     assert_eq!(changes.len(), 1, "one plan, kept: {changes:#?}");
     assert_eq!(changes[0].plan, Plan::Serial);
     assert_eq!(changes[0].cause, Cause::Pinned(amorsize::Mode::Serial));
+}
+
+static HELD_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel]
+fn held(x: &u64) -> u64 {
+    HELD_STARTED.fetch_add(1, Ordering::SeqCst);
+    spin(*x, Duration::from_micros(200))
+}
+
+#[test]
+fn an_async_call_whose_future_is_dropped_ends_cancelled() {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let _turn = observed();
+    // 2 000 items of 200 µs: 400 ms of work, on the pool (a first call: its cost is unknown).
+    let mut future = Box::pin(par_held_async((0..2_000u64).collect::<Vec<_>>()));
+    let waker = Waker::from(Arc::new(Noop));
+    assert!(future
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    let started = Instant::now();
+    while HELD_STARTED.load(Ordering::SeqCst) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the map never started"
+        );
+        std::thread::yield_now();
+    }
+    drop(future);
+    let end = loop {
+        let end = events_of("held").into_iter().find_map(|e| match e {
+            Event::End(end) => Some(end),
+            _ => None,
+        });
+        if let Some(end) = end {
+            break end;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the call never ended"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(end.ending, Ending::Cancelled, "{end:?}");
+    assert!(
+        HELD_STARTED.load(Ordering::SeqCst) < 2_000,
+        "every item ran after the future was dropped"
+    );
 }

@@ -125,11 +125,14 @@ pub(crate) fn routed<T>(
     run: impl FnOnce(Option<&Watch>) -> (T, bool),
 ) -> T {
     let watch = crate::observe::watch(site, n);
+    // Only a watched call reports how it ended.
+    let cancel = watch.as_ref().and_then(|_| crate::observe::take_cancel());
     let _running = route.long_call_pool().map(Pool::enter);
     let _in_span = watch.as_ref().map(Watch::enter);
     let (out, failed) = run(watch.as_ref());
     if let Some(watch) = &watch {
-        watch.finish(failed);
+        let cancelled = cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        watch.finish(failed, cancelled);
     }
     out
 }

@@ -123,7 +123,7 @@ enum Step<T> {
 struct Slot<T> {
     state: Mutex<State<T>>,
     /// Set when the future is dropped: the map stops before its next item.
-    cancel: AtomicBool,
+    cancel: Arc<AtomicBool>,
 }
 
 enum State<T> {
@@ -230,12 +230,20 @@ impl<T: Send + 'static> Future for MapFuture<T> {
 fn spawn<T: Send + 'static>(job: Job<T>, queued: LongCall, waker: &Waker) -> Arc<Slot<T>> {
     let slot = Arc::new(Slot {
         state: Mutex::new(State::Pending(Some(waker.clone()))),
-        cancel: AtomicBool::new(false),
+        cancel: Arc::new(AtomicBool::new(false)),
     });
     let shared = Arc::clone(&slot);
     rayon::spawn(move || {
         drop(queued);
-        let result = catch_unwind(AssertUnwindSafe(|| job(&shared.cancel)));
+        // A future dropped before its job started: nothing to run, nothing to report.
+        let result = if shared.cancel.load(Ordering::Relaxed) {
+            Ok(None)
+        } else {
+            let cancel = &shared.cancel;
+            catch_unwind(AssertUnwindSafe(|| {
+                crate::observe::cancellable_here(cancel, || job(cancel))
+            }))
+        };
         let waker = {
             let mut state = crate::lock(&shared.state);
             match std::mem::replace(&mut *state, State::Done(result)) {

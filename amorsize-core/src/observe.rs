@@ -8,8 +8,9 @@
 use crate::cause::Cause;
 use crate::model::Plan;
 use crate::units::PerItem;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Hears what the runtime does. Every method does nothing unless overridden; they run on the
@@ -118,6 +119,9 @@ pub enum Ending {
     Failed,
     /// The function panicked (the panic goes on to the caller).
     Panicked,
+    /// Nobody waits for the result any more: an async call's future was dropped before it
+    /// completed, and no item started after that.
+    Cancelled,
 }
 
 /// A call ending.
@@ -289,6 +293,36 @@ pub(crate) struct Watch {
 const DONE: u8 = 0;
 const FAILED: u8 = 1;
 const PANICKED: u8 = 2;
+const CANCELLED: u8 = 3;
+
+thread_local! {
+    /// The cancel flag of the async call whose pool job runs on this thread, until the call
+    /// starts (see [`cancellable_here`]).
+    static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `job`, an async call's pool job, whose call stops when `cancel` is set: that call,
+/// the first to start on this thread inside `job`, reports such a stop as
+/// [`Ending::Cancelled`] rather than a failure. Calls nested in its function do not.
+pub(crate) fn cancellable_here<T>(cancel: &Arc<AtomicBool>, job: impl FnOnce() -> T) -> T {
+    /// Puts back what the thread held before (a job it stole while waiting, say, sets its
+    /// own), also when `job` unwinds.
+    struct Restore(Option<Arc<AtomicBool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            CANCEL.with(|c| *c.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(CANCEL.with(|c| c.borrow_mut().replace(Arc::clone(cancel))));
+    job()
+}
+
+/// The cancel flag left by [`cancellable_here`] for the call starting on this thread, taken
+/// so that calls nested in it do not see it.
+pub(crate) fn take_cancel() -> Option<Arc<AtomicBool>> {
+    CANCEL.with(|c| c.borrow_mut().take())
+}
 
 impl Watch {
     /// Starts watching a call of `n` items.
@@ -384,10 +418,15 @@ impl Watch {
         self.span.record("plan", tracing::field::debug(plan));
     }
 
-    /// The call returned (`failed` for a fallible call that stopped).
-    pub(crate) fn finish(&self, failed: bool) {
-        self.ending
-            .store(if failed { FAILED } else { DONE }, Ordering::Relaxed);
+    /// The call returned (`failed` for a fallible call that stopped; `cancelled` if it
+    /// stopped because its future was dropped).
+    pub(crate) fn finish(&self, failed: bool, cancelled: bool) {
+        let ending = match (failed, cancelled) {
+            (false, _) => DONE,
+            (true, false) => FAILED,
+            (true, true) => CANCELLED,
+        };
+        self.ending.store(ending, Ordering::Relaxed);
     }
 }
 
@@ -436,6 +475,7 @@ impl Drop for Watch {
         let ending = match self.ending.load(Ordering::Relaxed) {
             DONE => Ending::Done,
             FAILED => Ending::Failed,
+            CANCELLED => Ending::Cancelled,
             _ => Ending::Panicked,
         };
         let event = CallEnd {
