@@ -6,11 +6,11 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::spin;
+use support::{nobody, poll_here, spin};
 
 #[amorsize::parallel]
 fn heavy(x: &u64) -> u64 {
@@ -155,29 +155,6 @@ async fn every_length_matches_the_serial_map() {
     }
 }
 
-/// Polls `future` on this thread until it is ready, parking while it waits on the pool:
-/// its output, and how many times it was polled.
-fn poll_here<F: Future>(future: F) -> (F::Output, usize) {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    let mut polls = 0;
-    loop {
-        polls += 1;
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return (value, polls);
-        }
-        // A future that woke itself unparked this thread already: this returns at once.
-        std::thread::park();
-    }
-}
-
 /// Whether the calling thread is one of rayon's workers.
 fn on_pool() -> bool {
     rayon::current_thread_index().is_some()
@@ -302,11 +279,7 @@ fn stoppable(x: u64) -> u64 {
 fn dropping_a_map_between_slices_stops_it() {
     poll_here(par_stoppable_async(0..2_000u64));
     let before = SLICED_STARTED.load(Ordering::SeqCst);
-    struct Nobody;
-    impl Wake for Nobody {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Nobody));
+    let waker = nobody();
     let mut cx = Context::from_waker(&waker);
     let mut future = Box::pin(par_stoppable_async(0..100_000u64));
     for _ in 0..3 {

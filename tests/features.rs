@@ -15,7 +15,7 @@ use tracing::{Event, Metadata, Subscriber};
 use tracing_core::span::Current;
 
 mod support;
-use support::spin_from as spin;
+use support::{poll_here, spin_from as spin};
 
 /// A span as the recording subscriber saw it.
 #[derive(Clone, Debug)]
@@ -128,7 +128,12 @@ fn each_call_runs_in_a_span_entered_on_every_thread_that_works_on_it() {
     let job_id = job.id().expect("the job span is enabled").into_u64();
     let (call_id, call) = all
         .iter()
-        .find(|(_, s)| s.metadata.name() == "amorsize")
+        .find(|(_, s)| {
+            s.metadata.name() == "amorsize"
+                && s.fields
+                    .get("function")
+                    .is_some_and(|f| f.rsplit("::").next() == Some("traced"))
+        })
         .expect("the call has a span");
     assert_eq!(
         call.parent,
@@ -158,6 +163,50 @@ fn each_call_runs_in_a_span_entered_on_every_thread_that_works_on_it() {
             rayon::current_num_threads()
         );
     }
+}
+
+/// The span each item of `sliced_traced` ran in, in order.
+static SLICED_IN: Mutex<Vec<Option<u64>>> = Mutex::new(Vec::new());
+
+// Capped to one thread: its plan is a loop, so an async call runs in slices where polled.
+#[amorsize::parallel(max_threads = 1)]
+fn sliced_traced(x: &u64) -> u64 {
+    let current = tracing::Span::current().id().map(|id| id.into_u64());
+    SLICED_IN.lock().unwrap().push(current);
+    spin(*x, Duration::from_micros(20))
+}
+
+#[test]
+fn an_async_call_in_slices_runs_each_slice_in_its_span() {
+    let spans = spans();
+    let items: Vec<u64> = (0..2_000).collect();
+    assert_eq!(par_sliced_traced(&items).len(), 2_000);
+    SLICED_IN.lock().unwrap().clear();
+    let (out, polls) = poll_here(par_sliced_traced_async(items));
+    assert_eq!(out.len(), 2_000);
+    assert!(polls > 1, "one poll: the call did not run in slices");
+    // The async call's span: the last one made for this function.
+    let all = spans.spans.lock().unwrap().clone();
+    let (call_id, call) = all
+        .iter()
+        .filter(|(_, s)| {
+            s.metadata.name() == "amorsize"
+                && s.fields
+                    .get("function")
+                    .is_some_and(|f| f.ends_with("sliced_traced"))
+        })
+        .max_by_key(|(id, _)| **id)
+        .expect("the call has a span");
+    assert_eq!(call.fields["n"], "2000");
+    assert_eq!(call.fields["plan"], "Serial");
+    let seen = SLICED_IN.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2_000);
+    assert!(
+        seen.iter().all(|span| span == &Some(*call_id)),
+        "items ran outside the call's span"
+    );
+    // Between polls, the span is left: this thread is in none.
+    assert_eq!(tracing::Span::current().id(), None);
 }
 
 #[amorsize::parallel]

@@ -10,8 +10,8 @@ use amorsize::{set_observer, Cause, Observer, Plan};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
-use std::task::{Context, Wake, Waker};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -84,7 +84,7 @@ fn events_of(function: &str) -> Vec<Event> {
 }
 
 mod support;
-use support::spin_from as spin;
+use support::{nobody, poll_here, spin_from as spin};
 
 #[amorsize::parallel]
 fn cheap(x: &u64) -> u64 {
@@ -312,14 +312,10 @@ fn held(x: &u64) -> u64 {
 
 #[test]
 fn an_async_call_whose_future_is_dropped_ends_cancelled() {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
     let _turn = observed();
     // 2 000 items of 200 µs: 400 ms of work, on the pool (a first call: its cost is unknown).
     let mut future = Box::pin(par_held_async((0..2_000u64).collect::<Vec<_>>()));
-    let waker = Waker::from(Arc::new(Noop));
+    let waker = nobody();
     assert!(future
         .as_mut()
         .poll(&mut Context::from_waker(&waker))
@@ -352,4 +348,143 @@ fn an_async_call_whose_future_is_dropped_ends_cancelled() {
         HELD_STARTED.load(Ordering::SeqCst) < 2_000,
         "every item ran after the future was dropped"
     );
+}
+
+/// The events of the last call of the site whose name ends with `function`.
+fn last_call_of(function: &str) -> Vec<Event> {
+    let events = events_of(function);
+    let Some(call) = events.iter().rev().find_map(|e| match e {
+        Event::Start(start) => Some(start.call),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    events
+        .into_iter()
+        .filter(|e| match e {
+            Event::Start(e) => e.call == call,
+            Event::Progress(e) => e.call == call,
+            Event::End(e) => e.call == call,
+            _ => false,
+        })
+        .collect()
+}
+
+static SLICED_ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+// Capped to one thread: its plan is a loop, so an async call runs in slices where polled.
+#[amorsize::parallel(max_threads = 1)]
+fn sliced(x: &u64) -> u64 {
+    if rayon::current_thread_index().is_some() {
+        SLICED_ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
+    spin(*x, Duration::from_micros(30));
+    x * 3
+}
+
+/// The start, the progress (items done, in order) and the end of a call's `events`.
+fn start_progress_end(events: &[Event]) -> (Vec<&CallStart>, Vec<usize>, Vec<&CallEnd>) {
+    let starts = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Start(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let done = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress(p) => Some(p.done),
+            _ => None,
+        })
+        .collect();
+    let ends = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::End(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    (starts, done, ends)
+}
+
+#[test]
+fn a_watched_async_call_runs_in_slices_and_reports_one_call_with_its_progress() {
+    let _turn = observed();
+    // 3 000 items of 30 µs: 90 ms, long enough to report progress in steps.
+    let items: Vec<u64> = (0..3_000).collect();
+    let expected: Vec<u64> = items.iter().map(|x| x * 3).collect();
+    assert_eq!(par_sliced(&items), expected);
+    SLICED_ON_POOL.store(0, Ordering::SeqCst);
+    let (got, polls) = poll_here(par_sliced_async(items));
+    assert_eq!(got, expected);
+    assert_eq!(
+        SLICED_ON_POOL.load(Ordering::SeqCst),
+        0,
+        "items ran on the pool"
+    );
+    assert!(
+        polls >= 90_000 / 50,
+        "{polls} polls: not in slices of at most 50 µs"
+    );
+    let events = last_call_of("sliced");
+    let (starts, done, ends) = start_progress_end(&events);
+    assert_eq!((starts.len(), ends.len()), (1, 1), "{events:#?}");
+    assert_eq!(starts[0].n, 3_000);
+    let end = ends[0];
+    assert_eq!(
+        (end.n, end.plan, end.ending),
+        (3_000, Some(Plan::Serial), Ending::Done)
+    );
+    assert!(done.len() > 1, "no progress in steps: {done:?}");
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
+    assert_eq!(done.last(), Some(&3_000));
+}
+
+#[test]
+fn a_watched_async_call_dropped_between_slices_ends_cancelled() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..3_000).collect();
+    par_sliced(&items);
+    let waker = nobody();
+    let mut future = Box::pin(par_sliced_async(items));
+    for _ in 0..3 {
+        assert!(future
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+    }
+    drop(future);
+    let events = last_call_of("sliced");
+    let (starts, _, ends) = start_progress_end(&events);
+    assert_eq!((starts.len(), ends.len()), (1, 1), "{events:#?}");
+    assert_eq!((ends[0].n, ends[0].ending), (3_000, Ending::Cancelled));
+}
+
+static DEAR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[amorsize::parallel(max_threads = 1)]
+fn drifting(x: &u64) -> u64 {
+    let cost = if DEAR.load(Ordering::SeqCst) { 300 } else { 2 };
+    spin(*x, Duration::from_micros(cost));
+    x + 7
+}
+
+#[test]
+fn a_watched_async_call_whose_rest_goes_to_the_pool_is_one_call() {
+    let _turn = observed();
+    let cheap: Vec<u64> = (0..2_000).collect();
+    par_drifting(&cheap);
+    poll_here(par_drifting_async(cheap));
+    // Learned at 2 µs; now 300 µs each: after two slices over, the rest goes to the pool.
+    DEAR.store(true, Ordering::SeqCst);
+    let items: Vec<u64> = (0..100).collect();
+    let (got, _) = poll_here(par_drifting_async(items.clone()));
+    DEAR.store(false, Ordering::SeqCst);
+    assert_eq!(got, items.iter().map(|x| x + 7).collect::<Vec<_>>());
+    let events = last_call_of("drifting");
+    let (starts, done, ends) = start_progress_end(&events);
+    assert_eq!((starts.len(), ends.len()), (1, 1), "{events:#?}");
+    assert_eq!((ends[0].n, ends[0].ending), (100, Ending::Done));
+    assert!(done.iter().all(|&d| d <= 100), "{done:?}");
 }

@@ -15,6 +15,7 @@ use crate::run::{Run, Serial};
 use crate::site::{LastDecision, Site};
 use crate::units::PerItem;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Serial calls predicted to take at least this long are always timed: two clock reads cost
 /// about 52 ns on the development VM (`Instant::now` plus `elapsed`), about 2 % of it. A
@@ -124,15 +125,39 @@ pub(crate) fn routed<T>(
     route: Route,
     run: impl FnOnce(Option<&Watch>) -> (T, bool),
 ) -> T {
-    let watch = crate::observe::watch(site, n);
-    // Only a watched call reports how it ended.
-    let cancel = watch.as_ref().and_then(|_| crate::observe::take_cancel());
+    routed_with(site, n, route, None, run)
+}
+
+/// What an async call's pool job brings to the call it runs: the flag its dropped future
+/// sets, and the watch of the call so far (a call whose first items ran in slices).
+pub(crate) struct Handover<'a> {
+    pub(crate) cancel: &'a AtomicBool,
+    pub(crate) watch: Option<Watch>,
+}
+
+/// [`routed`], for an async call's pool job when `handover` is given: the call goes on
+/// under the watch it brings (one call to whatever watches it), and a stop after its
+/// future was dropped ends as cancelled, not failed.
+#[inline]
+pub(crate) fn routed_with<T>(
+    site: &Site,
+    n: usize,
+    route: Route,
+    handover: Option<Handover<'_>>,
+    run: impl FnOnce(Option<&Watch>) -> (T, bool),
+) -> T {
+    let (watch, cancel) = match handover {
+        None => (crate::observe::watch(site, n), None),
+        Some(Handover { cancel, watch }) => (
+            watch.or_else(|| crate::observe::watch(site, n)),
+            Some(cancel),
+        ),
+    };
     let _running = route.long_call_pool().map(Pool::enter);
     let _in_span = watch.as_ref().map(Watch::enter);
     let (out, failed) = run(watch.as_ref());
     if let Some(watch) = &watch {
-        let cancelled = cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
-        watch.finish(failed, cancelled);
+        watch.finish(failed, cancel.is_some_and(|c| c.load(Ordering::Relaxed)));
     }
     out
 }

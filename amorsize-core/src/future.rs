@@ -12,11 +12,15 @@
 //!   items for at most [`SLICE`] of their learned cost, then wakes the task and yields, so
 //!   other tasks run between slices. Calls predicted under [`INLINE_BELOW`] run whole on the
 //!   first poll. Items dearer than the slice, or items that turn out far dearer than learned
-//!   while a call runs, go to the pool, and so do all calls while something watches calls
-//!   (an [`Observer`](crate::Observer), progress bars), whose events come from there. Items
-//!   taken by value are collected into a `Vec` to run in slices (a rayon iterator cannot be
-//!   resumed across polls), up to 16 MiB of them; a larger input (a range of billions, say)
-//!   runs on the pool, which iterates it lazily.
+//!   while a call runs, go to the pool. Items taken by value are collected into a `Vec` to
+//!   run in slices (a rayon iterator cannot be resumed across polls), up to 16 MiB of them; a
+//!   larger input (a range of billions, say) runs on the pool, which iterates it lazily.
+//!
+//! Whichever way it runs, a call is one call to whatever watches it (an
+//! [`Observer`](crate::Observer), a `tracing` subscriber, a progress bar): its span is
+//! entered for each slice, its progress is reported in steps, and a rest handed to the pool
+//! goes on under the same watch. A call whose future is dropped before it completes ends as
+//! [`Ending::Cancelled`](crate::observe::Ending::Cancelled).
 //!
 //! A loop is what the plan gives a call whose work is below the pool's break-even point, a
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
@@ -34,8 +38,11 @@
 //! the dropping thread never blocks. A panic in the function resumes in the awaiting task
 //! when it polls.
 
+use crate::dispatch::Handover;
 use crate::items::IntoItems;
 use crate::learn::learn_from_serial;
+use crate::model::Plan;
+use crate::observe::Watch;
 use crate::pool::{LongCall, Slicing};
 use crate::site::Site;
 use crate::try_map::TryItem;
@@ -123,7 +130,7 @@ enum Step<T> {
 struct Slot<T> {
     state: Mutex<State<T>>,
     /// Set when the future is dropped: the map stops before its next item.
-    cancel: Arc<AtomicBool>,
+    cancel: AtomicBool,
 }
 
 enum State<T> {
@@ -147,8 +154,8 @@ impl<T: Send + 'static> MapFuture<T> {
 enum How {
     /// Whole, now.
     Here,
-    /// A slice per poll, paced so.
-    Slices(Pace),
+    /// A slice per poll, paced from the items' learned cost.
+    Slices(PerItem),
     Pool,
 }
 
@@ -168,12 +175,11 @@ fn how(site: &'static Site, n: usize, can_slice: bool) -> How {
     }
     if !can_slice
         || costs.serial.as_duration() > SLICE
-        || crate::observe::watching()
         || !crate::dispatch::plans_loop(site, n, costs)
     {
         return How::Pool;
     }
-    How::Slices(Pace::new(site, n, costs.serial))
+    How::Slices(costs.serial)
 }
 
 impl<T: Send + 'static> Future for MapFuture<T> {
@@ -190,7 +196,10 @@ impl<T: Send + 'static> Future for MapFuture<T> {
                         None => unreachable!("a call run here is never cancelled"),
                     }
                 }
-                How::Slices(pace) => start.slices(pace),
+                How::Slices(per_item) => {
+                    let pace = Pace::new(start.site(), start.len(), per_item);
+                    start.slices(pace)
+                }
                 How::Pool => {
                     let pool = crate::pool::here();
                     this.stage = Stage::Pool(spawn(start.job(), pool.enter(), cx.waker()));
@@ -230,7 +239,7 @@ impl<T: Send + 'static> Future for MapFuture<T> {
 fn spawn<T: Send + 'static>(job: Job<T>, queued: LongCall, waker: &Waker) -> Arc<Slot<T>> {
     let slot = Arc::new(Slot {
         state: Mutex::new(State::Pending(Some(waker.clone()))),
-        cancel: Arc::new(AtomicBool::new(false)),
+        cancel: AtomicBool::new(false),
     });
     let shared = Arc::clone(&slot);
     rayon::spawn(move || {
@@ -239,10 +248,7 @@ fn spawn<T: Send + 'static>(job: Job<T>, queued: LongCall, waker: &Waker) -> Arc
         let result = if shared.cancel.load(Ordering::Relaxed) {
             Ok(None)
         } else {
-            let cancel = &shared.cancel;
-            catch_unwind(AssertUnwindSafe(|| {
-                crate::observe::cancellable_here(cancel, || job(cancel))
-            }))
+            catch_unwind(AssertUnwindSafe(|| job(&shared.cancel)))
         };
         let waker = {
             let mut state = crate::lock(&shared.state);
@@ -304,6 +310,11 @@ struct Pace {
     /// while the pool had a free thread.
     crowded: u32,
     running: Slicing,
+    /// The call's watch, if anything watches it (it goes with the rest to the pool).
+    watch: Option<Watch>,
+    /// Items run and not yet reported as progress; reported every `step` items.
+    unreported: usize,
+    step: usize,
 }
 
 /// After this many crowded slices in a row, a call's rest goes to the pool's free thread.
@@ -320,7 +331,14 @@ const SLICE_NS: u64 = SLICE.as_nanos() as u64;
 
 impl Pace {
     fn new(site: &'static Site, n: usize, per_item: PerItem) -> Pace {
+        let watch = crate::observe::watch(site, n);
+        if let Some(watch) = &watch {
+            watch.ran(Plan::Serial);
+        }
         Pace {
+            step: watch.as_ref().map_or(usize::MAX, |w| w.loop_step(n)),
+            watch,
+            unreported: 0,
             site,
             call: site.begin_call(n),
             n,
@@ -355,22 +373,28 @@ impl Pace {
         } else {
             usize::MAX
         };
-        let start = Instant::now();
         let before = out.len();
         let mut stop = None;
-        for (i, item) in items.enumerate() {
-            match g(item) {
-                Ok(value) => out.push(value),
-                Err(e) => {
-                    stop = Some(e);
+        // Out of `self` while the slice runs in its span: a panic drops it, as `Panicked`.
+        let watch = self.watch.take();
+        let ns = {
+            let _in_span = watch.as_ref().map(Watch::enter);
+            let start = Instant::now();
+            for (i, item) in items.enumerate() {
+                match g(item) {
+                    Ok(value) => out.push(value),
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                }
+                if i + 1 == halfway && elapsed_ns(start) >= SLICE_NS {
                     break;
                 }
             }
-            if i + 1 == halfway && elapsed_ns(start) >= SLICE_NS {
-                break;
-            }
-        }
-        let ns = elapsed_ns(start);
+            elapsed_ns(start)
+        };
+        self.watch = watch;
         let ran = out.len() - before + usize::from(stop.is_some());
         (self.after(ran, ns, stop.is_some()), stop)
     }
@@ -385,9 +409,19 @@ impl Pace {
     fn after(&mut self, ran: usize, ns: u64, failed: bool) -> Next {
         self.ran += ran;
         self.ns = self.ns.saturating_add(ns);
+        self.unreported += ran;
         if failed || self.ran == self.n {
             learn_from_serial(self.site, self.ran, self.ns, !failed);
+            if let Some(watch) = self.watch.take() {
+                if !failed {
+                    report(Some(&watch), &mut self.unreported);
+                }
+                watch.finish(failed, false);
+            }
             return Next::Done;
+        }
+        if self.unreported >= self.step {
+            report(self.watch.as_ref(), &mut self.unreported);
         }
         let over = ns > 2 * SLICE_NS;
         let crowded = self.running.has_company() && self.running.pool().has_room();
@@ -398,6 +432,29 @@ impl Pace {
         self.over = over;
         self.per_poll = fit(ns.saturating_mul(1000) / ran.max(1) as u64);
         Next::More
+    }
+}
+
+/// Reports the `unreported` items run to `watch`, if the call is watched.
+fn report(watch: Option<&Watch>, unreported: &mut usize) {
+    if let Some(watch) = watch {
+        if *unreported > 0 {
+            watch.advance(std::mem::take(unreported));
+        }
+    }
+}
+
+impl Pace {
+    /// The call's items not run yet, as a part for the pool, with the call's watch.
+    fn rest(&mut self) -> Part {
+        let watch = self.watch.take();
+        report(watch.as_ref(), &mut self.unreported);
+        Part {
+            site: self.site,
+            call: Some(self.call),
+            from: self.ran,
+            watch,
+        }
     }
 }
 
@@ -493,14 +550,9 @@ where
                     out,
                     g,
                     finish,
-                    pace,
+                    mut pace,
                 } = *self;
-                let rest = Part {
-                    site: pace.site,
-                    call: Some(pace.call),
-                    from: pace.ran,
-                };
-                Step::ToPool(source.rest(rest, g, out, finish))
+                Step::ToPool(source.rest(pace.rest(), g, out, finish))
             }
         }
     }
@@ -610,12 +662,13 @@ where
 }
 
 /// Which items of a call a job for the pool maps: a whole call of `site`, counted when it
-/// starts, or the rest of call `call`, counted already, from item `from` on.
-#[derive(Clone, Copy)]
+/// starts, or the rest of call `call`, counted already, from item `from` on, under the
+/// call's `watch` if anything watched its first part.
 struct Part {
     site: &'static Site,
     call: Option<u64>,
     from: usize,
+    watch: Option<Watch>,
 }
 
 impl Part {
@@ -625,11 +678,13 @@ impl Part {
             site,
             call: None,
             from: 0,
+            watch: None,
         }
     }
 
-    /// Maps `g` over `items`, the items of this part, on the pool.
-    fn map<X, I, G, V, E>(self, items: I, g: &G) -> Result<Vec<V>, E>
+    /// Maps `g` over `items`, the items of this part, on the pool; `cancel` is set when
+    /// the future is dropped.
+    fn map<X, I, G, V, E>(self, items: I, g: &G, cancel: &AtomicBool) -> Result<Vec<V>, E>
     where
         X: Send,
         I: IntoItems<X>,
@@ -637,10 +692,11 @@ impl Part {
         E: Send,
         G: Fn(X) -> Result<V, E> + Sync + Send,
     {
-        match self.call {
-            None => crate::try_map(self.site, items, g),
-            Some(call) => crate::try_map::try_map_rest(self.site, items, call, g),
-        }
+        let handover = Handover {
+            cancel,
+            watch: self.watch,
+        };
+        crate::try_map::try_map_async_part(self.site, items, self.call, handover, g)
     }
 }
 
@@ -662,7 +718,7 @@ where
     T: 'static,
 {
     Box::new(move |cancel| {
-        let result = part.map(items, &cancellable(&g, cancel));
+        let result = part.map(items, &cancellable(&g, cancel), cancel);
         finished(result, done, finish)
     })
 }
@@ -759,7 +815,8 @@ where
     fn rest(self, part: Part, g: G, done: Vec<V>, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
         let items = self.0;
         Box::new(move |cancel| {
-            let result = part.map(&items.elements()[part.from..], &cancellable(&g, cancel));
+            let rest = &items.elements()[part.from..];
+            let result = part.map(rest, &cancellable(&g, cancel), cancel);
             finished(result, done, finish)
         })
     }

@@ -8,9 +8,8 @@
 use crate::cause::Cause;
 use crate::model::Plan;
 use crate::units::PerItem;
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Hears what the runtime does. Every method does nothing unless overridden; they run on the
@@ -275,7 +274,7 @@ pub(crate) const STEPPED_FROM: Duration = Duration::from_millis(50);
 pub(crate) const LOOP_STEPS: usize = 64;
 
 /// One observed call in flight: numbers it, tracks its progress, and reports its end (also
-/// when it unwinds, as `Panicked`). With the `tracing` feature it holds the call's span.
+/// when it unwinds, as `Panicked`, or is dropped unfinished, as `Cancelled`). With the `tracing` feature it holds the call's span.
 pub(crate) struct Watch {
     call: u64,
     site: &'static str,
@@ -292,37 +291,10 @@ pub(crate) struct Watch {
 
 const DONE: u8 = 0;
 const FAILED: u8 = 1;
-const PANICKED: u8 = 2;
-const CANCELLED: u8 = 3;
-
-thread_local! {
-    /// The cancel flag of the async call whose pool job runs on this thread, until the call
-    /// starts (see [`cancellable_here`]).
-    static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
-}
-
-/// Runs `job`, an async call's pool job, whose call stops when `cancel` is set: that call,
-/// the first to start on this thread inside `job`, reports such a stop as
-/// [`Ending::Cancelled`] rather than a failure. Calls nested in its function do not.
-pub(crate) fn cancellable_here<T>(cancel: &Arc<AtomicBool>, job: impl FnOnce() -> T) -> T {
-    /// Puts back what the thread held before (a job it stole while waiting, say, sets its
-    /// own), also when `job` unwinds.
-    struct Restore(Option<Arc<AtomicBool>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let before = self.0.take();
-            CANCEL.with(|c| *c.borrow_mut() = before);
-        }
-    }
-    let _restore = Restore(CANCEL.with(|c| c.borrow_mut().replace(Arc::clone(cancel))));
-    job()
-}
-
-/// The cancel flag left by [`cancellable_here`] for the call starting on this thread, taken
-/// so that calls nested in it do not see it.
-pub(crate) fn take_cancel() -> Option<Arc<AtomicBool>> {
-    CANCEL.with(|c| c.borrow_mut().take())
-}
+const CANCELLED: u8 = 2;
+/// Not finished: dropped while its thread unwinds (a panic), or else abandoned (an async
+/// call's future dropped before the call went on).
+const UNFINISHED: u8 = 3;
 
 impl Watch {
     /// Starts watching a call of `n` items.
@@ -346,7 +318,7 @@ impl Watch {
             done: AtomicUsize::new(0),
             predicted_ns: AtomicU64::new(predicted.map_or(0, |d| d.as_nanos() as u64)),
             plan: std::sync::Mutex::new(None),
-            ending: AtomicU8::new(PANICKED),
+            ending: AtomicU8::new(UNFINISHED),
             #[cfg(feature = "tracing")]
             span: tracing::debug_span!(
                 target: "amorsize",
@@ -476,7 +448,8 @@ impl Drop for Watch {
             DONE => Ending::Done,
             FAILED => Ending::Failed,
             CANCELLED => Ending::Cancelled,
-            _ => Ending::Panicked,
+            _ if std::thread::panicking() => Ending::Panicked,
+            _ => Ending::Cancelled,
         };
         let event = CallEnd {
             call: self.call,

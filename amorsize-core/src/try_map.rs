@@ -7,7 +7,7 @@
 //! cost once, whichever entry point calls it. A stopped call teaches only what its items
 //! that ran took: an early stop is not a sample saying the work got cheap.
 
-use crate::dispatch::{route, routed, short_call, Route};
+use crate::dispatch::{route, routed_with, short_call, Handover, Route};
 use crate::items::IntoItems;
 use crate::learn::learn_from_serial;
 use crate::model::Plan;
@@ -109,15 +109,17 @@ where
     let iter = items.into_items();
     let n = iter.len();
     let call_index = site.begin_call(n);
-    try_map_counted(site, iter, n, call_index, f)
+    try_map_counted(site, iter, n, call_index, None, f)
 }
 
-/// [`try_map`] over the rest of call `call_index` of `site`, already counted with all its
-/// items: an async call whose first items ran in slices on the polling thread.
-pub(crate) fn try_map_rest<T, I, R, F>(
+/// [`try_map`] for an async call's pool job (see [`Handover`]): a whole call (`call` is
+/// `None`), or the rest of call `call` of `site`, already counted with all its items (an
+/// async call whose first items ran in slices on the polling thread).
+pub(crate) fn try_map_async_part<T, I, R, F>(
     site: &'static Site,
     items: I,
-    call_index: u64,
+    call: Option<u64>,
+    handover: Handover<'_>,
     f: F,
 ) -> R::Batch
 where
@@ -128,7 +130,8 @@ where
 {
     let iter = items.into_items();
     let n = iter.len();
-    try_map_counted(site, iter, n, call_index, f)
+    let call_index = call.unwrap_or_else(|| site.begin_call(n));
+    try_map_counted(site, iter, n, call_index, Some(handover), f)
 }
 
 /// [`try_map`] of the `n` items of `iter` as call `call_index` of `site`, counted already.
@@ -137,6 +140,7 @@ fn try_map_counted<T, It, R, F>(
     iter: It,
     n: usize,
     call_index: u64,
+    handover: Option<Handover<'_>>,
     f: F,
 ) -> R::Batch
 where
@@ -146,6 +150,9 @@ where
     F: Fn(T) -> R + Sync + Send,
 {
     if n == 0 {
+        if let Some(watch) = handover.and_then(|h| h.watch) {
+            watch.finish(false, false);
+        }
         return R::batch(Vec::new());
     }
     let route = if short_call(site, n, call_index) {
@@ -153,7 +160,7 @@ where
     } else {
         route(site, n, call_index)
     };
-    routed(site, n, route, |watch| {
+    routed_with(site, n, route, handover, |watch| {
         iter.with_producer(TryRun {
             call: Call {
                 site,
