@@ -90,6 +90,24 @@ impl Subscriber for Spans {
     }
 }
 
+impl Spans {
+    /// The span of the last call of the function named `function` (its id and what was
+    /// seen of it).
+    fn last_call_of(&self, function: &str) -> Option<(u64, SpanSeen)> {
+        let spans = self.spans.lock().unwrap();
+        spans
+            .iter()
+            .filter(|(_, s)| {
+                s.metadata.name() == "amorsize"
+                    && s.fields
+                        .get("function")
+                        .is_some_and(|f| f.rsplit("::").next() == Some(function))
+            })
+            .max_by_key(|(id, _)| **id)
+            .map(|(id, seen)| (*id, seen.clone()))
+    }
+}
+
 static SPANS: OnceLock<Arc<Spans>> = OnceLock::new();
 
 /// The recording subscriber, installed for the whole process (pool threads included).
@@ -124,17 +142,8 @@ fn each_call_runs_in_a_span_entered_on_every_thread_that_works_on_it() {
     let out = job.in_scope(|| par_traced(&items));
     assert_eq!(out.len(), 200);
 
-    let all = spans.spans.lock().unwrap().clone();
     let job_id = job.id().expect("the job span is enabled").into_u64();
-    let (call_id, call) = all
-        .iter()
-        .find(|(_, s)| {
-            s.metadata.name() == "amorsize"
-                && s.fields
-                    .get("function")
-                    .is_some_and(|f| f.rsplit("::").next() == Some("traced"))
-        })
-        .expect("the call has a span");
+    let (call_id, call) = spans.last_call_of("traced").expect("the call has a span");
     assert_eq!(
         call.parent,
         Some(job_id),
@@ -152,7 +161,7 @@ fn each_call_runs_in_a_span_entered_on_every_thread_that_works_on_it() {
     for (thread, span) in &seen {
         assert_eq!(
             span,
-            &Some(*call_id),
+            &Some(call_id),
             "{thread:?} ran items outside the call's span"
         );
     }
@@ -185,24 +194,15 @@ fn an_async_call_in_slices_runs_each_slice_in_its_span() {
     let (out, polls) = poll_here(par_sliced_traced_async(items));
     assert_eq!(out.len(), 2_000);
     assert!(polls > 1, "one poll: the call did not run in slices");
-    // The async call's span: the last one made for this function.
-    let all = spans.spans.lock().unwrap().clone();
-    let (call_id, call) = all
-        .iter()
-        .filter(|(_, s)| {
-            s.metadata.name() == "amorsize"
-                && s.fields
-                    .get("function")
-                    .is_some_and(|f| f.ends_with("sliced_traced"))
-        })
-        .max_by_key(|(id, _)| **id)
-        .expect("the call has a span");
+    let (call_id, call) = spans
+        .last_call_of("sliced_traced")
+        .expect("the async call has a span");
     assert_eq!(call.fields["n"], "2000");
     assert_eq!(call.fields["plan"], "Serial");
     let seen = SLICED_IN.lock().unwrap().clone();
     assert_eq!(seen.len(), 2_000);
     assert!(
-        seen.iter().all(|span| span == &Some(*call_id)),
+        seen.iter().all(|span| span == &Some(call_id)),
         "items ran outside the call's span"
     );
     // Between polls, the span is left: this thread is in none.

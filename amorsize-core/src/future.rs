@@ -696,7 +696,7 @@ impl Part {
             cancel,
             watch: self.watch,
         };
-        crate::try_map::try_map_async_part(self.site, items, self.call, handover, g)
+        crate::try_map::try_map_part(self.site, items, self.call, Some(handover), g)
     }
 }
 

@@ -106,20 +106,18 @@ where
     R: TryItem,
     F: Fn(T) -> R + Sync + Send,
 {
-    let iter = items.into_items();
-    let n = iter.len();
-    let call_index = site.begin_call(n);
-    try_map_counted(site, iter, n, call_index, None, f)
+    try_map_part(site, items, None, None, f)
 }
 
-/// [`try_map`] for an async call's pool job (see [`Handover`]): a whole call (`call` is
-/// `None`), or the rest of call `call` of `site`, already counted with all its items (an
-/// async call whose first items ran in slices on the polling thread).
-pub(crate) fn try_map_async_part<T, I, R, F>(
+/// [`try_map`] as part of a call: `call` is the index of a call of `site` counted already
+/// with all its items (the rest of an async call whose first items ran in slices on the
+/// polling thread), `None` for a call of its own; `handover` is what an async call's pool
+/// job brings to it (see [`Handover`]).
+pub(crate) fn try_map_part<T, I, R, F>(
     site: &'static Site,
     items: I,
     call: Option<u64>,
-    handover: Handover<'_>,
+    handover: Option<Handover<'_>>,
     f: F,
 ) -> R::Batch
 where
@@ -131,24 +129,6 @@ where
     let iter = items.into_items();
     let n = iter.len();
     let call_index = call.unwrap_or_else(|| site.begin_call(n));
-    try_map_counted(site, iter, n, call_index, Some(handover), f)
-}
-
-/// [`try_map`] of the `n` items of `iter` as call `call_index` of `site`, counted already.
-fn try_map_counted<T, It, R, F>(
-    site: &'static Site,
-    iter: It,
-    n: usize,
-    call_index: u64,
-    handover: Option<Handover<'_>>,
-    f: F,
-) -> R::Batch
-where
-    T: Send,
-    It: IndexedParallelIterator<Item = T>,
-    R: TryItem,
-    F: Fn(T) -> R + Sync + Send,
-{
     if n == 0 {
         if let Some(watch) = handover.and_then(|h| h.watch) {
             watch.finish(false, false);
