@@ -349,3 +349,40 @@ fn a_range_too_large_to_collect_runs_on_the_pool_not_in_slices() {
     assert_eq!(large.iter().sum::<u64>(), 1_500_000);
     assert_eq!(RANGE_ON_POOL.load(Ordering::Relaxed), 3_000_000);
 }
+
+/// The threads an adapter of a `ParIter` ran on.
+static ADAPTED_ON: std::sync::Mutex<Vec<std::thread::ThreadId>> = std::sync::Mutex::new(Vec::new());
+
+#[amorsize::parallel(max_threads = 1)]
+fn adapted(x: u64) -> u64 {
+    spin(Duration::from_micros(2));
+    x * 5
+}
+
+#[test]
+fn items_computed_by_a_par_iter_s_adapters_are_computed_on_the_pool() {
+    use amorsize::ParIter;
+    use rayon::prelude::*;
+    let items = || {
+        ParIter((0..2_000u64).collect::<Vec<_>>().into_par_iter().map(|x| {
+            ADAPTED_ON.lock().unwrap().push(std::thread::current().id());
+            spin(Duration::from_micros(20));
+            x + 1
+        }))
+    };
+    // A loop on any machine (capped): a `Vec` of the same items would run in slices here.
+    let (first, _) = poll_here(par_adapted_async((1..=2_000u64).collect::<Vec<_>>()));
+    let (again, polls) = poll_here(par_adapted_async((1..=2_000u64).collect::<Vec<_>>()));
+    assert_eq!(first, again);
+    assert!(polls > 1, "held items did not run in slices");
+    ADAPTED_ON.lock().unwrap().clear();
+    let (got, _) = poll_here(par_adapted_async(items()));
+    assert_eq!(got, first);
+    let here = std::thread::current().id();
+    let on = ADAPTED_ON.lock().unwrap();
+    assert_eq!(on.len(), 2_000);
+    assert!(
+        on.iter().all(|thread| *thread != here),
+        "the adapter ran on the polling thread (40 ms in its first poll)"
+    );
+}

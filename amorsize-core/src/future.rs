@@ -14,7 +14,9 @@
 //!   first poll. Items dearer than the slice, or items that turn out far dearer than learned
 //!   while a call runs, go to the pool. Items taken by value are collected into a `Vec` to
 //!   run in slices (a rayon iterator cannot be resumed across polls), up to 16 MiB of them; a
-//!   larger input (a range of billions, say) runs on the pool, which iterates it lazily.
+//!   larger input (a range of billions, say) runs on the pool, which iterates it lazily, and
+//!   so do items that a [`ParIter`]'s adapters compute (they would all run in the first
+//!   poll; see [`IntoItems::HELD`]).
 //!
 //! Whichever way it runs, a call is one call to whatever watches it (an
 //! [`Observer`](crate::Observer), a `tracing` subscriber, a progress bar): its span is
@@ -627,8 +629,12 @@ where
     }
 }
 
-/// Items taken by value: a rayon iterator.
-struct Owned<It>(It);
+/// Items taken by value: a rayon iterator, and whether its items are held (see
+/// [`IntoItems::HELD`]).
+struct Owned<It> {
+    iter: It,
+    held: bool,
+}
 
 impl<It, G, V, E, T> Input<G, V, E, T> for Owned<It>
 where
@@ -641,23 +647,24 @@ where
     type Source = Drained<It::Item>;
 
     fn len(&self) -> usize {
-        self.0.len()
+        self.iter.len()
     }
 
     fn can_slice(&self) -> bool {
         // Run in slices, the items are first collected into a `Vec` (a rayon iterator
-        // cannot be resumed across polls): not a huge range's worth.
+        // cannot be resumed across polls): only items held already (an adapter would run
+        // for every item in that one poll), and not a huge range's worth.
         let item = std::mem::size_of::<It::Item>().max(1);
-        self.0.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
+        self.held && self.iter.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
     }
 
     fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
-        pool_job(Part::whole(site), ParIter(self.0), g, Vec::new(), finish)
+        pool_job(Part::whole(site), ParIter(self.iter), g, Vec::new(), finish)
     }
 
     fn into_source(self) -> Drained<It::Item> {
         // Taken out of the producer once: a rayon iterator cannot be resumed across polls.
-        Drained(self.0.with_producer(Collect).into_iter())
+        Drained(self.iter.with_producer(Collect).into_iter())
     }
 }
 
@@ -857,7 +864,10 @@ where
 {
     MapFuture::new(Box::new(AsyncCall {
         site,
-        input: Owned(items.into_items()),
+        input: Owned {
+            iter: items.into_items(),
+            held: I::HELD,
+        },
         g: move |x| Ok::<R, Infallible>(f(x)),
         finish: values,
     }))
@@ -955,7 +965,10 @@ where
 {
     MapFuture::new(Box::new(AsyncCall {
         site,
-        input: Owned(items.into_items()),
+        input: Owned {
+            iter: items.into_items(),
+            held: I::HELD,
+        },
         g: move |x| f(x).into_result(),
         finish: batch::<R>,
     }))

@@ -28,6 +28,14 @@ pub trait IntoItems<T: Send> {
     type Iter: IndexedParallelIterator<Item = T>;
     /// Converts into the rayon iterator.
     fn into_items(self) -> Self::Iter;
+
+    /// Whether taking the items one by one only moves them out (a collection) or counts
+    /// them (a range), so that an async call may take them all on its first poll and run
+    /// them in slices on the polling thread. `false` for [`ParIter`], whose adapters (a
+    /// `map`, say) run as its items are taken, which would all run in that one poll: an
+    /// async call of those runs on the pool. The default, `false`, is the safe answer for
+    /// other types.
+    const HELD: bool = false;
 }
 
 /// A rayon parallel iterator, as items.
@@ -71,6 +79,7 @@ macro_rules! via_rayon {
     ($(impl[$($gen:tt)*] for $ty:ty => $iter:ty, item = $item:ty;)*) => {$(
         impl<$($gen)*> IntoItems<$item> for $ty {
             type Iter = $iter;
+            const HELD: bool = true;
             fn into_items(self) -> $iter {
                 self.into_par_iter()
             }
@@ -89,6 +98,7 @@ via_rayon! {
 
 impl<T: Send> IntoItems<T> for Box<[T]> {
     type Iter = rayon::vec::IntoIter<T>;
+    const HELD: bool = true;
     fn into_items(self) -> Self::Iter {
         self.into_vec().into_par_iter()
     }
@@ -328,6 +338,7 @@ macro_rules! integer_ranges {
     ($($t:ty),*) => {$(
         impl IntoItems<$t> for Range<$t> {
             type Iter = RangeItems<$t>;
+            const HELD: bool = true;
             fn into_items(self) -> Self::Iter {
                 let len = range_len(self.start as i128, self.end as i128)
                     .unwrap_or_else(|| too_long(&self));
@@ -337,6 +348,7 @@ macro_rules! integer_ranges {
 
         impl IntoItems<$t> for RangeInclusive<$t> {
             type Iter = RangeItems<$t>;
+            const HELD: bool = true;
             fn into_items(self) -> Self::Iter {
                 let (start, end) = (*self.start(), *self.end());
                 let len = if self.is_empty() {
@@ -355,6 +367,7 @@ integer_ranges!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
 // u128 does not fit i128 arithmetic; its lengths are computed unsigned.
 impl IntoItems<u128> for Range<u128> {
     type Iter = RangeItems<u128>;
+    const HELD: bool = true;
     fn into_items(self) -> Self::Iter {
         let len = self.end.saturating_sub(self.start);
         let len = usize::try_from(len).unwrap_or_else(|_| too_long(&self));
@@ -364,6 +377,7 @@ impl IntoItems<u128> for Range<u128> {
 
 impl IntoItems<i128> for Range<i128> {
     type Iter = RangeItems<i128>;
+    const HELD: bool = true;
     fn into_items(self) -> Self::Iter {
         let len = if self.end <= self.start {
             0
@@ -377,6 +391,7 @@ impl IntoItems<i128> for Range<i128> {
 
 impl IntoItems<u128> for RangeInclusive<u128> {
     type Iter = RangeItems<u128>;
+    const HELD: bool = true;
     fn into_items(self) -> Self::Iter {
         let (start, end) = (*self.start(), *self.end());
         let len = if self.is_empty() {
@@ -392,6 +407,7 @@ impl IntoItems<u128> for RangeInclusive<u128> {
 
 impl IntoItems<i128> for RangeInclusive<i128> {
     type Iter = RangeItems<i128>;
+    const HELD: bool = true;
     fn into_items(self) -> Self::Iter {
         let (start, end) = (*self.start(), *self.end());
         let len = if self.is_empty() {
