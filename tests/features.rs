@@ -182,7 +182,7 @@ static SLICED_IN: Mutex<Vec<Option<u64>>> = Mutex::new(Vec::new());
 fn sliced_traced(x: &u64) -> u64 {
     let current = tracing::Span::current().id().map(|id| id.into_u64());
     SLICED_IN.lock().unwrap().push(current);
-    spin(*x, Duration::from_micros(20))
+    spin(*x, Duration::from_micros(5))
 }
 
 #[test]

@@ -378,7 +378,9 @@ fn sliced(x: &u64) -> u64 {
     if rayon::current_thread_index().is_some() {
         SLICED_ON_POOL.fetch_add(1, Ordering::SeqCst);
     }
-    spin(*x, Duration::from_micros(30));
+    // Cheap enough that a busy machine's preemptions never make it dearer than a slice
+    // (50 µs) on average, which would send the call to the pool.
+    spin(*x, Duration::from_micros(5));
     x * 3
 }
 
@@ -411,8 +413,8 @@ fn start_progress_end(events: &[Event]) -> (Vec<&CallStart>, Vec<usize>, Vec<&Ca
 #[test]
 fn a_watched_async_call_runs_in_slices_and_reports_one_call_with_its_progress() {
     let _turn = observed();
-    // 3 000 items of 30 µs: 90 ms, long enough to report progress in steps.
-    let items: Vec<u64> = (0..3_000).collect();
+    // 20 000 items of 5 µs: 100 ms, long enough to report progress in steps.
+    let items: Vec<u64> = (0..20_000).collect();
     let expected: Vec<u64> = items.iter().map(|x| x * 3).collect();
     assert_eq!(par_sliced(&items), expected);
     SLICED_ON_POOL.store(0, Ordering::SeqCst);
@@ -424,28 +426,29 @@ fn a_watched_async_call_runs_in_slices_and_reports_one_call_with_its_progress() 
         "items ran on the pool"
     );
     assert!(
-        polls >= 90_000 / 50,
+        polls >= 100_000 / 50,
         "{polls} polls: not in slices of at most 50 µs"
     );
     let events = last_call_of("sliced");
     let (starts, done, ends) = start_progress_end(&events);
     assert_eq!((starts.len(), ends.len()), (1, 1), "{events:#?}");
-    assert_eq!(starts[0].n, 3_000);
+    assert_eq!(starts[0].n, 20_000);
     let end = ends[0];
     assert_eq!(
         (end.n, end.plan, end.ending),
-        (3_000, Some(Plan::Serial), Ending::Done)
+        (20_000, Some(Plan::Serial), Ending::Done)
     );
     assert!(done.len() > 1, "no progress in steps: {done:?}");
     assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
-    assert_eq!(done.last(), Some(&3_000));
+    assert_eq!(done.last(), Some(&20_000));
 }
 
 #[test]
 fn a_watched_async_call_dropped_between_slices_ends_cancelled() {
     let _turn = observed();
-    let items: Vec<u64> = (0..3_000).collect();
+    let items: Vec<u64> = (0..20_000).collect();
     par_sliced(&items);
+    SLICED_ON_POOL.store(0, Ordering::SeqCst);
     let waker = nobody();
     let mut future = Box::pin(par_sliced_async(items));
     for _ in 0..3 {
@@ -458,7 +461,12 @@ fn a_watched_async_call_dropped_between_slices_ends_cancelled() {
     let events = last_call_of("sliced");
     let (starts, _, ends) = start_progress_end(&events);
     assert_eq!((starts.len(), ends.len()), (1, 1), "{events:#?}");
-    assert_eq!((ends[0].n, ends[0].ending), (3_000, Ending::Cancelled));
+    assert_eq!((ends[0].n, ends[0].ending), (20_000, Ending::Cancelled));
+    assert_eq!(
+        SLICED_ON_POOL.load(Ordering::SeqCst),
+        0,
+        "items ran on the pool"
+    );
 }
 
 static DEAR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
