@@ -469,6 +469,30 @@ fn a_watched_async_call_dropped_between_slices_ends_cancelled() {
     );
 }
 
+#[test]
+fn a_watched_async_call_dropped_by_a_panicking_task_ends_cancelled_not_panicked() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..20_000).collect();
+    par_sliced(&items);
+    let waker = nobody();
+    let mut future = Box::pin(par_sliced_async(items));
+    assert!(future
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    // The task fails for a reason of its own while the call waits between slices: the
+    // future is dropped as the task unwinds, but the function never panicked.
+    let unwound = catch_unwind(AssertUnwindSafe(move || {
+        let _held = future;
+        panic!("the task's own failure");
+    }));
+    assert!(unwound.is_err());
+    let events = last_call_of("sliced");
+    let (_, _, ends) = start_progress_end(&events);
+    assert_eq!(ends.len(), 1, "{events:#?}");
+    assert_eq!(ends[0].ending, Ending::Cancelled);
+}
+
 static DEAR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[amorsize::parallel(max_threads = 1)]

@@ -435,6 +435,18 @@ impl Pace {
         self.per_poll = fit(ns.saturating_mul(1000) / ran.max(1) as u64);
         Next::More
     }
+
+    /// The call's items not run yet, as a part for the pool, with the call's watch.
+    fn rest(&mut self) -> Part {
+        let watch = self.watch.take();
+        report(watch.as_ref(), &mut self.unreported);
+        Part {
+            site: self.site,
+            call: Some(self.call),
+            from: self.ran,
+            watch,
+        }
+    }
 }
 
 /// Reports the `unreported` items run to `watch`, if the call is watched.
@@ -446,16 +458,13 @@ fn report(watch: Option<&Watch>, unreported: &mut usize) {
     }
 }
 
-impl Pace {
-    /// The call's items not run yet, as a part for the pool, with the call's watch.
-    fn rest(&mut self) -> Part {
-        let watch = self.watch.take();
-        report(watch.as_ref(), &mut self.unreported);
-        Part {
-            site: self.site,
-            call: Some(self.call),
-            from: self.ran,
-            watch,
+impl Drop for Pace {
+    /// A call dropped between slices, still watched, was cancelled: its future was dropped
+    /// (also when that happens while the awaiting task unwinds from a panic of its own; a
+    /// panic in a slice drops the watch inside the slice, as `Panicked`).
+    fn drop(&mut self) {
+        if let Some(watch) = self.watch.take() {
+            watch.finish(true, true);
         }
     }
 }
