@@ -34,6 +34,10 @@
 //! joined on a one-thread executor still use every core (a multi-threaded executor moves
 //! tasks to its idle threads itself, sooner).
 //!
+//! Polled on a thread of a rayon pool (a `block_on` inside a pool's task, say), a call never
+//! waits on the pool, which that thread may be all of: what would go there runs where it is
+//! polled, whole, as a call of [`map`](crate::map) made there would.
+//!
 //! No executor is needed or assumed: the future is woken through std's [`Waker`]. Dropping it
 //! before it completes stops the map promptly (no item starts after the drop is seen; items
 //! running finish) and drops the results made so far, on the pool for a call running there;
@@ -161,8 +165,27 @@ enum How {
     Pool,
 }
 
-/// How a call of `n` items of `site` starts (see the [module docs](self)).
+/// How a call of `n` items of `site` starts (see the [module docs](self)). Polled on a
+/// thread of a rayon pool, a call never goes to the pool but runs whole instead (see
+/// [`on_a_pool_thread`]).
 fn how(site: &'static Site, n: usize, can_slice: bool) -> How {
+    match how_anywhere(site, n, can_slice) {
+        How::Pool if on_a_pool_thread() => How::Here,
+        how => how,
+    }
+}
+
+/// Whether the calling thread is one of a rayon pool's. A future polled there that sent its
+/// map to the pool could wait for it forever: `block_on` in a pool's task parks the thread,
+/// and a job spawned from a worker goes to that worker's pool, where the parked threads may
+/// be all there is (one, on one CPU). So such a call runs where it is polled, like a call
+/// of [`map`](crate::map) made there (which can still go parallel, as the thread helps).
+fn on_a_pool_thread() -> bool {
+    rayon::current_thread_index().is_some()
+}
+
+/// How a call of `n` items of `site` starts, on a thread outside the pool.
+fn how_anywhere(site: &'static Site, n: usize, can_slice: bool) -> How {
     if n == 0 {
         return How::Here;
     }
@@ -191,13 +214,7 @@ impl<T: Send + 'static> Future for MapFuture<T> {
         let this = self.get_mut();
         let sliced = match std::mem::replace(&mut this.stage, Stage::Over) {
             Stage::New(start) => match how(start.site(), start.len(), start.can_slice()) {
-                How::Here => {
-                    let never = AtomicBool::new(false);
-                    match start.job()(&never) {
-                        Some(value) => return Poll::Ready(value),
-                        None => unreachable!("a call run here is never cancelled"),
-                    }
-                }
+                How::Here => return Poll::Ready(run_here(start.job())),
                 How::Slices(per_item) => {
                     let pace = Pace::new(start.site(), start.len(), per_item);
                     start.slices(pace)
@@ -221,6 +238,8 @@ impl<T: Send + 'static> Future for MapFuture<T> {
         // A panic in a slice leaves the stage `Over`, and the call's state dropped.
         match sliced.step() {
             Step::Done(value) => Poll::Ready(value),
+            // The rest runs here rather than wait on the pool this thread is part of.
+            Step::ToPool(job) if on_a_pool_thread() => Poll::Ready(run_here(job)),
             Step::More(slices) => {
                 this.stage = Stage::Sliced(slices);
                 // Other tasks run before the next slice.
@@ -233,6 +252,15 @@ impl<T: Send + 'static> Future for MapFuture<T> {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// Runs `job` on the polling thread, whole.
+fn run_here<T>(job: Job<T>) -> T {
+    let never = AtomicBool::new(false);
+    match job(&never) {
+        Some(value) => value,
+        None => unreachable!("a call run here is never cancelled"),
     }
 }
 
