@@ -247,6 +247,11 @@ fn reports_serialize_to_json_with_units_in_their_names() {
         cause,
         serde_json::json!({"kind": "capped", "max_threads": 3})
     );
+    let cause = serde_json::to_value(amorsize::Cause::Overlapping { calls: 2 }).unwrap();
+    assert_eq!(
+        cause,
+        serde_json::json!({"kind": "overlapping", "calls": 2})
+    );
 }
 
 /// A long call in a child process with `AMORSIZE_PROGRESS=always`, run by the test below

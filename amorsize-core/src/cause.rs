@@ -29,6 +29,15 @@ pub enum Cause {
         /// How many were running.
         other_calls: usize,
     },
+    /// An async call, made while fewer planned calls ran in the pool than had run at once
+    /// lately (within 50 ms: a service's overlapping requests, one of which is between
+    /// calls): planned for its share beside that many, as the next request is likely to
+    /// overlap it, and a parallel call that another overlaps only takes turns with it for
+    /// the cores.
+    Overlapping {
+        /// The most planned calls that ran at once lately.
+        calls: usize,
+    },
     /// The model planned parallel, but the site's parallel runs measured no faster than its
     /// loop, so it runs the loop for a while.
     Outcome {
@@ -46,9 +55,10 @@ pub enum Cause {
 }
 
 /// With the `serde` feature, a cause serializes as an object named by its `kind`
-/// (`"model"`, `"pinned"`, `"forced"`, `"one_thread"`, `"capped"`, `"shared"`, `"outcome"`,
-/// `"measure_loop"`, `"retry"`) with its detail beside it: `{"kind":"pinned","mode":"serial"}`,
-/// `{"kind":"capped","max_threads":2}`, `{"kind":"shared","other_calls":1}`,
+/// (`"model"`, `"pinned"`, `"forced"`, `"one_thread"`, `"capped"`, `"shared"`,
+/// `"overlapping"`, `"outcome"`, `"measure_loop"`, `"retry"`) with its detail beside it:
+/// `{"kind":"pinned","mode":"serial"}`, `{"kind":"capped","max_threads":2}`,
+/// `{"kind":"shared","other_calls":1}`, `{"kind":"overlapping","calls":2}`,
 /// `{"kind":"outcome","measured":0.86}`.
 #[cfg(feature = "serde")]
 impl serde::Serialize for Cause {
@@ -61,6 +71,7 @@ impl serde::Serialize for Cause {
             Cause::OneThread => ("one_thread", 1),
             Cause::Capped { .. } => ("capped", 2),
             Cause::Shared { .. } => ("shared", 2),
+            Cause::Overlapping { .. } => ("overlapping", 2),
             Cause::Outcome { .. } => ("outcome", 2),
             Cause::MeasureLoop => ("measure_loop", 1),
             Cause::Retry => ("retry", 1),
@@ -71,6 +82,7 @@ impl serde::Serialize for Cause {
             Cause::Pinned(mode) | Cause::Forced(mode) => object.serialize_field("mode", mode)?,
             Cause::Capped { max_threads } => object.serialize_field("max_threads", max_threads)?,
             Cause::Shared { other_calls } => object.serialize_field("other_calls", other_calls)?,
+            Cause::Overlapping { calls } => object.serialize_field("calls", calls)?,
             Cause::Outcome { measured } => object.serialize_field("measured", measured)?,
             Cause::Model | Cause::OneThread | Cause::MeasureLoop | Cause::Retry => {}
         }

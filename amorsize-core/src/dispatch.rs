@@ -324,7 +324,8 @@ fn shared_figures(site: &Site, pool: &Pool, mut m: Machine) -> (Machine, Cause) 
 
 /// Whether a call of `n` items of `site` at `costs`, made on this thread now, would run as
 /// a loop: its work is below the pool's break-even point, or the model plans a loop for it
-/// with the threads it can have (its cap, its share beside the planned calls running). From
+/// with the threads it can have (its cap, its share beside the planned calls running, or
+/// beside as many as ran at once lately, [`Cause::Overlapping`]). From
 /// what is known: never measures the pool. A loop planned by the model is recorded as the
 /// site's last decision, with its cause, as `route` records it for a planned call. An async
 /// call asks it before its first slice: the pool has nothing to offer a loop (see `future`).
@@ -334,7 +335,18 @@ pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
         return true;
     }
     let measured = pool.measured();
-    let (m, cause) = shared_figures(site, pool, measured.unwrap_or_else(|| pool.known_machine()));
+    let base = measured.unwrap_or_else(|| pool.known_machine());
+    let (mut m, mut cause) = shared_figures(site, pool, base);
+    // Beside the calls that overlapped lately, too (see `pool::OVERLAPS_REMEMBERED`): one of
+    // them may only be between two calls.
+    let lately = pool.recent_peak();
+    if lately > pool.long_calls() + 1 {
+        let share = crate::pool::share_of(base.threads, lately - 1);
+        if share < m.threads {
+            m.threads = share;
+            cause = Cause::Overlapping { calls: lately };
+        }
+    }
     if m.threads >= 2 && measured.is_none() {
         // A pool not measured yet is measured by its first parallel call.
         return false;

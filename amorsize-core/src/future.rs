@@ -26,7 +26,9 @@
 //!
 //! A loop is what the plan gives a call whose work is below the pool's break-even point, a
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
-//! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`).
+//! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`), or
+//! kept them busy in the last 50 ms ([`Cause::Overlapping`](crate::Cause::Overlapping): a
+//! service whose requests overlap, one of them between two calls just then).
 //! Async calls count as running in the pool from their first poll: one sent to the pool
 //! while it waits there, then as its plan says; calls run in slices as the thread that runs
 //! them, once however many take turns on it. So while a thread of the pool stays free for a

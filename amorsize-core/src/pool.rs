@@ -76,8 +76,21 @@ pub(crate) struct Pool {
     /// Planned calls running in the pool now (parallel ones, and loops long enough to have
     /// been planned): a call planned while others run plans for its share of the threads.
     long_calls: AtomicUsize,
+    /// The most planned calls seen running here at once lately (2 or more; see
+    /// [`OVERLAPS_REMEMBERED`]), and when last (nanoseconds since [`epoch`]): when as many
+    /// started or ended together.
+    peak: AtomicUsize,
+    peak_at_ns: AtomicU64,
     figures: Mutex<Figures>,
 }
+
+/// How long a pool remembers that planned calls overlapped: the most that ran at once
+/// within this time is what an async call plans beside (see `dispatch::plans_loop`). A
+/// service's requests that overlap leave gaps between them (a client's round trip), tens to
+/// hundreds of µs; a call that lands in one and plans parallel would then take turns for
+/// the cores with the next request, as measured in `examples/web_service` (see
+/// docs/PERFORMANCE.md).
+pub(crate) const OVERLAPS_REMEMBERED: Duration = Duration::from_millis(50);
 
 /// What has been measured and learned of a pool.
 #[derive(Clone, Copy, Debug)]
@@ -212,6 +225,8 @@ impl Pool {
             last_used_ns: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
             long_calls: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            peak_at_ns: AtomicU64::new(0),
             figures: Mutex::new(Figures {
                 machine: None,
                 measured_at_ns: 0,
@@ -274,8 +289,49 @@ impl Pool {
     /// Counts a planned call as running here until the returned guard drops (however the
     /// call ends).
     pub(crate) fn enter(&'static self) -> LongCall {
-        self.long_calls.fetch_add(1, Ordering::Relaxed);
+        self.count_in();
         LongCall(self)
+    }
+
+    /// Counts one more planned call running here, and remembers when calls overlap.
+    fn count_in(&self) {
+        let running = self.long_calls.fetch_add(1, Ordering::Relaxed) + 1;
+        if running >= 2 {
+            self.overlapped(running, now_ns());
+        }
+    }
+
+    /// Counts one planned call fewer running here; calls that overlapped until now are
+    /// remembered from now.
+    fn count_out(&self) {
+        let running = self.long_calls.fetch_sub(1, Ordering::Relaxed);
+        if running >= 2 {
+            self.overlapped(running, now_ns());
+        }
+    }
+
+    /// Remembers that `running` planned calls ran at once at `now_ns`: the new peak if it
+    /// is one (or matches it), or if the last one is forgotten.
+    fn overlapped(&self, running: usize, now_ns: u64) {
+        let forgotten = self.recent_peak_at(now_ns) == 0;
+        if forgotten || running >= self.peak.load(Ordering::Relaxed) {
+            self.peak.store(running, Ordering::Relaxed);
+            self.peak_at_ns.store(now_ns, Ordering::Relaxed);
+        }
+    }
+
+    /// The most planned calls that ran here at once within [`OVERLAPS_REMEMBERED`], if two
+    /// or more did; else 0.
+    pub(crate) fn recent_peak(&self) -> usize {
+        self.recent_peak_at(now_ns())
+    }
+
+    fn recent_peak_at(&self, now_ns: u64) -> usize {
+        let at = self.peak_at_ns.load(Ordering::Relaxed);
+        if at == 0 || now_ns.saturating_sub(at) > OVERLAPS_REMEMBERED.as_nanos() as u64 {
+            return 0;
+        }
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// Planned calls running here now.
@@ -432,7 +488,7 @@ pub(crate) struct LongCall(&'static Pool);
 
 impl Drop for LongCall {
     fn drop(&mut self) {
-        self.0.long_calls.fetch_sub(1, Ordering::Relaxed);
+        self.0.count_out();
     }
 }
 
@@ -459,13 +515,13 @@ pub(crate) struct Slicing {
 impl Slices {
     fn add(&self, pool: &Pool) {
         if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
-            pool.long_calls.fetch_add(1, Ordering::Relaxed);
+            pool.count_in();
         }
     }
 
     fn remove(&self, pool: &Pool) {
         if self.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
-            pool.long_calls.fetch_sub(1, Ordering::Relaxed);
+            pool.count_out();
         }
     }
 }
@@ -668,6 +724,39 @@ mod tests {
         assert_eq!(pool.long_calls(), 1);
         drop(second);
         assert_eq!(pool.long_calls(), 0);
+    }
+
+    #[test]
+    fn a_pool_remembers_how_many_calls_overlapped_for_a_while() {
+        let ms = |ms: u64| ms * 1_000_000;
+        let pool = Pool::with_figures(2, two_cores());
+        assert_eq!(pool.recent_peak_at(ms(1)), 0, "nothing overlapped yet");
+        let first = pool.enter();
+        assert_eq!(pool.recent_peak(), 0, "one call alone overlaps nothing");
+        let second = pool.enter();
+        assert_eq!(pool.recent_peak(), 2);
+        drop((first, second));
+        assert_eq!(pool.recent_peak(), 2, "remembered after the calls end");
+        assert_eq!(pool.long_calls(), 0);
+        // With times given: a lower count keeps the higher peak until it is forgotten.
+        pool.overlapped(3, ms(1_000));
+        pool.overlapped(2, ms(1_030));
+        assert_eq!(pool.recent_peak_at(ms(1_040)), 3);
+        assert_eq!(
+            pool.recent_peak_at(ms(1_050)),
+            3,
+            "50 ms on, still remembered"
+        );
+        assert_eq!(pool.recent_peak_at(ms(1_051)), 0, "forgotten after 50 ms");
+        pool.overlapped(2, ms(1_060));
+        assert_eq!(
+            pool.recent_peak_at(ms(1_070)),
+            2,
+            "a new, lower peak once forgotten"
+        );
+        // An overlap that lasts is remembered from when it ends.
+        pool.overlapped(2, ms(1_100));
+        assert_eq!(pool.recent_peak_at(ms(1_140)), 2);
     }
 
     #[test]

@@ -283,6 +283,10 @@ fn last_reason(c: PerItem, last: &LastDecision) -> String {
             "{n} items × {c} = {work} while {other_calls} other planned call{} ran in the pool: planned for its share of the threads: {plan}",
             if other_calls == 1 { "" } else { "s" }
         ),
+        Cause::Overlapping { calls } => format!(
+            "{n} items × {c} = {work}, an async call while up to {calls} planned calls had run at once in the pool in the last {} ms: planned for its share beside them, as the next is likely to overlap it: {plan}",
+            crate::pool::OVERLAPS_REMEMBERED.as_millis()
+        ),
         Cause::MeasureLoop => format!(
             "{n} items × {c} = {work}: a loop this once, to measure the loop over a whole call before judging parallel runs against it"
         ),

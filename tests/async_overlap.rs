@@ -1,0 +1,96 @@
+//! An async call made while fewer planned calls run than ran at once lately (a service's
+//! requests that overlap, one of them between two calls) plans for its share beside them
+//! ([`amorsize::Cause::Overlapping`]); once that is forgotten, a call alone plans for the
+//! whole pool again. A test binary of its own, so that no other test's calls overlap these.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Barrier;
+use std::time::Duration;
+
+mod support;
+use support::{poll_here, spin};
+
+static ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel]
+fn weighed(x: &u64) -> u64 {
+    if rayon::current_thread_index().is_some() {
+        ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
+    spin(Duration::from_micros(20));
+    x * 7
+}
+
+/// Set while two "requests" must overlap: their first items wait for each other.
+static MEET: AtomicBool = AtomicBool::new(false);
+static BOTH_STARTED: Barrier = Barrier::new(2);
+
+// Capped: a loop on any machine, so its async calls run in slices where they are polled,
+// counted as running in the pool (once per thread) whatever their outcomes.
+#[amorsize::parallel(max_threads = 1)]
+fn request(x: &u64) -> u64 {
+    if *x == 0 && MEET.load(Ordering::SeqCst) {
+        BOTH_STARTED.wait();
+    }
+    spin(Duration::from_micros(5));
+    x + 1
+}
+
+#[test]
+fn an_async_call_plans_beside_the_calls_that_overlapped_lately() {
+    let items: Vec<u64> = (0..2_000).collect();
+    let expected: Vec<u64> = items.iter().map(|x| x * 7).collect();
+    // The costs are learned first (a first call profiles).
+    for _ in 0..2 {
+        assert_eq!(par_weighed(&items), expected);
+        assert_eq!(par_request(&items).len(), 2_000);
+    }
+    // Two "requests" from two threads, each in slices on its thread, running at once (each
+    // waits in its first item for the other to start).
+    MEET.store(true, Ordering::SeqCst);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| poll_here(par_request_async(items.clone())));
+        }
+    });
+    MEET.store(false, Ordering::SeqCst);
+    // Alone now, but the other "request" may only be between calls: a loop, in slices here.
+    ON_POOL.store(0, Ordering::SeqCst);
+    let (got, polls) = poll_here(par_weighed_async(items.clone()));
+    assert_eq!(got, expected);
+    let report = amorsize::report();
+    let site = report.site("weighed").expect("the site is reported");
+    if amorsize::machine().threads < 2 {
+        // One usable thread: every call is a loop, whatever overlapped.
+        eprintln!("note: one thread in this pool; checked the one-thread loop only");
+        assert_eq!(
+            site.cause,
+            Some(amorsize::Cause::OneThread),
+            "{}",
+            site.reason
+        );
+        assert_eq!(ON_POOL.load(Ordering::SeqCst), 0, "items ran on the pool");
+        return;
+    }
+    assert_eq!(
+        site.cause,
+        Some(amorsize::Cause::Overlapping { calls: 2 }),
+        "{}",
+        site.reason
+    );
+    assert_eq!(site.plan, Some(amorsize::Plan::Serial));
+    assert!(
+        site.reason.contains("2 planned calls had run at once"),
+        "{}",
+        site.reason
+    );
+    assert_eq!(ON_POOL.load(Ordering::SeqCst), 0, "items ran on the pool");
+    assert!(polls > 1, "one poll: the call did not run in slices");
+    // Forgotten 50 ms on: a call alone plans for the whole pool, on the pool.
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(poll_here(par_weighed_async(items)).0, expected);
+    assert!(
+        ON_POOL.load(Ordering::SeqCst) > 0,
+        "no item ran on the pool"
+    );
+}
