@@ -387,11 +387,16 @@ fn items_computed_by_a_par_iter_s_adapters_are_computed_on_the_pool() {
     );
 }
 
-/// Runs `f` on a thread of its own and returns its result, or `None` after 20 s (a deadlock).
-fn within_20_s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+/// Runs `f` inside a rayon pool of one thread (on a thread of its own) and returns its
+/// result, or `None` after 20 s: a deadlock.
+fn in_a_one_thread_pool<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(f());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let _ = tx.send(pool.install(f));
     });
     rx.recv_timeout(Duration::from_secs(20)).ok()
 }
@@ -406,12 +411,8 @@ fn blocked_on(x: &u64) -> u64 {
 fn blocking_on_a_call_from_a_one_thread_pool_s_task_does_not_deadlock() {
     // The first call has no cost to plan with: it would go to the pool, whose only thread
     // is the one parked waiting for it.
-    let got = within_20_s(|| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(|| poll_here(par_blocked_on_async((0..2_000u64).collect::<Vec<_>>())).0)
+    let got = in_a_one_thread_pool(|| {
+        poll_here(par_blocked_on_async((0..2_000u64).collect::<Vec<_>>())).0
     })
     .expect("the call never completed: a deadlock");
     assert_eq!(got, (0..2_000u64).map(|x| x * 11).collect::<Vec<_>>());
@@ -432,22 +433,16 @@ fn drifting_in_pool(x: &u64) -> u64 {
 
 #[test]
 fn a_rest_handed_on_by_a_call_in_a_one_thread_pool_s_task_runs_there() {
-    let got = within_20_s(|| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let cheap: Vec<u64> = (0..2_000).collect();
-            poll_here(par_drifting_in_pool_async(cheap.clone()));
-            let (_, polls) = poll_here(par_drifting_in_pool_async(cheap));
-            // Items 150 times dearer than learned: after two slices over, the rest would
-            // go to the pool, whose only thread is this one.
-            DEAR_IN_POOL.store(true, Ordering::SeqCst);
-            let got = poll_here(par_drifting_in_pool_async((0..100u64).collect::<Vec<_>>())).0;
-            DEAR_IN_POOL.store(false, Ordering::SeqCst);
-            (polls, got)
-        })
+    let got = in_a_one_thread_pool(|| {
+        let cheap: Vec<u64> = (0..2_000).collect();
+        poll_here(par_drifting_in_pool_async(cheap.clone()));
+        let (_, polls) = poll_here(par_drifting_in_pool_async(cheap));
+        // Items 150 times dearer than learned: after two slices over, the rest would go to
+        // the pool, whose only thread is this one.
+        DEAR_IN_POOL.store(true, Ordering::SeqCst);
+        let got = poll_here(par_drifting_in_pool_async((0..100u64).collect::<Vec<_>>())).0;
+        DEAR_IN_POOL.store(false, Ordering::SeqCst);
+        (polls, got)
     })
     .expect("the call never completed: a deadlock");
     assert!(got.0 > 1, "the cheap call did not run in slices here");
