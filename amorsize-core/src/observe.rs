@@ -274,7 +274,8 @@ pub(crate) const STEPPED_FROM: Duration = Duration::from_millis(50);
 pub(crate) const LOOP_STEPS: usize = 64;
 
 /// One observed call in flight: numbers it, tracks its progress, and reports its end (also
-/// when it unwinds, as `Panicked`, or is dropped unfinished, as `Cancelled`). With the `tracing` feature it holds the call's span.
+/// when it unwinds, as `Panicked`, or is dropped unfinished, as `Cancelled`). With the
+/// `tracing` feature it holds the call's span.
 pub(crate) struct Watch {
     call: u64,
     site: &'static str,
