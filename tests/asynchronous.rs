@@ -448,3 +448,38 @@ fn a_rest_handed_on_by_a_call_in_a_one_thread_pool_s_task_runs_there() {
     assert!(got.0 > 1, "the cheap call did not run in slices here");
     assert_eq!(got.1, (0..100u64).map(|x| x + 13).collect::<Vec<_>>());
 }
+
+static PINNED_ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel(mode = "serial")]
+fn pinned_serial(x: &u64) -> u64 {
+    if on_pool() {
+        PINNED_ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
+    spin(Duration::from_micros(2));
+    x * 9
+}
+
+#[test]
+fn a_function_pinned_serial_runs_its_async_calls_where_they_are_polled() {
+    let items: Vec<u64> = (0..2_000).collect();
+    let expected: Vec<u64> = items.iter().map(|x| x * 9).collect();
+    // The first call has no cost to pace slices with: it runs on the pool, and learns it.
+    assert_eq!(
+        poll_here(par_pinned_serial_async(items.clone())).0,
+        expected
+    );
+    PINNED_ON_POOL.store(0, Ordering::SeqCst);
+    // 4 ms of work: a loop in slices, as the mode says, with no round trip to the pool.
+    let (got, polls) = poll_here(par_pinned_serial_async(items));
+    assert_eq!(got, expected);
+    assert!(polls > 1, "one poll: the call did not run in slices");
+    // A call of a few µs runs whole in its first poll.
+    let (few, polls) = poll_here(par_pinned_serial_async(vec![1, 2, 3]));
+    assert_eq!((few, polls), (vec![9, 18, 27], 1));
+    assert_eq!(
+        PINNED_ON_POOL.load(Ordering::SeqCst),
+        0,
+        "items ran on the pool"
+    );
+}

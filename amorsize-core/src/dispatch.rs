@@ -188,6 +188,15 @@ pub(crate) fn measures(site: &Site) -> bool {
     config::mode() == Mode::Auto && site.mode() == Mode::Auto
 }
 
+/// The mode that decides `site`'s calls now: the process's, if it forces one, else the
+/// site's own.
+pub(crate) fn mode_for(site: &Site) -> Mode {
+    match config::mode() {
+        Mode::Auto => site.mode(),
+        forced => forced,
+    }
+}
+
 /// How one call runs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Route {

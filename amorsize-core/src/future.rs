@@ -28,7 +28,9 @@
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
 //! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`), or
 //! kept them busy in the last 50 ms ([`Cause::Overlapping`](crate::Cause::Overlapping): a
-//! service whose requests overlap, one of them between two calls just then).
+//! service whose requests overlap, one of them between two calls just then). A mode of
+//! `serial` (the function's, or the process's) makes every call a loop, run the same way
+//! once its cost is known; `parallel` sends every call to the pool.
 //! Async calls count as running in the pool from their first poll: one sent to the pool
 //! while it waits there, then as its plan says; calls run in slices as the thread that runs
 //! them, once however many take turns on it. So while a thread of the pool stays free for a
@@ -46,6 +48,7 @@
 //! the dropping thread never blocks. A panic in the function resumes in the awaiting task
 //! when it polls.
 
+use crate::config::Mode;
 use crate::dispatch::Handover;
 use crate::items::IntoItems;
 use crate::learn::learn_from_serial;
@@ -191,7 +194,8 @@ fn how_anywhere(site: &'static Site, n: usize, can_slice: bool) -> How {
     if n == 0 {
         return How::Here;
     }
-    if !crate::dispatch::measures(site) {
+    let mode = crate::dispatch::mode_for(site);
+    if mode == Mode::Parallel {
         return How::Pool;
     }
     let Some(costs) = site.planning_costs() else {
@@ -200,10 +204,11 @@ fn how_anywhere(site: &'static Site, n: usize, can_slice: bool) -> How {
     if costs.serial.work(n) < INLINE_BELOW {
         return How::Here;
     }
-    if !can_slice
-        || costs.serial.as_duration() > SLICE
-        || !crate::dispatch::plans_loop(site, n, costs)
-    {
+    if !can_slice || costs.serial.as_duration() > SLICE {
+        return How::Pool;
+    }
+    // A mode of `serial` makes every call a loop; in `auto` the plan says.
+    if mode == Mode::Auto && !crate::dispatch::plans_loop(site, n, costs) {
         return How::Pool;
     }
     How::Slices(costs.serial)
