@@ -483,3 +483,49 @@ fn a_function_pinned_serial_runs_its_async_calls_where_they_are_polled() {
         "items ran on the pool"
     );
 }
+
+static CAPPED_AROUND_ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel]
+fn capped_around(x: &u64) -> u64 {
+    if on_pool() {
+        CAPPED_AROUND_ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
+    spin(Duration::from_micros(20));
+    x * 4
+}
+
+#[test]
+fn a_cap_around_the_code_that_makes_a_future_applies_to_its_call() {
+    let items: Vec<u64> = (0..2_000).collect();
+    let expected: Vec<u64> = items.iter().map(|x| x * 4).collect();
+    // The first call learns the cost.
+    assert_eq!(
+        poll_here(par_capped_around_async(items.clone())).0,
+        expected
+    );
+    CAPPED_AROUND_ON_POOL.store(0, Ordering::SeqCst);
+    // Made inside the cap's scope, polled outside it (as `.await` does): 40 ms of work that
+    // would go parallel runs as the loop the cap makes it, in slices here.
+    let future = amorsize::with_max_threads(1, || par_capped_around_async(items.clone()));
+    let (got, polls) = poll_here(future);
+    assert_eq!(got, expected);
+    assert_eq!(
+        CAPPED_AROUND_ON_POOL.load(Ordering::SeqCst),
+        0,
+        "items ran on the pool"
+    );
+    assert!(polls > 1, "one poll: the call did not run in slices");
+    let report = amorsize::report();
+    let site = report.site("capped_around").expect("the site is reported");
+    if amorsize::machine().threads < 2 {
+        eprintln!("note: one thread in this pool: every call is a loop, capped or not");
+        return;
+    }
+    assert_eq!(
+        site.cause,
+        Some(amorsize::Cause::Capped { max_threads: 1 }),
+        "{}",
+        site.reason
+    );
+}

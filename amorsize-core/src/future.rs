@@ -48,7 +48,7 @@
 //! the dropping thread never blocks. A panic in the function resumes in the awaiting task
 //! when it polls.
 
-use crate::config::Mode;
+use crate::config::{with_max_threads, Mode};
 use crate::dispatch::Handover;
 use crate::items::IntoItems;
 use crate::learn::learn_from_serial;
@@ -86,10 +86,15 @@ pub const SLICE: Duration = Duration::from_micros(50);
 /// The future of an async map: resolves to the map's result.
 ///
 /// It is `Send`, so it can be awaited in a task of any multi-threaded executor. Dropping it
-/// cancels the map (see the [module docs](self)).
+/// cancels the map (see the [module docs](self)). A cap set by
+/// [`with_max_threads`](crate::with_max_threads) around the code that makes the future
+/// applies to its call, wherever and whenever it is polled.
 #[must_use = "a MapFuture does nothing until polled, and cancels its map when dropped"]
 pub struct MapFuture<T> {
     stage: Stage<T>,
+    /// The thread cap around the code that made the future (0 for none), which its call
+    /// plans and runs under.
+    cap: usize,
 }
 
 /// Where an async call is.
@@ -157,6 +162,7 @@ impl<T: Send + 'static> MapFuture<T> {
     fn new(start: Box<dyn Start<T>>) -> Self {
         MapFuture {
             stage: Stage::New(start),
+            cap: crate::config::call_max_threads().unwrap_or(0),
         }
     }
 }
@@ -219,19 +225,25 @@ impl<T: Send + 'static> Future for MapFuture<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
+        let cap = this.cap;
         let sliced = match std::mem::replace(&mut this.stage, Stage::Over) {
-            Stage::New(start) => match how(start.site(), start.len(), start.can_slice()) {
-                How::Here => return Poll::Ready(run_here(start.job())),
-                How::Slices(per_item) => {
-                    let pace = Pace::new(start.site(), start.len(), per_item);
-                    start.slices(pace)
+            Stage::New(start) => {
+                let how =
+                    with_max_threads(cap, || how(start.site(), start.len(), start.can_slice()));
+                match how {
+                    How::Here => return Poll::Ready(run_here(start.job(), cap)),
+                    How::Slices(per_item) => {
+                        let pace = Pace::new(start.site(), start.len(), per_item);
+                        start.slices(pace)
+                    }
+                    How::Pool => {
+                        let pool = crate::pool::here();
+                        let slot = spawn(start.job(), cap, pool.enter(), cx.waker());
+                        this.stage = Stage::Pool(slot);
+                        return Poll::Pending;
+                    }
                 }
-                How::Pool => {
-                    let pool = crate::pool::here();
-                    this.stage = Stage::Pool(spawn(start.job(), pool.enter(), cx.waker()));
-                    return Poll::Pending;
-                }
-            },
+            }
             Stage::Sliced(slices) => slices,
             Stage::Pool(slot) => {
                 let polled = poll_slot(&slot, cx);
@@ -246,7 +258,7 @@ impl<T: Send + 'static> Future for MapFuture<T> {
         match sliced.step() {
             Step::Done(value) => Poll::Ready(value),
             // The rest runs here rather than wait on the pool this thread is part of.
-            Step::ToPool(job) if on_a_pool_thread() => Poll::Ready(run_here(job)),
+            Step::ToPool(job) if on_a_pool_thread() => Poll::Ready(run_here(job, cap)),
             Step::More(slices) => {
                 this.stage = Stage::Sliced(slices);
                 // Other tasks run before the next slice.
@@ -255,25 +267,30 @@ impl<T: Send + 'static> Future for MapFuture<T> {
             }
             Step::ToPool(job) => {
                 let pool = crate::pool::here();
-                this.stage = Stage::Pool(spawn(job, pool.enter(), cx.waker()));
+                this.stage = Stage::Pool(spawn(job, cap, pool.enter(), cx.waker()));
                 Poll::Pending
             }
         }
     }
 }
 
-/// Runs `job` on the polling thread, whole.
-fn run_here<T>(job: Job<T>) -> T {
+/// Runs `job` on the polling thread, whole, under the thread cap `cap`.
+fn run_here<T>(job: Job<T>, cap: usize) -> T {
     let never = AtomicBool::new(false);
-    match job(&never) {
+    match with_max_threads(cap, || job(&never)) {
         Some(value) => value,
         None => unreachable!("a call run here is never cancelled"),
     }
 }
 
-/// Sends `job` to the pool; it counts as running there (`queued`) until it starts, where it
-/// counts as its route says.
-fn spawn<T: Send + 'static>(job: Job<T>, queued: LongCall, waker: &Waker) -> Arc<Slot<T>> {
+/// Sends `job` to the pool, to run under the thread cap `cap`; it counts as running there
+/// (`queued`) until it starts, where it counts as its route says.
+fn spawn<T: Send + 'static>(
+    job: Job<T>,
+    cap: usize,
+    queued: LongCall,
+    waker: &Waker,
+) -> Arc<Slot<T>> {
     let slot = Arc::new(Slot {
         state: Mutex::new(State::Pending(Some(waker.clone()))),
         cancel: AtomicBool::new(false),
@@ -285,7 +302,9 @@ fn spawn<T: Send + 'static>(job: Job<T>, queued: LongCall, waker: &Waker) -> Arc
         let result = if shared.cancel.load(Ordering::Relaxed) {
             Ok(None)
         } else {
-            catch_unwind(AssertUnwindSafe(|| job(&shared.cancel)))
+            catch_unwind(AssertUnwindSafe(|| {
+                with_max_threads(cap, || job(&shared.cancel))
+            }))
         };
         let waker = {
             let mut state = crate::lock(&shared.state);
