@@ -87,7 +87,7 @@ pub const SLICE: Duration = Duration::from_micros(50);
 ///
 /// It is `Send`, so it can be awaited in a task of any multi-threaded executor. Dropping it
 /// cancels the map (see the [module docs](self)). A cap set by
-/// [`with_max_threads`](crate::with_max_threads) around the code that makes the future
+/// [`with_max_threads`] around the code that makes the future
 /// applies to its call, wherever and whenever it is polled.
 #[must_use = "a MapFuture does nothing until polled, and cancels its map when dropped"]
 pub struct MapFuture<T> {
