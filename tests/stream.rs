@@ -196,3 +196,35 @@ fn methods_stream_too() {
     let out: Vec<u64> = offset.par_shift_iter(0..3u64).collect();
     assert_eq!(out, [10, 11, 12]);
 }
+
+static CAPPED_ON_POOL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[amorsize::parallel]
+fn capped_later(x: u64) -> u64 {
+    if rayon::current_thread_index().is_some() {
+        CAPPED_ON_POOL.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    spin(Duration::from_micros(20));
+    x * 3
+}
+
+#[test]
+fn a_cap_around_the_code_that_makes_a_stream_applies_where_it_is_read() {
+    use std::sync::atomic::Ordering;
+    // Learned first: 20 µs items go parallel in batches on two or more threads.
+    let learned: Vec<u64> = par_capped_later_iter(0..5_000u64).collect();
+    assert_eq!(learned.len(), 5_000);
+    CAPPED_ON_POOL.store(0, Ordering::SeqCst);
+    let stream = amorsize::with_max_threads(1, || par_capped_later_iter(0..5_000u64));
+    // Read outside the cap's scope: every batch is still a loop on this thread.
+    let out: Vec<u64> = stream.collect();
+    assert_eq!(out, (0..5_000u64).map(|x| x * 3).collect::<Vec<_>>());
+    assert_eq!(
+        CAPPED_ON_POOL.load(Ordering::SeqCst),
+        0,
+        "items ran on the pool"
+    );
+    if amorsize::machine().threads < 2 {
+        eprintln!("note: one thread in this pool: every batch is a loop, capped or not");
+    }
+}

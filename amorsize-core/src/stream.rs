@@ -221,6 +221,9 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
     exhausted: bool,
     /// Items still to map one by one before measuring a batch again (cheap items).
     lazy_left: usize,
+    /// The thread cap around the code that made the stream (0 for none), which its
+    /// batches are planned under wherever the stream is read.
+    cap: usize,
 }
 
 impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
@@ -233,6 +236,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             out: Vec::new().into_iter(),
             exhausted: false,
             lazy_left: 0,
+            cap: crate::config::call_max_threads().unwrap_or(0),
         }
     }
 }
@@ -280,9 +284,16 @@ impl<It: Iterator, S: StreamFn<It::Item>> Iterator for MapIter<It, S> {
 }
 
 impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
-    /// Maps the next batch into `out`; `false` when the input has ended.
+    /// Maps the next batch into `out` under the stream's thread cap; `false` when the input
+    /// has ended.
     #[inline(never)]
     fn refill(&mut self) -> bool {
+        let cap = self.cap;
+        crate::config::with_max_threads(cap, || self.refill_now())
+    }
+
+    /// Maps the next batch into `out`; `false` when the input has ended.
+    fn refill_now(&mut self) -> bool {
         let site = self.site;
         if self.ahead.is_empty() && !self.exhausted {
             read(
