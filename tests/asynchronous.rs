@@ -529,3 +529,36 @@ fn a_cap_around_the_code_that_makes_a_future_applies_to_its_call() {
         site.reason
     );
 }
+
+static DEAR_AND_FALLIBLE: AtomicBool = AtomicBool::new(false);
+
+#[amorsize::parallel(max_threads = 1)]
+fn drifting_fallible(x: &u64) -> Result<u64, String> {
+    let dear = DEAR_AND_FALLIBLE.load(Ordering::SeqCst);
+    spin(Duration::from_micros(if dear { 300 } else { 2 }));
+    if dear && *x == 80 {
+        return Err(format!("item {x} failed"));
+    }
+    Ok(x + 1)
+}
+
+#[test]
+fn a_failure_in_the_rest_handed_to_the_pool_comes_back_from_the_poll() {
+    let cheap: Vec<u64> = (0..2_000).collect();
+    for _ in 0..2 {
+        assert!(poll_here(try_par_drifting_fallible_async(cheap.clone()))
+            .0
+            .is_ok());
+    }
+    // 150 times dearer than learned: the rest goes to the pool after two slices, and fails
+    // there.
+    DEAR_AND_FALLIBLE.store(true, Ordering::SeqCst);
+    let (got, _) = poll_here(try_par_drifting_fallible_async(
+        (0..100u64).collect::<Vec<_>>(),
+    ));
+    DEAR_AND_FALLIBLE.store(false, Ordering::SeqCst);
+    assert_eq!(got, Err("item 80 failed".to_string()));
+    // The site is fine afterwards.
+    let (again, _) = poll_here(try_par_drifting_fallible_async(cheap));
+    assert_eq!(again.map(|v| v.len()), Ok(2_000));
+}

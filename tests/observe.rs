@@ -520,3 +520,44 @@ fn a_watched_async_call_whose_rest_goes_to_the_pool_is_one_call() {
     assert_eq!((ends[0].n, ends[0].ending), (100, Ending::Done));
     assert!(done.iter().all(|&d| d <= 100), "{done:?}");
 }
+
+// Capped: a loop, so its async calls run in slices where polled.
+#[amorsize::parallel(max_threads = 1)]
+fn sliced_fragile(x: &u64, fail_at: u64, panic_at: u64) -> Result<u64, String> {
+    if *x == fail_at {
+        return Err(format!("{x} is bad"));
+    }
+    if *x == panic_at {
+        panic!("{x} panicked");
+    }
+    spin(*x, Duration::from_micros(5));
+    Ok(*x)
+}
+
+#[test]
+fn a_watched_call_in_slices_that_fails_or_panics_says_so() {
+    let _turn = observed();
+    let items: Vec<u64> = (0..4_000).collect();
+    let never = u64::MAX;
+    assert!(try_par_sliced_fragile(&items, never, never).is_ok());
+    let (failed, polls) = poll_here(try_par_sliced_fragile_async(items.clone(), 3_000, never));
+    assert_eq!(failed, Err("3000 is bad".to_string()));
+    assert!(polls > 1, "one poll: the call did not run in slices");
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        poll_here(try_par_sliced_fragile_async(items.clone(), never, 3_000))
+    }));
+    assert!(panicked.is_err());
+    let (done, _) = poll_here(try_par_sliced_fragile_async(items, never, never));
+    assert_eq!(done.map(|v| v.len()), Ok(4_000));
+    let endings: Vec<Ending> = events_of("sliced_fragile")
+        .iter()
+        .filter_map(|e| match e {
+            Event::End(end) => Some(end.ending),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        endings,
+        [Ending::Done, Ending::Failed, Ending::Panicked, Ending::Done]
+    );
+}
