@@ -531,9 +531,13 @@ fn a_cap_around_the_code_that_makes_a_future_applies_to_its_call() {
 }
 
 static DEAR_AND_FALLIBLE: AtomicBool = AtomicBool::new(false);
+static FALLIBLE_ON_POOL: AtomicUsize = AtomicUsize::new(0);
 
 #[amorsize::parallel(max_threads = 1)]
 fn drifting_fallible(x: &u64) -> Result<u64, String> {
+    if on_pool() {
+        FALLIBLE_ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
     let dear = DEAR_AND_FALLIBLE.load(Ordering::SeqCst);
     spin(Duration::from_micros(if dear { 300 } else { 2 }));
     if dear && *x == 80 {
@@ -553,11 +557,16 @@ fn a_failure_in_the_rest_handed_to_the_pool_comes_back_from_the_poll() {
     // 150 times dearer than learned: the rest goes to the pool after two slices, and fails
     // there.
     DEAR_AND_FALLIBLE.store(true, Ordering::SeqCst);
+    FALLIBLE_ON_POOL.store(0, Ordering::SeqCst);
     let (got, _) = poll_here(try_par_drifting_fallible_async(
         (0..100u64).collect::<Vec<_>>(),
     ));
     DEAR_AND_FALLIBLE.store(false, Ordering::SeqCst);
     assert_eq!(got, Err("item 80 failed".to_string()));
+    assert!(
+        FALLIBLE_ON_POOL.load(Ordering::SeqCst) > 0,
+        "the rest did not go to the pool"
+    );
     // The site is fine afterwards.
     let (again, _) = poll_here(try_par_drifting_fallible_async(cheap));
     assert_eq!(again.map(|v| v.len()), Ok(2_000));
