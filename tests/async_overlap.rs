@@ -1,10 +1,12 @@
 //! An async call made while fewer planned calls run than ran at once lately (a service's
 //! requests that overlap, one of them between two calls) plans for its share beside them
 //! ([`amorsize::Cause::Overlapping`]); once that is forgotten, a call alone plans for the
-//! whole pool again. A test binary of its own, so that no other test's calls overlap these.
+//! whole pool again; calls a call makes itself (a nested companion) are not overlapping
+//! requests. A test binary of its own, so that no other test's calls overlap these; its
+//! tests take turns, each starting once the last one's overlaps are forgotten.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Barrier;
+use std::sync::{Barrier, Mutex, MutexGuard};
 use std::time::Duration;
 
 mod support;
@@ -36,8 +38,17 @@ fn request(x: &u64) -> u64 {
     x + 1
 }
 
+/// Takes this test's turn, once what the last test overlapped is forgotten (50 ms).
+fn turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    std::thread::sleep(Duration::from_millis(60));
+    turn
+}
+
 #[test]
 fn an_async_call_plans_beside_the_calls_that_overlapped_lately() {
+    let _turn = turn();
     let items: Vec<u64> = (0..2_000).collect();
     let expected: Vec<u64> = items.iter().map(|x| x * 7).collect();
     // The costs are learned first (a first call profiles).
@@ -80,7 +91,7 @@ fn an_async_call_plans_beside_the_calls_that_overlapped_lately() {
     );
     assert_eq!(site.plan, Some(amorsize::Plan::Serial));
     assert!(
-        site.reason.contains("2 planned calls had run at once"),
+        site.reason.contains("2 async calls had run at once"),
         "{}",
         site.reason
     );
@@ -91,6 +102,52 @@ fn an_async_call_plans_beside_the_calls_that_overlapped_lately() {
     assert_eq!(poll_here(par_weighed_async(items)).0, expected);
     assert!(
         ON_POOL.load(Ordering::SeqCst) > 0,
+        "no item ran on the pool"
+    );
+}
+
+static INNER_ON_POOL: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel]
+fn inner(x: &u64) -> u64 {
+    spin(Duration::from_micros(1));
+    x + 1
+}
+
+// Each item (cheaper than a slice) makes a call of its own: 30 µs of work, planned (and so
+// counted in the pool), then a loop beside the outer call.
+#[amorsize::parallel]
+fn nesting(x: &u64) -> u64 {
+    if rayon::current_thread_index().is_some() {
+        INNER_ON_POOL.fetch_add(1, Ordering::SeqCst);
+    }
+    let parts: Vec<u64> = (0..30).collect();
+    par_inner(&parts).iter().sum::<u64>() + x
+}
+
+#[test]
+fn calls_nested_in_an_async_call_do_not_make_the_next_one_a_loop() {
+    let _turn = turn();
+    let items: Vec<u64> = (0..400).collect();
+    // One "connection": calls one after the other. The first two learn the costs.
+    for _ in 0..2 {
+        poll_here(par_nesting_async(items.clone()));
+    }
+    INNER_ON_POOL.store(0, Ordering::SeqCst);
+    poll_here(par_nesting_async(items));
+    let report = amorsize::report();
+    let site = report.site("nesting").expect("the site is reported");
+    if amorsize::machine().threads < 2 {
+        eprintln!("note: one thread in this pool: every call is a loop, nested or not");
+        return;
+    }
+    assert!(
+        !matches!(site.cause, Some(amorsize::Cause::Overlapping { .. })),
+        "{}",
+        site.reason
+    );
+    assert!(
+        INNER_ON_POOL.load(Ordering::SeqCst) > 0,
         "no item ran on the pool"
     );
 }

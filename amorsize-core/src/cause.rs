@@ -29,13 +29,14 @@ pub enum Cause {
         /// How many were running.
         other_calls: usize,
     },
-    /// An async call, made while fewer planned calls ran in the pool than had run at once
-    /// lately (within 50 ms: a service's overlapping requests, one of which is between
-    /// calls): planned for its share beside that many, as the next request is likely to
-    /// overlap it, and a parallel call that another overlaps only takes turns with it for
-    /// the cores.
+    /// An async call, made while fewer planned calls ran in the pool than async calls had
+    /// run at once lately (within 50 ms: a service's overlapping requests, one of which is
+    /// between calls): planned for its share beside that many, as the next request is
+    /// likely to overlap it, and a parallel call that another overlaps only takes turns
+    /// with it for the cores. Calls that async calls make themselves (a nested companion)
+    /// are not counted.
     Overlapping {
-        /// The most planned calls that ran at once lately.
+        /// The most async calls that ran at once lately.
         calls: usize,
     },
     /// The model planned parallel, but the site's parallel runs measured no faster than its

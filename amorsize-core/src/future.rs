@@ -54,7 +54,7 @@ use crate::items::IntoItems;
 use crate::learn::learn_from_serial;
 use crate::model::Plan;
 use crate::observe::Watch;
-use crate::pool::{LongCall, Slicing};
+use crate::pool::{Pool, Slicing};
 use crate::site::Site;
 use crate::try_map::TryItem;
 use crate::units::{elapsed_ns, PerItem};
@@ -237,8 +237,7 @@ impl<T: Send + 'static> Future for MapFuture<T> {
                         start.slices(pace)
                     }
                     How::Pool => {
-                        let pool = crate::pool::here();
-                        let slot = spawn(start.job(), cap, pool.enter(), cx.waker());
+                        let slot = spawn(start.job(), cap, crate::pool::here(), cx.waker());
                         this.stage = Stage::Pool(slot);
                         return Poll::Pending;
                     }
@@ -266,8 +265,7 @@ impl<T: Send + 'static> Future for MapFuture<T> {
                 Poll::Pending
             }
             Step::ToPool(job) => {
-                let pool = crate::pool::here();
-                this.stage = Stage::Pool(spawn(job, cap, pool.enter(), cx.waker()));
+                this.stage = Stage::Pool(spawn(job, cap, crate::pool::here(), cx.waker()));
                 Poll::Pending
             }
         }
@@ -283,12 +281,13 @@ fn run_here<T>(job: Job<T>, cap: usize) -> T {
     }
 }
 
-/// Sends `job` to the pool, to run under the thread cap `cap`; it counts as running there
-/// (`queued`) until it starts, where it counts as its route says.
+/// Sends `job` to `pool`, to run under the thread cap `cap`. It counts as a planned call
+/// running there until it starts, where it counts as its route says, and as an async call
+/// until it ends.
 fn spawn<T: Send + 'static>(
     job: Job<T>,
     cap: usize,
-    queued: LongCall,
+    pool: &'static Pool,
     waker: &Waker,
 ) -> Arc<Slot<T>> {
     let slot = Arc::new(Slot {
@@ -296,6 +295,8 @@ fn spawn<T: Send + 'static>(
         cancel: AtomicBool::new(false),
     });
     let shared = Arc::clone(&slot);
+    let queued = pool.enter();
+    let async_job = pool.async_job();
     rayon::spawn(move || {
         drop(queued);
         // A future dropped before its job started: nothing to run, nothing to report.
@@ -306,6 +307,7 @@ fn spawn<T: Send + 'static>(
                 with_max_threads(cap, || job(&shared.cancel))
             }))
         };
+        drop(async_job);
         let waker = {
             let mut state = crate::lock(&shared.state);
             match std::mem::replace(&mut *state, State::Done(result)) {

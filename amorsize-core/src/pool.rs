@@ -76,7 +76,11 @@ pub(crate) struct Pool {
     /// Planned calls running in the pool now (parallel ones, and loops long enough to have
     /// been planned): a call planned while others run plans for its share of the threads.
     long_calls: AtomicUsize,
-    /// The most planned calls seen running here at once lately (2 or more; see
+    /// Async calls running here now: a thread running calls in slices counts once, an async
+    /// call's pool job from when it is sent until it ends. Calls they make themselves (a
+    /// nested companion) do not count: what overlaps here is requests.
+    async_calls: AtomicUsize,
+    /// The most async calls seen running here at once lately (2 or more; see
     /// [`OVERLAPS_REMEMBERED`]), and when last (nanoseconds since [`epoch`]): when as many
     /// started or ended together.
     peak: AtomicUsize,
@@ -84,8 +88,8 @@ pub(crate) struct Pool {
     figures: Mutex<Figures>,
 }
 
-/// How long a pool remembers that planned calls overlapped: the most that ran at once
-/// within this time is what an async call plans beside (see `dispatch::plans_loop`). A
+/// How long a pool remembers that async calls overlapped: the most that ran at once within
+/// this time is what an async call plans beside (see `dispatch::plans_loop`). A
 /// service's requests that overlap leave gaps between them (a client's round trip), tens to
 /// hundreds of µs; a call that lands in one and plans parallel would then take turns for
 /// the cores with the next request, as measured in `examples/web_service` (see
@@ -225,6 +229,7 @@ impl Pool {
             last_used_ns: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
             long_calls: AtomicUsize::new(0),
+            async_calls: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             peak_at_ns: AtomicU64::new(0),
             figures: Mutex::new(Figures {
@@ -289,29 +294,36 @@ impl Pool {
     /// Counts a planned call as running here until the returned guard drops (however the
     /// call ends).
     pub(crate) fn enter(&'static self) -> LongCall {
-        self.count_in();
+        self.long_calls.fetch_add(1, Ordering::Relaxed);
         LongCall(self)
     }
 
-    /// Counts one more planned call running here, and remembers when calls overlap.
-    fn count_in(&self) {
-        let running = self.long_calls.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Counts an async call's pool job as running here, for the overlaps of async calls,
+    /// until the returned guard drops.
+    pub(crate) fn async_job(&'static self) -> AsyncJob {
+        self.async_in();
+        AsyncJob(self)
+    }
+
+    /// Counts one more async call running here, and remembers when they overlap.
+    fn async_in(&self) {
+        let running = self.async_calls.fetch_add(1, Ordering::Relaxed) + 1;
         if running >= 2 {
             self.overlapped(running, now_ns());
         }
     }
 
-    /// Counts one planned call fewer running here; calls that overlapped until now are
+    /// Counts one async call fewer running here; calls that overlapped until now are
     /// remembered from now.
-    fn count_out(&self) {
-        let running = self.long_calls.fetch_sub(1, Ordering::Relaxed);
+    fn async_out(&self) {
+        let running = self.async_calls.fetch_sub(1, Ordering::Relaxed);
         if running >= 2 {
             self.overlapped(running, now_ns());
         }
     }
 
-    /// Remembers that `running` planned calls ran at once at `now_ns`: the new peak if it
-    /// is one (or matches it), or if the last one is forgotten.
+    /// Remembers that `running` async calls ran at once at `now_ns`: the new peak if it is
+    /// one (or matches it), or if the last one is forgotten.
     fn overlapped(&self, running: usize, now_ns: u64) {
         let forgotten = self.recent_peak_at(now_ns) == 0;
         if forgotten || running >= self.peak.load(Ordering::Relaxed) {
@@ -320,8 +332,8 @@ impl Pool {
         }
     }
 
-    /// The most planned calls that ran here at once within [`OVERLAPS_REMEMBERED`], if two
-    /// or more did; else 0.
+    /// The most async calls that ran here at once within [`OVERLAPS_REMEMBERED`], if two or
+    /// more did; else 0.
     pub(crate) fn recent_peak(&self) -> usize {
         self.recent_peak_at(now_ns())
     }
@@ -488,7 +500,17 @@ pub(crate) struct LongCall(&'static Pool);
 
 impl Drop for LongCall {
     fn drop(&mut self) {
-        self.0.count_out();
+        self.0.long_calls.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An async call's pool job, counted among the pool's async calls until dropped.
+#[derive(Debug)]
+pub(crate) struct AsyncJob(&'static Pool);
+
+impl Drop for AsyncJob {
+    fn drop(&mut self) {
+        self.0.async_out();
     }
 }
 
@@ -515,13 +537,15 @@ pub(crate) struct Slicing {
 impl Slices {
     fn add(&self, pool: &Pool) {
         if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
-            pool.count_in();
+            pool.long_calls.fetch_add(1, Ordering::Relaxed);
+            pool.async_in();
         }
     }
 
     fn remove(&self, pool: &Pool) {
         if self.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
-            pool.count_out();
+            pool.long_calls.fetch_sub(1, Ordering::Relaxed);
+            pool.async_out();
         }
     }
 }
@@ -731,11 +755,14 @@ mod tests {
         let ms = |ms: u64| ms * 1_000_000;
         let pool = Pool::with_figures(2, two_cores());
         assert_eq!(pool.recent_peak_at(ms(1)), 0, "nothing overlapped yet");
-        let first = pool.enter();
+        let first = pool.async_job();
         assert_eq!(pool.recent_peak(), 0, "one call alone overlaps nothing");
-        let second = pool.enter();
+        // Planned calls (a nested companion's, say) are not requests: they do not count.
+        let nested = pool.enter();
+        assert_eq!(pool.recent_peak(), 0);
+        let second = Slicing::start(pool);
         assert_eq!(pool.recent_peak(), 2);
-        drop((first, second));
+        drop((first, nested, second));
         assert_eq!(pool.recent_peak(), 2, "remembered after the calls end");
         assert_eq!(pool.long_calls(), 0);
         // With times given: a lower count keeps the higher peak until it is forgotten.

@@ -284,7 +284,7 @@ fn last_reason(c: PerItem, last: &LastDecision) -> String {
             if other_calls == 1 { "" } else { "s" }
         ),
         Cause::Overlapping { calls } => format!(
-            "{n} items × {c} = {work}, an async call while up to {calls} planned calls had run at once in the pool in the last {} ms: planned for its share beside them, as the next is likely to overlap it: {plan}",
+            "{n} items × {c} = {work}, an async call while up to {calls} async calls had run at once in the pool in the last {} ms: planned for its share beside them, as the next is likely to overlap it: {plan}",
             crate::pool::OVERLAPS_REMEMBERED.as_millis()
         ),
         Cause::MeasureLoop => format!(
