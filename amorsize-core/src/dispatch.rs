@@ -334,7 +334,7 @@ fn shared_figures(site: &Site, pool: &Pool, mut m: Machine) -> (Machine, Cause) 
 /// Whether a call of `n` items of `site` at `costs`, made on this thread now, would run as
 /// a loop: its work is below the pool's break-even point, or the model plans a loop for it
 /// with the threads it can have (its cap, its share beside the planned calls running, or
-/// beside as many as async calls that ran at once lately, [`Cause::Overlapping`]). From
+/// beside as many as the async calls that ran at once lately, [`Cause::Overlapping`]). From
 /// what is known: never measures the pool. A loop planned by the model is recorded as the
 /// site's last decision, with its cause, as `route` records it for a planned call. An async
 /// call asks it before its first slice: the pool has nothing to offer a loop (see `future`).
