@@ -97,16 +97,18 @@ fn an_async_call_plans_beside_the_calls_that_overlapped_lately() {
     );
     assert_eq!(ON_POOL.load(Ordering::SeqCst), 0, "items ran on the pool");
     assert!(polls > 1, "one poll: the call did not run in slices");
-    // Forgotten 50 ms on: a call alone plans for the whole pool, on the pool.
+    // Forgotten 50 ms on: a call alone plans for the whole pool (parallel on an idle
+    // machine; a busy one may make its items dearer in parallel, and the model a loop).
     std::thread::sleep(Duration::from_millis(60));
     assert_eq!(poll_here(par_weighed_async(items)).0, expected);
+    let report = amorsize::report();
+    let site = report.site("weighed").expect("the site is reported");
     assert!(
-        ON_POOL.load(Ordering::SeqCst) > 0,
-        "no item ran on the pool"
+        !matches!(site.cause, Some(amorsize::Cause::Overlapping { .. })),
+        "{}",
+        site.reason
     );
 }
-
-static INNER_ON_POOL: AtomicUsize = AtomicUsize::new(0);
 
 #[amorsize::parallel]
 fn inner(x: &u64) -> u64 {
@@ -118,9 +120,6 @@ fn inner(x: &u64) -> u64 {
 // counted in the pool), then a loop beside the outer call.
 #[amorsize::parallel]
 fn nesting(x: &u64) -> u64 {
-    if rayon::current_thread_index().is_some() {
-        INNER_ON_POOL.fetch_add(1, Ordering::SeqCst);
-    }
     let parts: Vec<u64> = (0..30).collect();
     par_inner(&parts).iter().sum::<u64>() + x
 }
@@ -133,7 +132,6 @@ fn calls_nested_in_an_async_call_do_not_make_the_next_one_a_loop() {
     for _ in 0..2 {
         poll_here(par_nesting_async(items.clone()));
     }
-    INNER_ON_POOL.store(0, Ordering::SeqCst);
     poll_here(par_nesting_async(items));
     let report = amorsize::report();
     let site = report.site("nesting").expect("the site is reported");
@@ -141,13 +139,11 @@ fn calls_nested_in_an_async_call_do_not_make_the_next_one_a_loop() {
         eprintln!("note: one thread in this pool: every call is a loop, nested or not");
         return;
     }
+    // Planned for the whole pool: parallel on an idle machine (a busy one may make the
+    // items dearer in parallel, and the model a loop), never beside its own nested calls.
     assert!(
         !matches!(site.cause, Some(amorsize::Cause::Overlapping { .. })),
         "{}",
         site.reason
-    );
-    assert!(
-        INNER_ON_POOL.load(Ordering::SeqCst) > 0,
-        "no item ran on the pool"
     );
 }
