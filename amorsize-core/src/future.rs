@@ -754,21 +754,31 @@ impl Part {
         }
     }
 
-    /// Maps `g` over `items`, the items of this part, on the pool; `cancel` is set when
-    /// the future is dropped.
-    fn map<X, I, G, V, E>(self, items: I, g: &G, cancel: &AtomicBool) -> Result<Vec<V>, E>
+    /// Maps `g` over `items`, the items of this part, on the pool, stopping before any item
+    /// once `cancel` is set (the future was dropped): the call's result after the values
+    /// `done` made before, or `None` if it was cancelled.
+    fn run<X, I, G, V, E, T>(
+        self,
+        items: I,
+        g: &G,
+        cancel: &AtomicBool,
+        done: Vec<V>,
+        finish: fn(Result<Vec<V>, E>) -> T,
+    ) -> Option<T>
     where
         X: Send,
         I: IntoItems<X>,
         V: Send,
         E: Send,
-        G: Fn(X) -> Result<V, E> + Sync + Send,
+        G: Fn(X) -> Result<V, E> + Sync,
     {
         let handover = Handover {
             cancel,
             watch: self.watch,
         };
-        crate::try_map::try_map_part(self.site, items, self.call, Some(handover), g)
+        let g = cancellable(g, cancel);
+        let result = crate::try_map::try_map_part(self.site, items, self.call, Some(handover), g);
+        finished(result, done, finish)
     }
 }
 
@@ -789,10 +799,7 @@ where
     E: Send + 'static,
     T: 'static,
 {
-    Box::new(move |cancel| {
-        let result = part.map(items, &cancellable(&g, cancel), cancel);
-        finished(result, done, finish)
-    })
+    Box::new(move |cancel| part.run(items, &g, cancel, done, finish))
 }
 
 /// Collects a producer's items on the calling thread, in order.
@@ -836,19 +843,15 @@ where
 /// (from the pace's count of items run on).
 struct Lending<C, B: ?Sized>(C, PhantomData<fn(&B)>);
 
-impl<C, B, G, V, E, T> Input<G, V, E, T> for Lending<C, B>
+/// Lent items are held across polls as they are: they are their own [`Source`].
+impl<C, B: ?Sized, G, V, E, T> Input<G, V, E, T> for Lending<C, B>
 where
-    B: ?Sized + 'static,
-    C: OwnedItems<B>,
-    G: Fn(&C::Item) -> Result<V, E> + Send + Sync + 'static,
-    V: Send + 'static,
-    E: Send + 'static,
-    T: 'static,
+    Self: Source<G, V, E, T>,
 {
     type Source = Self;
 
     fn len(&self) -> usize {
-        self.0.elements().len()
+        Source::len(self)
     }
 
     fn can_slice(&self) -> bool {
@@ -887,9 +890,8 @@ where
     fn rest(self, part: Part, g: G, done: Vec<V>, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
         let items = self.0;
         Box::new(move |cancel| {
-            let rest = &items.elements()[part.from..];
-            let result = part.map(rest, &cancellable(&g, cancel), cancel);
-            finished(result, done, finish)
+            let from = part.from;
+            part.run(&items.elements()[from..], &g, cancel, done, finish)
         })
     }
 }
