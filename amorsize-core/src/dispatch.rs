@@ -185,7 +185,7 @@ where
 /// forces a mode. (The fast path asks the same of `config::is_auto`, which does not read the
 /// environment.)
 pub(crate) fn measures(site: &Site) -> bool {
-    config::mode() == Mode::Auto && site.mode() == Mode::Auto
+    mode_for(site) == Mode::Auto
 }
 
 /// The mode that decides `site`'s calls now: the process's, if it forces one, else the
