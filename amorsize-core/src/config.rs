@@ -134,8 +134,9 @@ thread_local! {
 /// Caps nest (the smallest applies) and combine with a function's own cap the same way.
 /// `0` adds no cap. An async companion's future, or a stream (`par_<name>_iter`), made
 /// inside `f` keeps the cap for its calls, however much later and wherever it is polled or
-/// read (`with_max_threads(1, || par_f_async(v))`, then `.await`). Calls made by the parallel work itself on pool threads (a companion
-/// called inside the mapped function) are not covered: cap those functions instead.
+/// read (`with_max_threads(1, || par_f_async(v))`, then `.await`). Calls made by the
+/// parallel work itself on pool threads (a companion called inside the mapped function) are
+/// not covered: cap those functions instead.
 ///
 /// ```
 /// use amorsize_core::{map, with_max_threads, Site};

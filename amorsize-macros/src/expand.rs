@@ -1217,8 +1217,8 @@ fn doc(name: &str, associated: bool, items: &syn::Ident, shared: &[String], kind
         ),
         Kind::TryAsync { .. } => format!(
             "Runs [`{name}`]({link}) on the items of `{items}` until one fails, without \
-             blocking the executor, like the `_async` companion: a future of every value, or the first \
-             failure (after which no item starts)."
+             blocking the executor, like the `_async` companion: a future of every value, or \
+             the first failure (after which no item starts)."
         ),
         Kind::Iter => format!(
             "Runs [`{name}`]({link}) on the items of the iterator `{items}`, lazily and in \
