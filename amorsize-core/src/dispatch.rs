@@ -490,7 +490,12 @@ pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
     let pool = pool::here();
     let (m, cold, cause) = figures_for(site, pool);
     let decision = model::decide(remaining, costs, &m);
-    site.note_decision_with(n, &decision, costs, cause, m);
+    site.remember(
+        site.learned(),
+        LastDecision::new(n, &decision, cause, m)
+            .with_costs(costs)
+            .of_rest(remaining),
+    );
     match decision.plan {
         Plan::Parallel { .. } => Route::Parallel(ParallelRoute {
             decision,

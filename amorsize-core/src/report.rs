@@ -229,11 +229,27 @@ impl Facts<'_> {
     }
 }
 
+/// What a planned call weighed, in words (`100 items × 2.0 ns = 200.0 ns`): at the cost
+/// it was planned on where known (`c`, the site's cost now, where not), and for the items
+/// its plan covered, which are fewer than the call's for the rest of a call that profiled
+/// its head first.
+fn weighed(c: PerItem, last: &LastDecision) -> String {
+    let c = last.costs.map_or(c, |costs| costs.serial);
+    let work = Nanos(c.work_ns(last.planned));
+    if last.planned == last.n {
+        format!("{} items × {c} = {work}", last.n)
+    } else {
+        format!(
+            "the {} items left of {} after profiling × {c} = {work}",
+            last.planned, last.n
+        )
+    }
+}
+
 /// Why the model kept a call a loop, in the terms that decided it: too little work for the
 /// cost of going parallel, or items that cost more in parallel pieces than in the loop.
 fn model_serial_reason(c: PerItem, last: &LastDecision) -> String {
-    let n = last.n;
-    let work = Nanos(c.work_ns(n));
+    let weighed = weighed(c, last);
     let overhead = Nanos(last.machine.overhead_ns);
     let split = last.parallel_speedup;
     let dearer = last
@@ -242,14 +258,14 @@ fn model_serial_reason(c: PerItem, last: &LastDecision) -> String {
         .filter(|ratio| *ratio >= 1.2);
     match dearer {
         Some(ratio) if split.is_finite() && split > 0.0 => format!(
-            "{n} items × {c} = {work}, but each costs {} in parallel ({ratio:.1}× the loop's): parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial",
+            "{weighed}, but each costs {} in parallel ({ratio:.1}× the loop's): parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial",
             last.costs.map_or(c, |costs| costs.parallel)
         ),
         _ if split.is_finite() && split > 0.0 => format!(
-            "{n} items × {c} = {work}: after the {overhead} cost of going parallel, parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial"
+            "{weighed}: after the {overhead} cost of going parallel, parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial"
         ),
         _ => format!(
-            "{n} items × {c} = {work}, not {MIN_SPEEDUP}× more than the {overhead} cost of going parallel: serial"
+            "{weighed}, not {MIN_SPEEDUP}× more than the {overhead} cost of going parallel: serial"
         ),
     }
 }
@@ -264,37 +280,36 @@ fn mode_plan(mode: Mode) -> &'static str {
 }
 
 fn last_reason(c: PerItem, last: &LastDecision) -> String {
-    let n = last.n;
     let m = &last.machine;
-    let work = Nanos(c.work_ns(n));
+    let weighed = weighed(c, last);
     let plan = plan_words(last.plan);
     match last.cause {
         // A pin or a force no longer in effect (the report checks those first).
         Cause::Pinned(mode) | Cause::Forced(mode) => format!(
-            "{n} items × {c} = {work}, run as {mode} by a mode since lifted: {plan}"
+            "{weighed}, run as {mode} by a mode since lifted: {plan}"
         ),
         Cause::OneThread => {
-            format!("{n} items × {c} = {work}, but the pool has 1 usable thread: nothing to split: serial")
+            format!("{weighed}, but the pool has 1 usable thread: nothing to split: serial")
         }
         Cause::Outcome { measured } => format!(
-            "the model planned parallel for {n} items × {c} = {work}, but parallel measured {measured:.2}× the loop here: serial, parallel tried again later"
+            "the model planned parallel for {weighed}, but parallel measured {measured:.2}× the loop here: serial, parallel tried again later"
         ),
         Cause::Shared { other_calls } => format!(
-            "{n} items × {c} = {work} while {other_calls} other planned call{} ran in the pool: planned for its share of the threads: {plan}",
+            "{weighed} while {other_calls} other planned call{} ran in the pool: planned for its share of the threads: {plan}",
             if other_calls == 1 { "" } else { "s" }
         ),
         Cause::Overlapping { calls } => format!(
-            "{n} items × {c} = {work}, an async call while up to {calls} async calls had run at once in the pool in the last {} ms: planned for its share beside them, as the next is likely to overlap it: {plan}",
+            "{weighed}, an async call while up to {calls} async calls had run at once in the pool in the last {} ms: planned for its share beside them, as the next is likely to overlap it: {plan}",
             crate::pool::OVERLAPS_REMEMBERED.as_millis()
         ),
         Cause::MeasureLoop => format!(
-            "{n} items × {c} = {work}: a loop this once, to measure the loop over a whole call before judging parallel runs against it"
+            "{weighed}: a loop this once, to measure the loop over a whole call before judging parallel runs against it"
         ),
         Cause::Retry => format!(
-            "{n} items × {c} = {work}: parallel again, to check whether it pays now: {plan}"
+            "{weighed}: parallel again, to check whether it pays now: {plan}"
         ),
         Cause::Capped { max_threads } => format!(
-            "{n} items × {c} = {work} against the {} cost of going parallel, capped at {max_threads} thread{}: {plan}",
+            "{weighed} against the {} cost of going parallel, capped at {max_threads} thread{}: {plan}",
             Nanos(m.overhead_ns),
             if max_threads == 1 { "" } else { "s" }
         ),
@@ -302,7 +317,7 @@ fn last_reason(c: PerItem, last: &LastDecision) -> String {
         _ => match last.plan {
             Plan::Serial => model_serial_reason(c, last),
             Plan::Parallel { .. } => format!(
-                "{n} items × {c} = {work}, well above the {} cost of going parallel: {plan}",
+                "{weighed}, well above the {} cost of going parallel: {plan}",
                 Nanos(m.overhead_ns)
             ),
         },
@@ -463,6 +478,30 @@ mod tests {
         let r = reason(c, Some(&last(64, 1e6, Cause::Model, m)), &m);
         assert!(r.contains("64 items × 1.0 ms = 64.0 ms"), "{r}");
         assert!(r.ends_with("parallel: 2 threads, pieces ≥ 2"), "{r}");
+    }
+
+    #[test]
+    fn reasons_weigh_what_the_plan_weighed() {
+        let m = two_cores();
+        // The rest of a profiled call: 37 items left of 100, planned at 400 ns each.
+        let planned_at = Costs::uniform(PerItem::from_nanos(400.0));
+        let rest = LastDecision::new(100, &decide(37, planned_at, &m), Cause::Model, m)
+            .with_costs(planned_at)
+            .of_rest(37);
+        // The site's cost has moved since; the sentence keeps the plan's numbers.
+        let r = reason(Some(PerItem::from_nanos(390.0)), Some(&rest), &m);
+        let split = rest.parallel_speedup;
+        assert!(split > 0.0 && split < MIN_SPEEDUP, "{split}");
+        assert_eq!(
+            r,
+            format!(
+                "the 37 items left of 100 after profiling × 400.0 ns = 14.8 µs: after the 12.0 µs cost of going parallel, parallel predicted {split:.2}×, under 1.25×: serial"
+            )
+        );
+        // The prediction is for those 14.8 µs: 12 µs, then half of them on each thread in 4
+        // pieces (of at least 5 items, the least that keeps a piece's cost under 5 %).
+        let expected = 14_800.0 / (12_000.0 + 4.0 * 100.0 + 18.5 * 400.0);
+        assert!((split - expected).abs() < 0.01, "{split} vs {expected}");
     }
 
     #[test]

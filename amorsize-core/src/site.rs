@@ -80,6 +80,7 @@ impl LastDecision {
     pub(crate) fn new(n: usize, decision: &Decision, cause: Cause, machine: Machine) -> Self {
         LastDecision {
             n,
+            planned: n,
             plan: decision.plan,
             predicted_speedup: decision.predicted_speedup(),
             parallel_speedup: decision.serial_ns / decision.parallel_ns,
@@ -94,6 +95,13 @@ impl LastDecision {
         self.costs = Some(costs);
         self
     }
+
+    /// The same, for a plan that covered only the `remaining` items left after profiling
+    /// the call's head.
+    pub(crate) fn of_rest(mut self, remaining: usize) -> Self {
+        self.planned = remaining;
+        self
+    }
 }
 
 /// What the most recent planned call chose, and why.
@@ -101,6 +109,9 @@ impl LastDecision {
 pub(crate) struct LastDecision {
     /// The call's length.
     pub(crate) n: usize,
+    /// The items its plan covered and its predictions are for: `n`, or fewer for the rest
+    /// of a call that profiled its head first.
+    pub(crate) planned: usize,
     /// What it ran.
     pub(crate) plan: Plan,
     /// The model's predicted speedup over the loop for what it ran (1 for a loop).
