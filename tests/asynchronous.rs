@@ -571,3 +571,48 @@ fn a_failure_in_the_rest_handed_to_the_pool_comes_back_from_the_poll() {
     let (again, _) = poll_here(try_par_drifting_fallible_async(cheap));
     assert_eq!(again.map(|v| v.len()), Ok(2_000));
 }
+
+/// A generic type whose associated functions have companions: its `impl` has parameters
+/// of its own, which the attribute cannot see.
+#[derive(Debug, PartialEq)]
+struct Scaled<T> {
+    value: u64,
+    unit: T,
+}
+
+impl<T: Copy + Into<u64> + Send + Sync> Scaled<T> {
+    /// Mentions `Self`; its async companions hold `Self`, so they ask `Self: 'static`.
+    #[amorsize::parallel]
+    fn of(x: &u64, unit: T) -> Self {
+        Scaled {
+            value: x * unit.into(),
+            unit,
+        }
+    }
+}
+
+#[test]
+fn associated_functions_of_a_generic_impl_get_async_companions() {
+    let xs: Vec<u64> = (0..300).collect();
+    let expected: Vec<Scaled<u32>> = xs.iter().map(|x| Scaled::of(x, 3u32)).collect();
+    assert_eq!(Scaled::par_of(&xs, 3u32), expected);
+    let (got, _) = poll_here(Scaled::<u32>::par_of_async(xs.clone(), 3u32));
+    assert_eq!(got, expected);
+    // A non-'static instance still has the sync companions (this would not compile if the
+    // companions asked `T: 'static` of the whole impl).
+    fn borrowed_unit(unit: &u8) -> Vec<u64> {
+        #[derive(Clone, Copy)]
+        struct Unit<'a>(&'a u8);
+        impl From<Unit<'_>> for u64 {
+            fn from(u: Unit<'_>) -> u64 {
+                u64::from(*u.0)
+            }
+        }
+        let xs = [1u64, 2, 3];
+        Scaled::par_of(&xs, Unit(unit))
+            .into_iter()
+            .map(|s| s.value)
+            .collect()
+    }
+    assert_eq!(borrowed_unit(&2), vec![2, 4, 6]);
+}

@@ -545,6 +545,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
         named_item: &named_item,
         sig,
         is_method,
+        associated,
         items: &items,
         krate: &krate,
     })
@@ -624,7 +625,12 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                 }
                 _ => None,
             });
-            batch = quote!(impl ::core::iter::Iterator<Item = #ret_ty> #(#captures)*);
+            // `Self` too, with its `impl`'s lifetimes (`impl<'a> Parser<'a>`), which
+            // edition 2021 captures only when the bounds mention them.
+            let self_capture = associated.then(|| quote!(+ #krate::__private::CapturesType<Self>));
+            batch = quote!(
+                impl ::core::iter::Iterator<Item = #ret_ty> #(#captures)* #self_capture
+            );
             map_args = call.clone();
             param = stream_param.clone();
             context_params = &iter_context_params;
@@ -969,6 +975,8 @@ struct AsyncInput<'a> {
     named_item: &'a syn::Type,
     sig: &'a syn::Signature,
     is_method: bool,
+    /// An associated function: its impl's type (and so the impl's generics) is in the future.
+    associated: bool,
     items: &'a syn::Ident,
     krate: &'a TokenStream,
 }
@@ -989,6 +997,7 @@ fn async_parts(input: AsyncInput<'_>) -> Option<AsyncParts> {
         named_item,
         sig,
         is_method,
+        associated,
         items,
         krate,
     } = input;
@@ -1004,7 +1013,8 @@ fn async_parts(input: AsyncInput<'_>) -> Option<AsyncParts> {
     if !item_and_result_stand_alone(sig, named_item) {
         return None;
     }
-    // Every type parameter ends up in the future, which outlives the call.
+    // Every type parameter ends up in the future, which outlives the call; so does an
+    // associated function's `Self`, with the impl's own parameters (`impl<T> Holder<T>`).
     let mut predicates: Vec<WherePredicate> = sig
         .generics
         .params
@@ -1017,6 +1027,9 @@ fn async_parts(input: AsyncInput<'_>) -> Option<AsyncParts> {
             _ => None,
         })
         .collect();
+    if associated {
+        predicates.push(syn::parse_quote!(Self: 'static));
+    }
     let span = named_item.span();
     Some(match pass {
         ItemPass::Borrowed { target, .. } if is_generic_sized(target, &sig.generics) => {
