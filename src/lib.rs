@@ -276,6 +276,12 @@ pub mod __private {
     pub trait Captures<'a> {}
     impl<T: ?Sized> Captures<'_> for T {}
 
+    /// Says that an `impl Trait` a companion returns may hold a `T`, and so the lifetimes in
+    /// it: a method's or associated function's iterator holds `Self`, whose `impl` may have
+    /// lifetime parameters the attribute cannot see (`impl<'a> Parser<'a>`).
+    pub trait CapturesType<T: ?Sized> {}
+    impl<T: ?Sized, U: ?Sized> CapturesType<T> for U {}
+
     /// Checks of the user's concrete types, called in a companion's body and spanned on the
     /// user's tokens, so that an error points at the parameter that needs the bound.
     pub mod check {

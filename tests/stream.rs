@@ -197,6 +197,39 @@ fn methods_stream_too() {
     assert_eq!(out, [10, 11, 12]);
 }
 
+/// A type with a lifetime parameter: its methods' and associated functions' streams hold
+/// `Self`, and so that lifetime, which the attribute cannot see.
+struct Text<'a> {
+    src: &'a str,
+}
+
+impl<'a> Text<'a> {
+    #[amorsize::parallel]
+    fn byte_at(&self, at: &usize) -> u8 {
+        self.src.as_bytes()[at % self.src.len()]
+    }
+
+    /// Names `Self` in its body only.
+    #[amorsize::parallel]
+    fn twice(x: &usize) -> usize {
+        Self::double(*x)
+    }
+
+    fn double(x: usize) -> usize {
+        x * 2
+    }
+}
+
+#[test]
+fn streams_of_a_type_with_a_lifetime_hold_it() {
+    let owned = String::from("amorsize");
+    let text = Text { src: &owned };
+    let bytes: Vec<u8> = text.par_byte_at_iter(&[0usize, 1, 2]).collect();
+    assert_eq!(bytes, *b"amo");
+    let doubled: Vec<usize> = Text::par_twice_iter(&[1usize, 2]).collect();
+    assert_eq!(doubled, [2, 4]);
+}
+
 static CAPPED_ON_POOL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[amorsize::parallel]
