@@ -604,7 +604,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             let mut lifetimes = iter_lifetimes.clone();
             if is_method {
                 if let Some(syn::FnArg::Receiver(receiver)) = sig.inputs.first() {
-                    if matches!(receiver.kind, syn::ReceiverKind::Reference(_, None, _)) {
+                    if crate::signature::shared_self(receiver) == Some(None) {
                         let own = syn::Lifetime::new("'__amorsize_self", Span::call_site());
                         receiver_param = quote!(&#own self,);
                         lifetimes.push(own);

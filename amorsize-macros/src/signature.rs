@@ -13,6 +13,28 @@ pub enum Receiver<'a> {
     Other(&'a syn::Receiver),
 }
 
+/// For a shared receiver, `&self` or its long form `self: &Self` (with or without a
+/// lifetime): `Some` of its lifetime, if it names one. `None` for any other receiver.
+pub fn shared_self(r: &syn::Receiver) -> Option<Option<&syn::Lifetime>> {
+    match &r.kind {
+        ReceiverKind::Reference(_, lifetime, None) => Some(lifetime.as_ref()),
+        ReceiverKind::Typed(_, ty) => match &**ty {
+            Type::Reference(reference)
+                if reference.mutability.is_none() && is_self(&reference.elem) =>
+            {
+                Some(reference.lifetime.as_ref())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `true` for the type `Self`.
+fn is_self(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self"))
+}
+
 /// How the item reaches the function.
 pub enum ItemPass<'a> {
     /// `x: &T` (also `&str`, `&[U]`): the companion takes a slice of things that borrow as `T`.
@@ -47,9 +69,10 @@ impl<'a> Shape<'a> {
         for arg in &sig.inputs {
             match arg {
                 FnArg::Receiver(r) => {
-                    receiver = match (&r.kind, &r.mutability) {
-                        (ReceiverKind::Reference(_, _, None), _) => Receiver::Shared,
-                        _ => Receiver::Other(r),
+                    receiver = if shared_self(r).is_some() {
+                        Receiver::Shared
+                    } else {
+                        Receiver::Other(r)
                     }
                 }
                 FnArg::Typed(pat_type) => typed.push(pat_type),

@@ -1,7 +1,7 @@
 //! Less common shapes users write: methods of generic impls, `impl Trait` results, `const fn`,
 //! `_` and `mut` patterns, array items, functions declared inside a function body, and
 //! elided lifetimes in item, context and result types, associated functions that mention
-//! `Self`.
+//! `Self`, `self: &Self` receivers.
 
 use std::collections::HashMap;
 
@@ -11,6 +11,12 @@ impl<T: Sync + Copy + Into<u64>> Wrapper<T> {
     #[amorsize::parallel]
     pub fn plus(&self, x: &u32) -> u64 {
         self.0.into() + *x as u64
+    }
+
+    /// The long form of `&self`.
+    #[amorsize::parallel]
+    pub fn minus(self: &Self, x: &u32) -> u64 {
+        self.0.into() - *x as u64
     }
 }
 
@@ -85,6 +91,9 @@ fn main() {
     }
     assert_eq!(Wrapper(5u32).par_plus(&[1, 2]), vec![6, 7]);
     assert_eq!(Wrapper(1u8).par_plus(&[1]), vec![2]);
+    assert_eq!(Wrapper(9u8).par_minus(&[1, 2]), vec![8, 7]);
+    let minus: Vec<u64> = Wrapper(9u8).par_minus_iter(&[3]).collect();
+    assert_eq!(minus, vec![6]);
     let evens: Vec<Vec<u8>> = par_evens(&[5u8]).into_iter().map(|i| i.collect()).collect();
     assert_eq!(evens, vec![vec![0, 2, 4]]);
     assert_eq!(par_twice(&[1]), vec![2]);
