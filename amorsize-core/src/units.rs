@@ -95,8 +95,8 @@ impl fmt::Display for PerItem {
     }
 }
 
-/// A duration in nanoseconds, printed with a fitting unit (`12.0 µs`, `1.5 ms`; `?` for a
-/// value that is not finite).
+/// A duration in nanoseconds, printed with a fitting unit (`12.0 µs`, `1.5 ms`, `3.0 ps`
+/// below a tenth of a nanosecond; `?` for a value that is not finite).
 #[derive(Clone, Copy, Debug)]
 pub struct Nanos(pub f64);
 
@@ -105,6 +105,10 @@ impl fmt::Display for Nanos {
         let ns = self.0;
         if !ns.is_finite() {
             f.pad("?")
+        } else if ns > 0.0 && ns < 0.1 {
+            // What a loop the compiler folded costs per item: not `0.0 ns` beside the
+            // milliseconds a billion of them take.
+            f.pad(&format!("{:.1} ps", ns * 1e3))
         } else if ns < 1_000.0 {
             f.pad(&format!("{ns:.1} ns"))
         } else if ns < 1_000_000.0 {
@@ -133,6 +137,10 @@ mod tests {
         assert_eq!(Nanos(1.5e6).to_string(), "1.5 ms");
         assert_eq!(Nanos(3e9).to_string(), "3.00 s");
         assert_eq!(Nanos(f64::NAN).to_string(), "?");
+        assert_eq!(Nanos(0.0).to_string(), "0.0 ns");
+        assert_eq!(Nanos(0.001).to_string(), "1.0 ps");
+        assert_eq!(Nanos(0.099).to_string(), "99.0 ps");
+        assert_eq!(Nanos(0.1).to_string(), "0.1 ns");
     }
 
     #[test]
