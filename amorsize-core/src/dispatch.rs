@@ -95,7 +95,7 @@ where
     F: Fn(T) -> R + Sync + Send,
 {
     let route = route(site, n, call_index);
-    if let Route::Serial { timed: false } = route {
+    if let Route::Serial { timed: false, .. } = route {
         if !crate::observe::watching() {
             // An untimed loop the fast path could not settle (a forced or pinned mode, or a
             // pool not resolved on this thread yet).
@@ -200,8 +200,14 @@ pub(crate) fn mode_for(site: &Site) -> Mode {
 /// How one call runs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Route {
-    /// A plain loop; `timed` when this call's time should refine the cost.
-    Serial { timed: bool },
+    /// A plain loop; `timed` when this call's time should refine the cost. `pool` is set
+    /// for a loop chosen for a call long enough to have been planned, by its site's outcomes
+    /// or to measure the loop: it counts as running there, as a parallel call would, so that
+    /// calls made meanwhile plan beside the core it keeps busy.
+    Serial {
+        timed: bool,
+        pool: Option<&'static Pool>,
+    },
     /// A timed loop the model chose (in `auto`) that re-plans the rest of the call if its
     /// first items run far dearer than planned: a cost that rose is acted on at once.
     /// `pool` is set for a call long enough to have been planned: it counts as running there.
@@ -232,7 +238,7 @@ impl Route {
     pub(crate) fn long_call_pool(&self) -> Option<&'static Pool> {
         match self {
             Route::Parallel(plan) => Some(plan.pool),
-            Route::Watched { pool } => *pool,
+            Route::Watched { pool } | Route::Serial { pool, .. } => *pool,
             _ => None,
         }
     }
@@ -241,7 +247,10 @@ impl Route {
 #[inline]
 pub(crate) fn route(site: &Site, n: usize, call_index: u64) -> Route {
     if n < 2 {
-        return Route::Serial { timed: false };
+        return Route::Serial {
+            timed: false,
+            pool: None,
+        };
     }
     let (mode, cause) = match config::mode() {
         Mode::Auto => (site.mode(), Cause::Pinned(site.mode())),
@@ -257,7 +266,7 @@ pub(crate) fn route(site: &Site, n: usize, call_index: u64) -> Route {
                 let work_ps = costs.serial.work_ps(n);
                 if work_ps < pool::here().serial_limit_ps() {
                     match serial_route(work_ps, call_index, word) {
-                        Route::Serial { timed: true } if work_ps >= ALWAYS_TIME_PS => {
+                        Route::Serial { timed: true, .. } if work_ps >= ALWAYS_TIME_PS => {
                             Route::Watched { pool: None }
                         }
                         route => route,
@@ -275,6 +284,7 @@ pub(crate) fn route(site: &Site, n: usize, call_index: u64) -> Route {
 fn serial_route(work_ps: u64, call_index: u64, word: CostWord) -> Route {
     Route::Serial {
         timed: sample_due(work_ps, call_index, word),
+        pool: None,
     }
 }
 
@@ -396,7 +406,10 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
             // did not confirm it: measured once over a whole call, so that parallel runs
             // are judged against the loop they replace.
             (
-                Route::Serial { timed: true },
+                Route::Serial {
+                    timed: true,
+                    pool: Some(pool),
+                },
                 serial_decision(decision),
                 Cause::MeasureLoop,
             )
@@ -405,7 +418,10 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
             Gate::Run => (parallel(decision, false), decision, cause),
             Gate::Retry => (parallel(decision, true), decision, Cause::Retry),
             Gate::Loop { measured } => (
-                Route::Serial { timed: true },
+                Route::Serial {
+                    timed: true,
+                    pool: Some(pool),
+                },
                 serial_decision(decision),
                 Cause::Outcome { measured },
             ),
@@ -485,7 +501,10 @@ fn forced_parallel(site: &Site, n: usize, cause: Cause) -> Route {
 #[cold]
 pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
     let Some(costs) = site.planning_costs() else {
-        return Route::Serial { timed: true };
+        return Route::Serial {
+            timed: true,
+            pool: None,
+        };
     };
     let pool = pool::here();
     let (m, cold, cause) = figures_for(site, pool);
@@ -504,7 +523,10 @@ pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
             cold,
             retry: false,
         }),
-        Plan::Serial => Route::Serial { timed: true },
+        Plan::Serial => Route::Serial {
+            timed: true,
+            pool: None,
+        },
     }
 }
 
@@ -521,4 +543,63 @@ pub(crate) fn note_profiled_whole(site: &Site, n: usize, estimate: PerItem) {
         Cause::Model
     };
     site.note_decision_with(n, &model::decide(n, costs, &m), costs, cause, m);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    fn spin(d: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn a_loop_the_outcomes_chose_counts_as_running_in_the_pool() {
+        static GATED: Site = Site::new("gated_loop");
+        // A pool of its own: no other test's calls run in it.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let seen = AtomicUsize::new(usize::MAX);
+        pool.install(|| {
+            if pool::machine().threads < 2 {
+                eprintln!("one usable CPU: no parallel plan to turn into a loop");
+                return;
+            }
+            // 2 000 items of 5 µs, in a loop and in parallel pieces alike, as if well timed
+            // (set, not measured: on a busy machine the pieces could measure dearer, and
+            // the model would choose the loop itself): planned parallel.
+            let per_item = PerItem::from_nanos(5_000.0);
+            for cost in [GATED.serial_cost(), GATED.parallel_cost()] {
+                cost.update(|word| word.after_profile(per_item, true, false).map(|w| (w, ())));
+            }
+            // Parallel runs measured slower than the loop, twice: the loop, for a while.
+            let call = GATED.calls();
+            for _ in 0..2 {
+                GATED.learned().outcome.record(2_000, call, 0.5, false);
+            }
+            map(&GATED, 0..2_000u64, |x| {
+                if x == 0 {
+                    seen.store(pool::here().long_calls(), Ordering::Relaxed);
+                }
+                spin(Duration::from_micros(5));
+                x
+            });
+            let last = GATED.learned().last.expect("a planned call");
+            assert!(
+                matches!(last.cause, Cause::Outcome { .. }),
+                "{:?}",
+                last.cause
+            );
+            // The loop counted as a planned call running in this pool while it ran.
+            assert_eq!(seen.load(Ordering::Relaxed), 1);
+            assert_eq!(pool::here().long_calls(), 0);
+        });
+    }
 }

@@ -399,7 +399,10 @@ where
     FO: Fold<T>,
 {
     let route = if short_call(site, n, call_index) {
-        Route::Serial { timed: false }
+        Route::Serial {
+            timed: false,
+            pool: None,
+        }
     } else {
         route(site, n, call_index)
     };
@@ -443,7 +446,7 @@ where
         } = self;
         let call = call.begin();
         match route {
-            Route::Serial { timed: false } if call.watch.is_none() => fold
+            Route::Serial { timed: false, .. } if call.watch.is_none() => fold
                 .fold(fold.identity(), producer.into_iter(), 0, || false)
                 .ok(),
             Route::Serial { .. } | Route::Watched { .. } => {

@@ -310,7 +310,10 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         let n = items.len();
         let call_index = site.begin_call(n);
         let route = if short_call(site, n, call_index) {
-            Route::Serial { timed: false }
+            Route::Serial {
+                timed: false,
+                pool: None,
+            }
         } else {
             route(site, n, call_index)
         };

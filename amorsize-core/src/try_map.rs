@@ -136,7 +136,10 @@ where
         return R::batch(Vec::new());
     }
     let route = if short_call(site, n, call_index) {
-        Route::Serial { timed: false }
+        Route::Serial {
+            timed: false,
+            pool: None,
+        }
     } else {
         route(site, n, call_index)
     };
@@ -190,7 +193,7 @@ where
         let Call { site, watch, .. } = call.begin();
         let mut out = Vec::with_capacity(n);
         let stopped = match route {
-            Route::Serial { timed: false } if watch.is_none() => {
+            Route::Serial { timed: false, .. } if watch.is_none() => {
                 try_loop(producer, f, &mut out).err()
             }
             Route::Serial { .. } | Route::Watched { .. } => {
