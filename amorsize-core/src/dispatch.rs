@@ -482,9 +482,10 @@ fn forced_parallel(site: &Site, n: usize, cause: Cause) -> Route {
             min_len,
             threads: threads.min(n.div_ceil(min_len)),
         };
-        if costs.is_none() {
-            decision.serial_ns = f64::NAN;
-        }
+    }
+    if costs.is_none() {
+        // Planned on a stand-in cost: no time to predict, nor a speedup.
+        decision.serial_ns = f64::NAN;
     }
     site.note_decision(n, &decision, cause, m);
     Route::Parallel(ParallelRoute {

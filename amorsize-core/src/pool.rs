@@ -203,13 +203,19 @@ pub(crate) fn machine_if_known_and_measured() -> (Machine, bool) {
 
 /// Stand-in figures for a pool of `size` threads until it is measured. Cheap: the CPU count
 /// is used only if already known.
-fn provisional_machine(size: usize) -> Machine {
+pub(crate) fn provisional_machine(size: usize) -> Machine {
     Machine {
         threads: size.min(CPUS.get().copied().unwrap_or(usize::MAX)),
         overhead_ns: PROVISIONAL_OVERHEAD_NS,
         cold_overhead_ns: PROVISIONAL_OVERHEAD_NS,
         per_piece_ns: PROVISIONAL_PER_PIECE_NS,
     }
+}
+
+/// Whether `m` holds the stand-in figures of [`provisional_machine`]: a measured pool
+/// never has exactly both of them.
+pub(crate) fn is_provisional(m: &Machine) -> bool {
+    m.overhead_ns == PROVISIONAL_OVERHEAD_NS && m.per_piece_ns == PROVISIONAL_PER_PIECE_NS
 }
 
 fn epoch() -> Instant {

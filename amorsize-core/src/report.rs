@@ -55,7 +55,9 @@ pub struct SiteReport {
     pub cause: Option<Cause>,
     /// The figures of the pool that call was planned for.
     pub pool: Option<Machine>,
-    /// The speedup over a plain loop the model predicted for what it ran.
+    /// The speedup over a plain loop the model predicted for what it ran; `None` before a
+    /// planned call, and for a call planned without a known cost (the first call of a
+    /// function pinned to `parallel`).
     pub predicted_speedup: Option<f64>,
     /// The speedup the recent parallel calls measured, averaged: each call's wall time
     /// against the time a loop over its items takes at the site's measured loop cost (never
@@ -137,7 +139,9 @@ fn site_report(site: &Site, machine: &Machine, forced: Mode) -> SiteReport {
         plan: last.map(|l| l.plan),
         cause: last.map(|l| l.cause),
         pool: last.map(|l| l.machine),
-        predicted_speedup: last.map(|l| l.predicted_speedup),
+        predicted_speedup: last
+            .map(|l| l.predicted_speedup)
+            .filter(|speedup| speedup.is_finite()),
         observed_speedup: observed.map(|(speedup, _)| speedup),
         observed_calls: observed.map_or(0, |(_, calls)| calls),
         reason: facts.reason(),
@@ -196,8 +200,8 @@ impl Facts<'_> {
                 "{c} per item; 1 thread in this pool: nothing to split: serial"
             ),
             None => format!(
-                "{c} per item; every call so far was below the break-even point ({} cost of going parallel × {MIN_SPEEDUP}): serial",
-                Nanos(self.machine.overhead_ns)
+                "{c} per item; every call so far was below the break-even point ({} × {MIN_SPEEDUP}): serial",
+                overhead(self.machine)
             ),
         }
     }
@@ -246,11 +250,22 @@ fn weighed(c: PerItem, last: &LastDecision) -> String {
     }
 }
 
+/// The pool's cost of going parallel in figures `m`, in words: `the 12.0 µs cost of going
+/// parallel`, said to be assumed while the pool's own is not measured yet.
+fn overhead(m: &Machine) -> String {
+    let cost = Nanos(m.overhead_ns);
+    if crate::pool::is_provisional(m) {
+        format!("the {cost} cost of going parallel assumed until it is measured")
+    } else {
+        format!("the {cost} cost of going parallel")
+    }
+}
+
 /// Why the model kept a call a loop, in the terms that decided it: too little work for the
 /// cost of going parallel, or items that cost more in parallel pieces than in the loop.
 fn model_serial_reason(c: PerItem, last: &LastDecision) -> String {
     let weighed = weighed(c, last);
-    let overhead = Nanos(last.machine.overhead_ns);
+    let overhead = overhead(&last.machine);
     let split = last.parallel_speedup;
     let dearer = last
         .costs
@@ -262,10 +277,10 @@ fn model_serial_reason(c: PerItem, last: &LastDecision) -> String {
             last.costs.map_or(c, |costs| costs.parallel)
         ),
         _ if split.is_finite() && split > 0.0 => format!(
-            "{weighed}: after the {overhead} cost of going parallel, parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial"
+            "{weighed}: after {overhead}, parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial"
         ),
         _ => format!(
-            "{weighed}, not {MIN_SPEEDUP}× more than the {overhead} cost of going parallel: serial"
+            "{weighed}, not {MIN_SPEEDUP}× more than {overhead}: serial"
         ),
     }
 }
@@ -309,16 +324,16 @@ fn last_reason(c: PerItem, last: &LastDecision) -> String {
             "{weighed}: parallel again, to check whether it pays now: {plan}"
         ),
         Cause::Capped { max_threads } => format!(
-            "{weighed} against the {} cost of going parallel, capped at {max_threads} thread{}: {plan}",
-            Nanos(m.overhead_ns),
+            "{weighed} against {}, capped at {max_threads} thread{}: {plan}",
+            overhead(m),
             if max_threads == 1 { "" } else { "s" }
         ),
         // `Model` and anything added later.
         _ => match last.plan {
             Plan::Serial => model_serial_reason(c, last),
             Plan::Parallel { .. } => format!(
-                "{weighed}, well above the {} cost of going parallel: {plan}",
-                Nanos(m.overhead_ns)
+                "{weighed}, well above {}: {plan}",
+                overhead(m)
             ),
         },
     }
@@ -478,6 +493,31 @@ mod tests {
         let r = reason(c, Some(&last(64, 1e6, Cause::Model, m)), &m);
         assert!(r.contains("64 items × 1.0 ms = 64.0 ms"), "{r}");
         assert!(r.ends_with("parallel: 2 threads, pieces ≥ 2"), "{r}");
+    }
+
+    #[test]
+    fn a_cost_of_going_parallel_not_measured_yet_is_said_to_be_assumed() {
+        let assumed = crate::pool::provisional_machine(2);
+        let r = reason(
+            Some(PerItem::from_nanos(2.0)),
+            Some(&last(100, 2.0, Cause::Model, assumed)),
+            &assumed,
+        );
+        assert!(
+            r.ends_with("the 20.0 µs cost of going parallel assumed until it is measured: serial"),
+            "{r}"
+        );
+        // Measured figures are stated as they are.
+        let m = two_cores();
+        let r = reason(
+            Some(PerItem::from_nanos(2.0)),
+            Some(&last(100, 2.0, Cause::Model, m)),
+            &m,
+        );
+        assert!(
+            r.ends_with("the 12.0 µs cost of going parallel: serial"),
+            "{r}"
+        );
     }
 
     #[test]
