@@ -5,6 +5,7 @@
 //! requests. A test binary of its own, so that no other test's calls overlap these; its
 //! tests take turns, each starting once the last one's overlaps are forgotten.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex, MutexGuard};
 use std::time::Duration;
@@ -146,4 +147,44 @@ fn calls_nested_in_an_async_call_do_not_make_the_next_one_a_loop() {
         "{}",
         site.reason
     );
+}
+
+#[test]
+fn a_call_in_slices_left_idle_stops_counting_in_the_pool() {
+    let _turn = turn();
+    let items: Vec<u64> = (0..2_000).collect();
+    let expected: Vec<u64> = items.iter().map(|x| x * 7).collect();
+    for _ in 0..2 {
+        assert_eq!(par_weighed(&items), expected);
+        assert_eq!(par_request(&items).len(), 2_000);
+    }
+    // One slice of a call, whose future is then kept and never polled again (a `select!`
+    // that lost interest in it, say).
+    let mut idle = Box::pin(par_request_async(items.clone()));
+    let waker = support::nobody();
+    let polled = idle
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending(), "10 ms of work done in one poll");
+    let cause = || {
+        let report = amorsize::report();
+        report.site("weighed").and_then(|site| site.cause)
+    };
+    let one_thread = amorsize::machine().threads < 2;
+    // Fresh, it counts as running in the pool: a call planned now plans beside it.
+    assert_eq!(par_weighed(&items), expected);
+    if one_thread {
+        eprintln!("note: one thread in this pool: no share to plan; checked the results");
+    } else {
+        assert_eq!(cause(), Some(amorsize::Cause::Shared { other_calls: 1 }));
+    }
+    // Idle for longer than a polled call ever is: it no longer counts.
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(par_weighed(&items), expected);
+    assert!(
+        !matches!(cause(), Some(amorsize::Cause::Shared { .. })),
+        "{:?}",
+        cause()
+    );
+    drop(idle);
 }

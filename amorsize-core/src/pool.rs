@@ -85,6 +85,12 @@ pub(crate) struct Pool {
     /// started or ended together.
     peak: AtomicUsize,
     peak_at_ns: AtomicU64,
+    /// The threads with calls in slices counted here (see [`Slicing`]), so that one whose
+    /// calls all went idle stops counting (see [`SLICES_IDLE_AFTER`]).
+    slicing: Mutex<Vec<Arc<Slices>>>,
+    /// When threads with idle calls in slices were last looked for, in nanoseconds since
+    /// [`epoch`].
+    slices_checked_ns: AtomicU64,
     figures: Mutex<Figures>,
 }
 
@@ -95,6 +101,15 @@ pub(crate) struct Pool {
 /// the cores with the next request, as measured in `examples/web_service` (see
 /// docs/PERFORMANCE.md).
 pub(crate) const OVERLAPS_REMEMBERED: Duration = Duration::from_millis(50);
+
+/// A thread whose calls in slices have not run a slice for this long stops counting as
+/// running in the pool until one does: their futures are idle (kept, and not polled), or
+/// forgotten (`mem::forget`), and keep no core busy. A polled call runs a slice every few
+/// ms at most, even on a busy executor.
+const SLICES_IDLE_AFTER: Duration = Duration::from_millis(100);
+
+/// How often planning looks for threads whose calls in slices went idle.
+const SLICES_CHECKED_EVERY: Duration = Duration::from_millis(10);
 
 /// What has been measured and learned of a pool.
 #[derive(Clone, Copy, Debug)]
@@ -238,6 +253,8 @@ impl Pool {
             async_calls: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             peak_at_ns: AtomicU64::new(0),
+            slicing: Mutex::new(Vec::new()),
+            slices_checked_ns: AtomicU64::new(0),
             figures: Mutex::new(Figures {
                 machine: None,
                 measured_at_ns: 0,
@@ -354,7 +371,32 @@ impl Pool {
 
     /// Planned calls running here now.
     pub(crate) fn long_calls(&self) -> usize {
+        self.expire_idle_slices();
         self.long_calls.load(Ordering::Relaxed)
+    }
+
+    /// Stops counting the threads whose calls in slices have not run a slice for
+    /// [`SLICES_IDLE_AFTER`]; looks at most once per [`SLICES_CHECKED_EVERY`].
+    fn expire_idle_slices(&self) {
+        self.expire_idle_slices_at(now_ns());
+    }
+
+    fn expire_idle_slices_at(&self, now: u64) {
+        let checked = self.slices_checked_ns.load(Ordering::Relaxed);
+        if now.saturating_sub(checked) < SLICES_CHECKED_EVERY.as_nanos() as u64
+            || self
+                .slices_checked_ns
+                .compare_exchange(checked, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let idle_after = SLICES_IDLE_AFTER.as_nanos() as u64;
+        for thread in crate::lock(&self.slicing).iter() {
+            if now.saturating_sub(thread.last_ns.load(Ordering::Relaxed)) > idle_after {
+                thread.count_out(self);
+            }
+        }
     }
 
     /// Whether fewer planned calls run here now than the pool's threads (capped at the
@@ -524,6 +566,12 @@ impl Drop for AsyncJob {
 #[derive(Debug, Default)]
 struct Slices {
     calls: AtomicUsize,
+    /// Whether the thread counts as running in the pool now: from its first call until its
+    /// last ends, except while they are all idle.
+    counted: AtomicBool,
+    /// When a slice last started on the thread, or a call did (nanoseconds since
+    /// [`epoch`]).
+    last_ns: AtomicU64,
 }
 
 thread_local! {
@@ -533,7 +581,8 @@ thread_local! {
 
 /// A call run in slices, counted on the thread that last ran a slice of it. However many
 /// such calls a thread has, they take turns on it: the thread counts as one planned call
-/// running in its pool while it has any. Counted out when dropped, on whichever thread.
+/// running in its pool while it has any, except while none of them has run a slice for
+/// [`SLICES_IDLE_AFTER`]. Counted out when dropped, on whichever thread.
 #[derive(Debug)]
 pub(crate) struct Slicing {
     thread: Arc<Slices>,
@@ -541,15 +590,40 @@ pub(crate) struct Slicing {
 }
 
 impl Slices {
-    fn add(&self, pool: &Pool) {
-        if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+    /// One more call on `this` thread, which then counts in `pool`.
+    /// (A thread's first call and its last are counted in and out under the pool's lock of
+    /// its slicing threads, so that a call ending on another thread as a new one starts
+    /// here leaves the thread counted.)
+    fn add(this: &Arc<Slices>, pool: &Pool) {
+        let mut slicing = crate::lock(&pool.slicing);
+        if this.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            slicing.push(Arc::clone(this));
+        }
+        this.touch(pool);
+    }
+
+    /// One call fewer; the thread stops counting in `pool` with its last.
+    fn remove(&self, pool: &Pool) {
+        let mut slicing = crate::lock(&pool.slicing);
+        if self.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
+            slicing.retain(|thread| !std::ptr::eq(&**thread, self));
+            self.count_out(pool);
+        }
+    }
+
+    /// A slice (or a call) starts on the thread: it counts in `pool`, again if its calls
+    /// had gone idle.
+    fn touch(&self, pool: &Pool) {
+        self.last_ns.store(now_ns(), Ordering::Relaxed);
+        if !self.counted.load(Ordering::Relaxed) && !self.counted.swap(true, Ordering::Relaxed) {
             pool.long_calls.fetch_add(1, Ordering::Relaxed);
             pool.async_in();
         }
     }
 
-    fn remove(&self, pool: &Pool) {
-        if self.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
+    /// The thread stops counting in `pool`, if it counted.
+    fn count_out(&self, pool: &Pool) {
+        if self.counted.swap(false, Ordering::Relaxed) {
             pool.long_calls.fetch_sub(1, Ordering::Relaxed);
             pool.async_out();
         }
@@ -560,7 +634,7 @@ impl Slicing {
     /// Counts a call run in slices on the calling thread, whose pool is `pool`.
     pub(crate) fn start(pool: &'static Pool) -> Slicing {
         let thread = SLICES.with(Arc::clone);
-        thread.add(pool);
+        Slices::add(&thread, pool);
         Slicing { thread, pool }
     }
 
@@ -569,9 +643,11 @@ impl Slicing {
     pub(crate) fn follow(&mut self) {
         let here = SLICES.with(|here| (!Arc::ptr_eq(here, &self.thread)).then(|| Arc::clone(here)));
         if let Some(here) = here {
-            here.add(self.pool);
+            Slices::add(&here, self.pool);
             self.thread.remove(self.pool);
             self.thread = here;
+        } else {
+            self.thread.touch(self.pool);
         }
     }
 
@@ -754,6 +830,35 @@ mod tests {
         assert_eq!(pool.long_calls(), 1);
         drop(second);
         assert_eq!(pool.long_calls(), 0);
+    }
+
+    #[test]
+    fn a_thread_whose_calls_in_slices_went_idle_stops_counting_until_one_runs() {
+        let pool = Pool::with_figures(2, two_cores());
+        let mut idle = Slicing::start(pool);
+        assert_eq!(pool.long_calls(), 1);
+        let later = now_ns() + SLICES_IDLE_AFTER.as_nanos() as u64 + 1_000_000;
+        pool.expire_idle_slices_at(later);
+        assert_eq!(pool.long_calls.load(Ordering::Relaxed), 0);
+        // Looked at once per interval: a second look right after changes nothing.
+        pool.expire_idle_slices_at(later + 1);
+        // Its next slice counts it again; it ends counted out once.
+        idle.follow();
+        assert_eq!(pool.long_calls.load(Ordering::Relaxed), 1);
+        drop(idle);
+        assert_eq!(pool.long_calls.load(Ordering::Relaxed), 0);
+        // A forgotten call's thread stops counting too, and a new call there counts.
+        std::mem::forget(Slicing::start(pool));
+        assert_eq!(pool.long_calls.load(Ordering::Relaxed), 1);
+        let later = later + 2 * SLICES_IDLE_AFTER.as_nanos() as u64;
+        pool.expire_idle_slices_at(later);
+        assert_eq!(pool.long_calls.load(Ordering::Relaxed), 0);
+        assert_eq!(pool.async_calls.load(Ordering::Relaxed), 0);
+        let next = Slicing::start(pool);
+        assert_eq!(pool.long_calls.load(Ordering::Relaxed), 1);
+        drop(next);
+        // The thread still has the forgotten call: counted until it goes idle again.
+        assert_eq!(pool.long_calls.load(Ordering::Relaxed), 1);
     }
 
     #[test]
