@@ -95,10 +95,13 @@ pub(crate) fn learn_from_parallel(
 
     // A loop cost from the head of a call says too little about the rest to judge a
     // parallel run by (a skewed input's head is cheaper than the rest).
+    let planned = Some(plan.decision.serial_ns / n as f64)
+        .filter(|ns| ns.is_finite())
+        .map(PerItem::from_nanos);
     let loop_ns = if serial_word.is_head_estimate() {
         None
     } else {
-        loop_equivalent_ns(n, piece, serial_before, parallel_before)
+        loop_equivalent_ns(n, piece, serial_before, parallel_before, planned)
     };
     if let (Some(loop_ns), Some(wall_ns)) = (loop_ns, wall_ns) {
         site.learned()
@@ -212,7 +215,11 @@ fn far_apart(a: PerItem, b: PerItem) -> bool {
 /// What a loop over the call's `n` items would have taken at the site's measured loop
 /// cost, or `None` when this call's pieces say that cost no longer holds: they cost the drift
 /// factor or more away from what the plan expected (the work changed; the next calls will
-/// say how, and a plan made on a stale cost says nothing about parallel runs).
+/// say how, and a plan made on a stale cost says nothing about parallel runs). `None` too
+/// when the call was planned at a loop cost (`planned`) the drift factor or more away from
+/// the measured one: a drifted sample its pieces did not bear out (a short loop's first items
+/// slowed by a thread just woken, say). Whether parallel pays at the measured cost is not
+/// what such a call tried.
 ///
 /// The pieces' own time is not used for the comparison: when the machine is loaded they are
 /// stretched by preemption just like the wall time, and the comparison would flatter the
@@ -222,10 +229,12 @@ fn loop_equivalent_ns(
     piece: PerItem,
     serial: Option<PerItem>,
     parallel: Option<PerItem>,
+    planned: Option<PerItem>,
 ) -> Option<f64> {
     let serial = serial?;
     let expected = parallel.unwrap_or(serial);
-    (!far_apart(piece, expected)).then(|| serial.work_ns(n))
+    let misplanned = planned.is_some_and(|planned| far_apart(planned, serial));
+    (!far_apart(piece, expected) && !misplanned).then(|| serial.work_ns(n))
 }
 
 #[cfg(test)]
@@ -240,7 +249,8 @@ mod tests {
     fn the_loop_equivalent_is_the_measured_loop_cost_while_it_holds() {
         // The loop's measured cost, whatever this call's pieces took (stretched by a
         // loaded machine, or dearer through contention)…
-        let loop_ns = |piece, serial, parallel| loop_equivalent_ns(1_000, piece, serial, parallel);
+        let loop_ns =
+            |piece, serial, parallel| loop_equivalent_ns(1_000, piece, serial, parallel, serial);
         assert_eq!(loop_ns(ns(120.0), Some(ns(100.0)), None), Some(100_000.0));
         assert_eq!(
             loop_ns(ns(300.0), Some(ns(100.0)), Some(ns(150.0))),
@@ -251,5 +261,11 @@ mod tests {
         assert_eq!(loop_ns(ns(10.0), Some(ns(100.0)), None), None);
         assert_eq!(loop_ns(ns(700.0), Some(ns(100.0)), Some(ns(150.0))), None);
         assert_eq!(loop_ns(ns(10.0), None, None), None);
+        // A call planned on a drifted sample that its pieces did not bear out.
+        let planned_at =
+            |planned| loop_equivalent_ns(1_000, ns(100.0), Some(ns(100.0)), None, planned);
+        assert_eq!(planned_at(Some(ns(400.0))), None);
+        assert_eq!(planned_at(Some(ns(250.0))), Some(100_000.0));
+        assert_eq!(planned_at(None), Some(100_000.0));
     }
 }
