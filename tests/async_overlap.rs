@@ -47,16 +47,22 @@ fn turn() -> MutexGuard<'static, ()> {
     turn
 }
 
-#[test]
-fn an_async_call_plans_beside_the_calls_that_overlapped_lately() {
-    let _turn = turn();
+/// 2 000 items, and `weighed`'s results for them, once both sites have learned their costs
+/// (a first call profiles).
+fn learned() -> (Vec<u64>, Vec<u64>) {
     let items: Vec<u64> = (0..2_000).collect();
     let expected: Vec<u64> = items.iter().map(|x| x * 7).collect();
-    // The costs are learned first (a first call profiles).
     for _ in 0..2 {
         assert_eq!(par_weighed(&items), expected);
         assert_eq!(par_request(&items).len(), 2_000);
     }
+    (items, expected)
+}
+
+#[test]
+fn an_async_call_plans_beside_the_calls_that_overlapped_lately() {
+    let _turn = turn();
+    let (items, expected) = learned();
     // Two "requests" from two threads, each in slices on its thread, running at once (each
     // waits in its first item for the other to start).
     MEET.store(true, Ordering::SeqCst);
@@ -152,12 +158,7 @@ fn calls_nested_in_an_async_call_do_not_make_the_next_one_a_loop() {
 #[test]
 fn a_call_in_slices_left_idle_stops_counting_in_the_pool() {
     let _turn = turn();
-    let items: Vec<u64> = (0..2_000).collect();
-    let expected: Vec<u64> = items.iter().map(|x| x * 7).collect();
-    for _ in 0..2 {
-        assert_eq!(par_weighed(&items), expected);
-        assert_eq!(par_request(&items).len(), 2_000);
-    }
+    let (items, expected) = learned();
     // One slice of a call, whose future is then kept and never polled again (a `select!`
     // that lost interest in it, say).
     let mut idle = Box::pin(par_request_async(items.clone()));
