@@ -103,7 +103,12 @@ pub(crate) fn learn_from_parallel(
     } else {
         loop_equivalent_ns(n, piece, serial_before, parallel_before, planned)
     };
-    if let (Some(loop_ns), Some(wall_ns)) = (loop_ns, wall_ns) {
+    // A call that found the pool idle is not judged either: its wall time measures how long
+    // the pool's cores took to wake (the caller does not wait for them, so it costs about its
+    // loop), not whether parallel pays once they are awake. Judged, such calls sent a site
+    // whose calls come a few ms apart back to the loop, where the pool idles on, so every
+    // retry found it idle too (see `examples/paused_calls.rs`).
+    if let (Some(loop_ns), Some(wall_ns), false) = (loop_ns, wall_ns, plan.cold) {
         site.learned()
             .outcome
             .record(n, call_index, loop_ns / wall_ns, plan.retry);
@@ -240,6 +245,50 @@ fn loop_equivalent_ns(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Decision, Machine};
+    use std::time::Duration;
+
+    #[test]
+    fn a_parallel_call_that_found_the_pool_idle_is_not_judged() {
+        static JUDGED: Site = Site::new("judged_when_warm");
+        let m = Machine {
+            threads: 2,
+            overhead_ns: 10_000.0,
+            cold_overhead_ns: 50_000.0,
+            per_piece_ns: 100.0,
+        };
+        let per_item = ns(1_000.0);
+        for cost in [JUDGED.serial_cost(), JUDGED.parallel_cost()] {
+            cost.update(|word| word.after_profile(per_item, true, false).map(|w| (w, ())));
+        }
+        let plan = |cold| ParallelRoute {
+            decision: Decision {
+                plan: Plan::Parallel {
+                    min_len: 50,
+                    threads: 2,
+                },
+                serial_ns: 1_000_000.0,
+                parallel_ns: 520_000.0,
+            },
+            machine: m,
+            pool: crate::pool::Pool::with_figures(2, m),
+            cold,
+            retry: false,
+        };
+        // 1 000 items of 1 µs whose call took as long as their loop: the helper never came.
+        let slow = |cold| {
+            let start = Instant::now() - Duration::from_micros(1_000);
+            learn_from_parallel(&JUDGED, 1_000, 1, &plan(cold), Some(start), 1_000_000);
+        };
+        slow(true);
+        assert_eq!(
+            JUDGED.learned().outcome.observed(),
+            None,
+            "judged though the pool was idle"
+        );
+        slow(false);
+        assert!(JUDGED.learned().outcome.observed().is_some());
+    }
 
     fn ns(x: f64) -> PerItem {
         PerItem::from_nanos(x)
