@@ -205,13 +205,18 @@ impl Site {
     /// How many calls ran through this site.
     pub fn calls(&self) -> u64 {
         let packed = self.counts.load(Ordering::Relaxed);
-        self.calls_spilled.load(Ordering::Relaxed) + (packed >> ITEM_BITS)
+        self.calls_spilled
+            .load(Ordering::Relaxed)
+            .saturating_add(packed >> ITEM_BITS)
     }
 
-    /// How many items those calls processed in all.
+    /// How many items those calls processed in all (`u64::MAX` once they reach it: calls
+    /// of a range such as `0..u64::MAX` count as many).
     pub fn items(&self) -> u64 {
         let packed = self.counts.load(Ordering::Relaxed);
-        self.items_spilled.load(Ordering::Relaxed) + (packed & ITEM_MASK)
+        self.items_spilled
+            .load(Ordering::Relaxed)
+            .saturating_add(packed & ITEM_MASK)
     }
 
     /// The learned cost of one item in a plain loop, once a call has measured it.
@@ -334,10 +339,29 @@ impl Site {
 
     #[cold]
     fn begin_huge_call(&'static self, n: u64) -> u64 {
-        self.items_spilled.fetch_add(n, Ordering::Relaxed);
+        self.spill_items(n);
         let old = self.counts.fetch_add(ONE_CALL, Ordering::Relaxed);
         self.register();
         old >> ITEM_BITS
+    }
+
+    /// Adds `n` to the spilled items, up to `u64::MAX`, where the count then stays.
+    fn spill_items(&self, n: u64) {
+        let _ = self
+            .items_spilled
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add(n))
+            });
+    }
+
+    /// Takes back `n` that [`spill_items`](Self::spill_items) added, unless the count has
+    /// reached `u64::MAX`.
+    fn unspill_items(&self, n: u64) {
+        let _ = self
+            .items_spilled
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (v != u64::MAX).then(|| v.saturating_sub(n))
+            });
     }
 
     /// Moves the packed counts into the spill counters (readers may see the moved amount
@@ -348,8 +372,7 @@ impl Site {
         while packed >> ITEM_BITS >= SPILL_CALLS || packed & ITEM_MASK >= SPILL_ITEMS {
             self.calls_spilled
                 .fetch_add(packed >> ITEM_BITS, Ordering::Relaxed);
-            self.items_spilled
-                .fetch_add(packed & ITEM_MASK, Ordering::Relaxed);
+            self.spill_items(packed & ITEM_MASK);
             match self
                 .counts
                 .compare_exchange(packed, 0, Ordering::Relaxed, Ordering::Relaxed)
@@ -359,8 +382,7 @@ impl Site {
                     // Someone counted meanwhile: take the additions back and retry.
                     self.calls_spilled
                         .fetch_sub(packed >> ITEM_BITS, Ordering::Relaxed);
-                    self.items_spilled
-                        .fetch_sub(packed & ITEM_MASK, Ordering::Relaxed);
+                    self.unspill_items(packed & ITEM_MASK);
                     packed = current;
                 }
             }
@@ -570,6 +592,17 @@ mod tests {
         // No parallel call yet: the pieces are assumed to cost what the loop does.
         let costs = SITE.costs().unwrap();
         assert_eq!(costs.parallel, costs.serial);
+    }
+
+    #[test]
+    fn a_call_of_u64_max_items_saturates_the_count_instead_of_wrapping_it() {
+        static HUGE: Site = Site::new("huge_counts");
+        HUGE.begin_call(10);
+        HUGE.begin_call(usize::MAX);
+        HUGE.begin_call(usize::MAX);
+        HUGE.begin_call(10);
+        assert_eq!(HUGE.calls(), 4);
+        assert_eq!(HUGE.items(), u64::MAX);
     }
 
     #[test]
