@@ -271,6 +271,54 @@ fn a_first_call_is_profiled_and_every_reported_plan_change_is_one() {
     assert_eq!(site.plan.map(threads), Some(threads(last.plan)), "{site:?}");
 }
 
+#[amorsize::parallel]
+fn two_sizes(x: &u64) -> u64 {
+    spin(*x, Duration::from_micros(5))
+}
+
+#[test]
+fn a_site_called_with_two_sizes_in_turn_reports_a_change_per_size_not_per_call() {
+    let _turn = observed();
+    // 20 items (100 µs: planned) capped to a loop, and 2 000 planned for the pool, in turn.
+    let small: Vec<u64> = (0..20).collect();
+    let large: Vec<u64> = (0..2_000).collect();
+    for _ in 0..6 {
+        assert_eq!(
+            amorsize::with_max_threads(1, || par_two_sizes(&small)).len(),
+            20
+        );
+        assert_eq!(par_two_sizes(&large).len(), 2_000);
+    }
+    let changes: Vec<PlanChange> = events_of("two_sizes")
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Plan(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if amorsize::machine().threads < 2 {
+        // A pool of one thread can only loop: at most a first plan per size, said to be so.
+        eprintln!("note: one thread in this pool; checked the one-thread plans only");
+        assert!(changes.len() <= 2, "{changes:#?}");
+        assert!(
+            changes.iter().all(|c| c.cause == Cause::OneThread),
+            "{changes:#?}"
+        );
+        return;
+    }
+    // Each change is told against the last plan for calls of about the same length: the
+    // small calls' never follows a large call's plan, and the other way round.
+    for change in &changes {
+        let small_call = change.n < 64;
+        assert!(
+            change.previous_cause.is_none()
+                || matches!(change.previous_cause, Some(Cause::Capped { .. })) == small_call,
+            "{changes:#?}"
+        );
+    }
+    assert!(changes.len() < 12, "a change at every call: {changes:#?}");
+}
+
 #[amorsize::parallel(mode = "serial")]
 fn pinned(x: &u64) -> u64 {
     spin(*x, Duration::from_micros(5))

@@ -41,9 +41,12 @@ pub trait Observer: Send + Sync {
     fn call_ended(&self, _call: &CallEnd) {}
     /// A site's first call (or a long call after a short one) timed its head.
     fn profiled(&self, _profiled: &Profiled) {}
-    /// A site's plan changed: loop to parallel or back, another thread count, or another
-    /// cause (a site's first plan counts as a change; a piece length that follows the
-    /// call's length does not). Only calls long enough to be planned are: calls below the
+    /// A site's plan for calls of about this length changed: loop to parallel or back,
+    /// another thread count, or another cause (a first plan for such calls counts as a
+    /// change; a piece length that follows the call's length does not). Lengths within a
+    /// factor of 8 are compared (1-7, 8-63, 64-511 items…), so that a site called with
+    /// small and large batches in turn, a loop for one and parallel for the other, reports
+    /// each once, not at every call. Only calls long enough to be planned are: calls below the
     /// break-even point, and calls in a pool of one thread (which can only loop), run the
     /// loop without a plan.
     fn plan_changed(&self, _change: &PlanChange) {}
@@ -169,7 +172,7 @@ pub struct PlanChange {
     pub plan: Plan,
     /// What decided it.
     pub cause: Cause,
-    /// The site's previous plan, if it had one.
+    /// The site's previous plan for calls of about this length, if it had one.
     pub previous: Option<Plan>,
     /// What decided that one.
     pub previous_cause: Option<Cause>,

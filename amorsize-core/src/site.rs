@@ -74,6 +74,17 @@ pub(crate) struct Learned {
     pub(crate) outcome: Outcome,
     /// The most recent planned call.
     pub(crate) last: Option<LastDecision>,
+    /// The most recent plan (and its cause) for each class of call lengths (see
+    /// [`length_class`]): what a plan change is told against.
+    pub(crate) by_length: [Option<(Plan, Cause)>; LENGTH_CLASSES],
+}
+
+/// Classes of call lengths whose plans are told apart: lengths within a factor of 8.
+pub(crate) const LENGTH_CLASSES: usize = 8;
+
+/// The class of calls of `n` items: 1-7, 8-63, 64-511… up to 2 097 152 and more.
+pub(crate) fn length_class(n: usize) -> usize {
+    ((usize::BITS - n.leading_zeros()).saturating_sub(1) as usize / 3).min(LENGTH_CLASSES - 1)
 }
 
 impl LastDecision {
@@ -158,6 +169,7 @@ impl Site {
             learned: Mutex::new(Learned {
                 outcome: Outcome::NEW,
                 last: None,
+                by_length: [None; LENGTH_CLASSES],
             }),
             registered: AtomicBool::new(false),
             instances: OnceLock::new(),
@@ -485,7 +497,8 @@ impl Site {
     /// Records `last` as the site's most recent planned call, then (with the lock released:
     /// an observer is user code) tells an observer if the plan changed.
     pub(crate) fn remember(&self, mut learned: MutexGuard<'_, Learned>, last: LastDecision) {
-        let previous = learned.last.replace(last).map(|p| (p.plan, p.cause));
+        learned.last = Some(last);
+        let previous = learned.by_length[length_class(last.n)].replace((last.plan, last.cause));
         drop(learned);
         crate::observe::planned(
             self.name,
@@ -592,6 +605,15 @@ mod tests {
         // No parallel call yet: the pieces are assumed to cost what the loop does.
         let costs = SITE.costs().unwrap();
         assert_eq!(costs.parallel, costs.serial);
+    }
+
+    #[test]
+    fn call_lengths_fall_in_classes_a_factor_of_8_wide() {
+        let classes: Vec<usize> = [0, 1, 7, 8, 63, 64, 511, 512, 2_000, 1 << 21, usize::MAX]
+            .iter()
+            .map(|&n| length_class(n))
+            .collect();
+        assert_eq!(classes, [0, 0, 0, 1, 1, 2, 2, 3, 3, 7, 7]);
     }
 
     #[test]
