@@ -171,7 +171,10 @@ fn items_that_cost_more_in_parallel_send_the_site_back_to_the_loop() {
     if needs_two_cpus("items_that_cost_more_in_parallel_send_the_site_back_to_the_loop") {
         let serial = site.per_item.unwrap().as_nanos();
         let parallel = site.per_item_in_parallel.unwrap().as_nanos();
-        assert!(parallel > 1.5 * serial, "{report}");
+        // About 2x on an idle machine; a loaded one stretches the loop's own items too (one
+        // run under two busy loops: 38.7 µs in the loop, 57.9 µs in parallel). 1.2x is where
+        // the report calls items dearer in parallel.
+        assert!(parallel > 1.2 * serial, "{report}");
         // The model turns it down on those costs; on a busy machine the third call may
         // still be measuring the loop, or judging an outcome: the loop for the same reason.
         assert!(
