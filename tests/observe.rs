@@ -83,6 +83,17 @@ fn events_of(function: &str) -> Vec<Event> {
         .collect()
 }
 
+/// The plan changes reported so far for the site whose name ends with `function`.
+fn plan_changes_of(function: &str) -> Vec<PlanChange> {
+    events_of(function)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Plan(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
 mod support;
 use support::{nobody, poll_here, spin_from as spin};
 
@@ -289,13 +300,7 @@ fn a_site_called_with_two_sizes_in_turn_reports_a_change_per_size_not_per_call()
         );
         assert_eq!(par_two_sizes(&large).len(), 2_000);
     }
-    let changes: Vec<PlanChange> = events_of("two_sizes")
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Plan(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let changes = plan_changes_of("two_sizes");
     if amorsize::machine().threads < 2 {
         // A pool of one thread can only loop: at most a first plan per size, said to be so.
         eprintln!("note: one thread in this pool; checked the one-thread plans only");
@@ -331,13 +336,7 @@ fn a_pinned_long_call_reports_its_plan_and_why() {
     for _ in 0..3 {
         assert_eq!(par_pinned(&items).len(), 2_000);
     }
-    let changes: Vec<PlanChange> = events_of("pinned")
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Plan(c) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let changes = plan_changes_of("pinned");
     if amorsize::machine().threads < 2 {
         // A pool of one thread can only loop: its calls are not planned, so there is no
         // plan to report. What can be checked on one CPU is that nothing is made up.
