@@ -138,9 +138,12 @@ fn a_cost_that_changes_by_far_is_followed_within_two_calls() {
     black_box(par_drifting(&items));
     let report = amorsize::report();
     let down = report.site("drifting").unwrap().per_item.unwrap();
+    // Down by the drift factor at least (0.1-0.2 µs against 5 µs on an idle machine). On one
+    // CPU shared with two busy loops, a 0.5 ms call can be stretched by their time slices
+    // to 6 ms: the cost learned is what the calls took, 1.5 µs against 13.3 µs in one run.
     assert!(
-        down.as_nanos() < 1_000.0,
-        "after two calls: {down}\n{report}"
+        down.as_nanos() * 4.0 <= up.as_nanos(),
+        "after two calls: {down} (up: {up})\n{report}"
     );
 }
 
