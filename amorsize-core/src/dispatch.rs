@@ -510,8 +510,7 @@ pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
     let pool = pool::here();
     let (m, cold, cause) = figures_for(site, pool);
     let decision = model::decide(remaining, costs, &m);
-    site.remember(
-        site.learned(),
+    site.note(
         LastDecision::new(n, &decision, cause, m)
             .with_costs(costs)
             .of_rest(remaining),
@@ -549,15 +548,9 @@ pub(crate) fn note_profiled_whole(site: &Site, n: usize, estimate: PerItem) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spin;
     use std::sync::atomic::AtomicUsize;
-    use std::time::{Duration, Instant};
-
-    fn spin(d: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < d {
-            std::hint::spin_loop();
-        }
-    }
+    use std::time::Duration;
 
     #[test]
     fn a_loop_the_outcomes_chose_counts_as_running_in_the_pool() {
@@ -576,10 +569,7 @@ mod tests {
             // 2 000 items of 5 µs, in a loop and in parallel pieces alike, as if well timed
             // (set, not measured: on a busy machine the pieces could measure dearer, and
             // the model would choose the loop itself): planned parallel.
-            let per_item = PerItem::from_nanos(5_000.0);
-            for cost in [GATED.serial_cost(), GATED.parallel_cost()] {
-                cost.update(|word| word.after_profile(per_item, true, false).map(|w| (w, ())));
-            }
+            GATED.assume_cost(PerItem::from_nanos(5_000.0));
             // Parallel runs measured slower than the loop, twice: the loop, for a while.
             let call = GATED.calls();
             for _ in 0..2 {

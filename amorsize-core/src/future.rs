@@ -1082,8 +1082,7 @@ mod tests {
         pool.install(|| {
             let here = crate::pool::here();
             let work = |x: u64| {
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_micros(2) {}
+                crate::spin(Duration::from_micros(2));
                 x
             };
             // The first call profiles (on the pool): the cost is then known.

@@ -257,10 +257,7 @@ mod tests {
             cold_overhead_ns: 50_000.0,
             per_piece_ns: 100.0,
         };
-        let per_item = ns(1_000.0);
-        for cost in [JUDGED.serial_cost(), JUDGED.parallel_cost()] {
-            cost.update(|word| word.after_profile(per_item, true, false).map(|w| (w, ())));
-        }
+        JUDGED.assume_cost(ns(1_000.0));
         let plan = |cold| ParallelRoute {
             decision: Decision {
                 plan: Plan::Parallel {

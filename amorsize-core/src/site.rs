@@ -474,10 +474,7 @@ impl Site {
         cause: Cause,
         machine: Machine,
     ) {
-        self.remember(
-            self.learned(),
-            LastDecision::new(n, decision, cause, machine).with_costs(costs),
-        );
+        self.note(LastDecision::new(n, decision, cause, machine).with_costs(costs));
     }
 
     /// Remembers what a planned call chose and why, for reports, with no costs to show.
@@ -488,10 +485,21 @@ impl Site {
         cause: Cause,
         machine: Machine,
     ) {
-        self.remember(
-            self.learned(),
-            LastDecision::new(n, decision, cause, machine),
-        );
+        self.note(LastDecision::new(n, decision, cause, machine));
+    }
+
+    /// Sets both of the site's costs, in a loop and in parallel pieces, to `per_item`, as if
+    /// well timed over whole calls: a test's site whose plans follow from known costs.
+    #[cfg(test)]
+    pub(crate) fn assume_cost(&self, per_item: PerItem) {
+        for cost in [&self.serial, &self.parallel] {
+            cost.update(|word| word.after_profile(per_item, true, false).map(|w| (w, ())));
+        }
+    }
+
+    /// Remembers `last`, a planned call's decision, for reports.
+    pub(crate) fn note(&self, last: LastDecision) {
+        self.remember(self.learned(), last);
     }
 
     /// Records `last` as the site's most recent planned call, then (with the lock released:

@@ -15,10 +15,9 @@
 //!
 //! One exception: a caller from outside the pool whose first helper has not started after
 //! [`HELP_STUCK_AFTER`] waits for it, once, at most [`HELP_STUCK_WAIT`] and half the time
-//! its remaining items would take it. Linux often wakes
-//! the helper onto the caller's own core when the caller has just woken from a wait itself
-//! (a service's thread between requests): there it waits for the caller's whole loop while
-//! the other core idles. Measured on the 2-core development VM, 100 calls of 1.2 ms of work,
+//! its remaining items would take it. Linux often wakes the helper onto the caller's own
+//! core when the caller has just woken from a wait itself (a service's thread between
+//! requests): there it waits for the caller's whole loop while the other core idles. Measured on the 2-core development VM, 100 calls of 1.2 ms of work,
 //! each after nine 12 µs loops 100 µs apart: 59-81 of the first helpers started only once
 //! the caller had finished, all on its core, and the calls took 1.1-1.2 ms at the median
 //! against 0.66-0.69 ms for rayon's `par_iter`. Waiting gives the helper that core; it then
@@ -318,14 +317,17 @@ pub(crate) fn drive<P, W>(
         if settled {
             return;
         }
-        let ran = control.ran.load(Ordering::Relaxed);
         if door.arrived.load(Ordering::Acquire) {
             settled = true;
-        } else if ran > 0 && asked.elapsed() >= HELP_STUCK_AFTER {
+            return;
+        }
+        let ran = control.ran.load(Ordering::Relaxed);
+        let elapsed = asked.elapsed();
+        if ran > 0 && elapsed >= HELP_STUCK_AFTER {
             settled = true;
             // At most half of what is left at the pace so far: should no helper come, the
             // call takes at most half as long again as the rest of its loop.
-            let left = asked.elapsed().as_secs_f64() * n.saturating_sub(ran) as f64 / ran as f64;
+            let left = elapsed.as_secs_f64() * n.saturating_sub(ran) as f64 / ran as f64;
             let limit = HELP_STUCK_WAIT.min(Duration::from_secs_f64(left / 2.0));
             if limit >= HELP_STUCK_WAIT_FROM {
                 door.wait_for_first_helper(limit);
@@ -1035,8 +1037,7 @@ mod tests {
         // 200 items of 2 µs: past `HELP_STUCK_AFTER` long before the end.
         let me = std::thread::current().id();
         let out = run(200, 10, |x| {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_micros(2) {}
+            crate::spin(Duration::from_micros(2));
             (x, std::thread::current().id())
         });
         for _ in 0..threads {
