@@ -41,7 +41,9 @@ pub fn check(func: &ItemFn, shape: &Shape) -> Result<(), syn::Error> {
             syn::ReceiverKind::Value => {
                 "the companion calls this method once per item, so it cannot take `self` by value; take `&self`"
             }
-            syn::ReceiverKind::Typed(_, ty) if matches!(&**ty, syn::Type::Reference(_)) => {
+            syn::ReceiverKind::Typed(_, ty)
+                if matches!(&**ty, syn::Type::Reference(r) if r.mutability.is_some()) =>
+            {
                 "items run in parallel, so they cannot share `self: &mut Self`; take `&self` (with interior mutability such as a `Mutex` or atomics if needed)"
             }
             _ => "only `&self` methods are supported; take `&self`",
