@@ -237,18 +237,30 @@ impl Facts<'_> {
 /// it was planned on where known (`c`, the site's cost now, where not), and for the items
 /// its plan covered, which are fewer than the call's for the rest of a call that profiled
 /// its head first.
-fn weighed(c: PerItem, last: &LastDecision) -> String {
-    let c = last.costs.map_or(c, |costs| costs.serial);
+fn weighed(now: PerItem, last: &LastDecision) -> String {
+    let c = last.costs.map_or(now, |costs| costs.serial);
     let work = Nanos(c.work_ns(last.planned));
+    // The plan stands until a call re-plans: a cost that has moved far since is told, so
+    // that the sentence is not read as today's figures.
+    let ratio = c.as_nanos() / now.as_nanos().max(1e-6);
+    let cost = if !(1.0 / MOVED_SINCE..=MOVED_SINCE).contains(&ratio) {
+        format!("{c} (the cost when it was planned; {now} now)")
+    } else {
+        c.to_string()
+    };
     if last.planned == last.n {
-        format!("{} items × {c} = {work}", last.n)
+        format!("{} items × {cost} = {work}", last.n)
     } else {
         format!(
-            "the {} items left of {} after profiling × {c} = {work}",
+            "the {} items left of {} after profiling × {cost} = {work}",
             last.planned, last.n
         )
     }
 }
+
+/// A cost per item this many times the one a plan was made with (or less than its
+/// inverse) is said beside the plan's.
+const MOVED_SINCE: f64 = 2.0;
 
 /// The pool's cost of going parallel in figures `m`, in words: `the 12.0 µs cost of going
 /// parallel`, said to be assumed while the pool's own is not measured yet.
@@ -537,6 +549,12 @@ mod tests {
             format!(
                 "the 37 items left of 100 after profiling × 400.0 ns = 14.8 µs: after the 12.0 µs cost of going parallel, parallel predicted {split:.2}×, under 1.25×: serial"
             )
+        );
+        // A cost that has moved far since the plan is told beside it.
+        let r = reason(Some(PerItem::from_nanos(100.0)), Some(&rest), &m);
+        assert!(
+            r.starts_with("the 37 items left of 100 after profiling × 400.0 ns (the cost when it was planned; 100.0 ns now) = 14.8 µs: "),
+            "{r}"
         );
         // The prediction is for those 14.8 µs: 12 µs, then half of them on each thread in 4
         // pieces (of at least 5 items, the least that keeps a piece's cost under 5 %).
