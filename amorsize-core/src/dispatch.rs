@@ -181,13 +181,6 @@ where
     map(site, items, f)
 }
 
-/// Whether `site`'s calls are decided by its measurements: neither the process nor the site
-/// forces a mode. (The fast path asks the same of `config::is_auto`, which does not read the
-/// environment.)
-pub(crate) fn measures(site: &Site) -> bool {
-    mode_for(site) == Mode::Auto
-}
-
 /// The mode that decides `site`'s calls now: the process's, if it forces one, else the
 /// site's own.
 pub(crate) fn mode_for(site: &Site) -> Mode {

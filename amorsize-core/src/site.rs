@@ -357,6 +357,11 @@ impl Site {
         old >> ITEM_BITS
     }
 
+    /// Counts `n` items mapped outside any call (a stream's items mapped one by one).
+    pub(crate) fn count_items(&self, n: usize) {
+        self.spill_items(n as u64);
+    }
+
     /// Adds `n` to the spilled items, up to `u64::MAX`, where the count then stays.
     fn spill_items(&self, n: u64) {
         let _ = self

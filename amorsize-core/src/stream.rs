@@ -8,13 +8,23 @@
 //! overlap. A batch is long enough that its cost of going parallel is a few per cent of its
 //! work (about 4 ms of it, from the learned per-item cost), and holds at most
 //! [`MAX_BATCH`] items; at most two batches and one batch of results are held at a time.
-//! Items too cheap for any batch to pay for going parallel are mapped one by one as they are
-//! asked for, like `input.map(f)`, re-measured every [`LAZY_STRETCH`] items.
+//! A batch planned as a loop (items too cheap for a batch to pay for going parallel, a busy
+//! pool, a serial mode) reads nothing ahead, and the items after it are mapped one by one as
+//! they are asked for, like `input.map(f)`, with no batch's buffers: for about 16 ms of the
+//! caller's time (at most [`LAZY_STRETCH`] items), after which a batch is planned again.
+//! Consumers that fold (`sum`, `for_each`, `collect`…) run such a stretch as the input's
+//! own `fold`. A stream of cheap items (under 16 ns each) that the caller's own code reads
+//! also compares what it sees of both ways, batches in parallel and a loop one by one (the
+//! reading and handing over of each item in a batch, on the caller's thread, can cost more
+//! than the parallel map saves), and maps as the faster one, trying the other again from
+//! time to time. While every call is watched (an observer, a tracing subscriber), every item
+//! is mapped in a batch.
 //!
 //! Nothing runs between calls to `next()`: dropping the iterator early stops all work at
 //! once. A panic in the function reaches the caller at the `next()` that would have returned
 //! that item's result, with its payload (the other items of its batch have run).
 
+use crate::config::Mode;
 use crate::dispatch::{route, routed, short_call, ParallelRoute, Route};
 use crate::model::Plan;
 use crate::run::{parallel_call, Call, Run};
@@ -23,7 +33,9 @@ use crate::with_caller::{run_into, Ended, MapStep};
 use rayon::iter::plumbing::{Producer, ProducerCallback};
 use rayon::prelude::*;
 use std::any::Any;
+use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 /// A batch's work target, in nanoseconds: the cost of going parallel (tens of µs) is then a
 /// few per cent of it, and the first results of a stream come within a few ms.
@@ -35,8 +47,21 @@ const MIN_BATCH: usize = 64;
 /// The longest batch: what bounds a stream's memory (about three batches of items and
 /// results) when items are cheap.
 pub const MAX_BATCH: usize = 65_536;
-/// How many items a stream of cheap items maps one by one before measuring a batch again.
-pub const LAZY_STRETCH: usize = 1 << 20;
+/// How much of the caller's time (in nanoseconds) a stream whose batch was planned as a
+/// loop maps one by one before it plans a batch again.
+const LAZY_NS: f64 = 16_000_000.0;
+/// The most items a stream maps one by one before it plans a batch again.
+pub const LAZY_STRETCH: usize = 1 << 24;
+/// Streams of items that cost less than this (nanoseconds, at the site's learned cost)
+/// compare what their caller sees of batches in parallel and of a loop one by one: there
+/// the reading and handing over of each item on the caller's thread (a few ns) can cost
+/// more than a parallel map saves.
+const COMPARED_BELOW_NS: f64 = 16.0;
+/// One in this many choices of the loop over batches that might run in parallel tries two
+/// batches again (the second judged): what they cost the caller may have changed.
+const BATCHES_AGAIN: u32 = 4;
+/// Every this many judged batches in parallel, a stream measures its loop again.
+const LOOP_AGAIN: u32 = 32;
 
 /// One item's result, or the panic it raised.
 #[doc(hidden)]
@@ -101,6 +126,17 @@ pub trait StreamFn<T>: Sync {
     /// `before` while helpers start, when the batch runs in parallel.
     #[doc(hidden)]
     fn batch(&self, batch: Batch<T>, before: impl FnOnce()) -> Vec<Caught<Self::Output>>;
+}
+
+/// A stretch of a stream from one batch to the next.
+struct Segment {
+    start: Instant,
+    /// The batch's items (those mapped one by one after it are counted apart).
+    items: usize,
+    /// The batch ran in parallel.
+    parallel: bool,
+    /// Its wall time per item counts in the comparison of batches and the loop.
+    judged: bool,
 }
 
 /// A batch and how it runs.
@@ -219,8 +255,28 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
     out: std::vec::IntoIter<Caught<S::Output>>,
     /// The input has ended.
     exhausted: bool,
-    /// Items still to map one by one before measuring a batch again (cheap items).
+    /// Items still to map one by one before a batch is planned again.
     lazy_left: usize,
+    /// What `lazy_left` was set to: the items mapped one by one since are counted in the
+    /// site's report when the stretch ends (or the stream is dropped).
+    lazy_set: usize,
+    /// The stretch to map one by one once the current batch's results are taken.
+    lazy_next: usize,
+    /// Since the last batch: when it started, and how it was mapped.
+    segment: Option<Segment>,
+    /// The caller's wall time per item over judged batches in parallel, and over batches
+    /// run as loops with the stretches after them (the mean of the last two).
+    batched_ns: Option<f64>,
+    lazy_ns: Option<f64>,
+    /// Judged batches in parallel.
+    parallel_batches: u32,
+    /// How often [`loop_instead`](Self::loop_instead) has found the loop faster.
+    loops_chosen: u32,
+    /// Batches to plan before the loop is chosen again.
+    batches_left: u32,
+    /// The stream is read by another stream, or reads one: it follows its plans only (what
+    /// its caller sees also depends on how the other maps, which adapts too).
+    chained: bool,
     /// The thread cap around the code that made the stream (0 for none), which its
     /// batches are planned under wherever the stream is read.
     cap: usize,
@@ -236,6 +292,15 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             out: Vec::new().into_iter(),
             exhausted: false,
             lazy_left: 0,
+            lazy_set: 0,
+            lazy_next: 0,
+            segment: None,
+            batched_ns: None,
+            lazy_ns: None,
+            parallel_batches: 0,
+            loops_chosen: 0,
+            batches_left: 0,
+            chained: false,
             cap: crate::config::call_max_threads().unwrap_or(0),
         }
     }
@@ -246,26 +311,49 @@ impl<It: Iterator, S: StreamFn<It::Item>> Iterator for MapIter<It, S> {
 
     #[inline]
     fn next(&mut self) -> Option<S::Output> {
+        if let Some(result) = self.out.next() {
+            return Some(unwrapped(result));
+        }
+        if self.lazy_left > 0 {
+            self.lazy_left -= 1;
+            if let Some(item) = self.input.next() {
+                return Some(self.f.call(item));
+            }
+            self.lazy_left += 1;
+            self.input_ended();
+            return None;
+        }
+        self.next_from_batches()
+    }
+
+    /// A stretch mapped one by one runs as the input's own `fold`, as `input.map(f)` would.
+    fn fold<B, G>(mut self, init: B, mut g: G) -> B
+    where
+        G: FnMut(B, Self::Item) -> B,
+    {
+        let mut acc = init;
         loop {
-            if let Some(result) = self.out.next() {
-                return Some(match result {
-                    Ok(value) => value,
-                    Err(payload) => resume_unwind(payload),
+            for result in self.out.by_ref() {
+                acc = g(acc, unwrapped(result));
+            }
+            if self.lazy_left > 0 {
+                let stretch = self.lazy_left;
+                let mut mapped = 0;
+                let f = &self.f;
+                acc = (&mut self.input).take(stretch).fold(acc, |acc, item| {
+                    mapped += 1;
+                    g(acc, f.call(item))
                 });
+                self.lazy_left -= mapped;
+                if mapped < stretch {
+                    self.input_ended();
+                    return acc;
+                }
+                continue;
             }
-            if self.lazy_left > 0 && self.ahead.is_empty() {
-                self.lazy_left -= 1;
-                return match self.input.next() {
-                    Some(item) => Some(self.f.call(item)),
-                    None => {
-                        self.exhausted = true;
-                        self.lazy_left = 0;
-                        None
-                    }
-                };
-            }
-            if !self.refill() {
-                return None;
+            match self.next_from_batches() {
+                Some(value) => acc = g(acc, value),
+                None => return acc,
             }
         }
     }
@@ -292,11 +380,141 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         crate::config::with_max_threads(cap, || self.refill_now())
     }
 
+    /// The next result of a batch, or the first item of the stretch mapped one by one after
+    /// it, or of the next batch.
+    #[inline(never)]
+    fn next_from_batches(&mut self) -> Option<S::Output> {
+        loop {
+            if let Some(result) = self.out.next() {
+                return Some(unwrapped(result));
+            }
+            if self.lazy_next > 0 && self.ahead.is_empty() {
+                self.lazy_left = std::mem::take(&mut self.lazy_next);
+                self.lazy_set = self.lazy_left;
+                return self.next();
+            }
+            if !self.refill() {
+                return None;
+            }
+        }
+    }
+
+    /// The input ended during a stretch mapped one by one.
+    #[cold]
+    fn input_ended(&mut self) {
+        self.exhausted = true;
+        self.count_lazy();
+        self.lazy_left = 0;
+        self.lazy_set = 0;
+    }
+
+    /// Counts the items mapped one by one since the last count in the site's report, and
+    /// returns how many.
+    fn count_lazy(&mut self) -> usize {
+        let mapped = self.lazy_set - self.lazy_left;
+        if mapped > 0 {
+            self.site.count_items(mapped);
+        }
+        self.lazy_set = self.lazy_left;
+        mapped
+    }
+
+    /// Ends the segment since the last batch, whose stretch mapped `lazy` items one by one:
+    /// its wall time per item is what the caller saw of that way of mapping (its input's
+    /// reading and its own work on each result included).
+    fn end_segment(&mut self, now: Instant, lazy: usize) {
+        let Some(segment) = self.segment.take() else {
+            return;
+        };
+        if !segment.judged {
+            return;
+        }
+        let items = (segment.items + lazy).max(1);
+        let per_item_ns = now.duration_since(segment.start).as_nanos() as f64 / items as f64;
+        let figure = if segment.parallel {
+            self.parallel_batches += 1;
+            &mut self.batched_ns
+        } else {
+            &mut self.lazy_ns
+        };
+        // The mean with the last: one slow stretch (a descheduled thread) does not turn it.
+        *figure = Some(figure.map_or(per_item_ns, |last| (last + per_item_ns) / 2.0));
+    }
+
+    /// How many items to map one by one next although a batch of them might be planned in
+    /// parallel (0 for none). Only a stream of cheap items (under [`COMPARED_BELOW_NS`]),
+    /// not [`chained`](Self::chained), whose plans are its site's own (`auto`), chooses so,
+    /// from what it measured: when batches came slower to its caller than a loop one by one,
+    /// a stretch of about [`LAZY_NS`]; every [`BATCHES_AGAIN`]th time two batches instead.
+    /// To measure the loop: a batch's worth, after two judged batches in parallel and again
+    /// every [`LOOP_AGAIN`].
+    fn loop_instead(&mut self) -> usize {
+        self.chained |= READING.with(Cell::get);
+        let cheap = self
+            .site
+            .planning_costs()
+            .is_some_and(|costs| costs.serial.as_nanos() < COMPARED_BELOW_NS);
+        if !cheap
+            || self.chained
+            || crate::dispatch::mode_for(self.site) != Mode::Auto
+            || crate::observe::watching()
+        {
+            return 0;
+        }
+        if self.batches_left > 0 {
+            self.batches_left -= 1;
+            return 0;
+        }
+        match (self.batched_ns, self.lazy_ns) {
+            (Some(batched), Some(lazy)) if lazy < batched => {
+                self.loops_chosen += 1;
+                if self.loops_chosen % BATCHES_AGAIN == 0 {
+                    self.batches_left = 1;
+                    0
+                } else {
+                    self.stretch(LAZY_NS)
+                }
+            }
+            (Some(_), None) if self.parallel_batches >= 2 => self.stretch(TARGET_BATCH_NS),
+            (Some(_), Some(_)) if self.parallel_batches % LOOP_AGAIN == LOOP_AGAIN - 1 => {
+                // Counted once: the loop measured next is what decides.
+                self.parallel_batches += 1;
+                self.stretch(TARGET_BATCH_NS)
+            }
+            _ => 0,
+        }
+    }
+
+    /// How many items mapped one by one take about `ns` of the caller's time: at the wall
+    /// time per item of the last stretches (its input's reading and the caller's own work
+    /// on each result included), or at the site's cost if that is more; from [`MIN_BATCH`]
+    /// to [`LAZY_STRETCH`]. A batch's worth while no stretch has been measured.
+    fn stretch(&self, ns: f64) -> usize {
+        let cost = self
+            .site
+            .planning_costs()
+            .map(|costs| costs.serial.as_nanos());
+        match (cost, self.lazy_ns) {
+            (Some(cost), Some(wall)) => {
+                ((ns / cost.max(wall).max(1e-3)) as usize).clamp(MIN_BATCH, LAZY_STRETCH)
+            }
+            // The caller's time per item is not known yet (its input may cost far more than
+            // the function): a batch's worth.
+            _ => batch_len(self.site),
+        }
+    }
+
     /// Maps the next batch into `out`; `false` when the input has ended.
     fn refill_now(&mut self) -> bool {
+        // Whoever reads this stream now learns that it reads a stream.
+        REFILLED.with(|refilled| refilled.set(true));
+        let now = Instant::now();
+        let lazy = self.count_lazy();
+        self.end_segment(now, lazy);
         let site = self.site;
-        if self.ahead.is_empty() && !self.exhausted {
-            read(
+        let read_now = self.ahead.is_empty();
+        if read_now && !self.exhausted {
+            self.chained |= read(
                 &mut self.input,
                 &mut self.ahead,
                 batch_len(site),
@@ -309,7 +527,8 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         let items = std::mem::take(&mut self.ahead);
         let n = items.len();
         let call_index = site.begin_call(n);
-        let route = if short_call(site, n, call_index) {
+        let instead = self.loop_instead();
+        let route = if instead > 0 || short_call(site, n, call_index) {
             Route::Serial {
                 timed: false,
                 pool: None,
@@ -317,11 +536,14 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         } else {
             route(site, n, call_index)
         };
+        let parallel = matches!(route, Route::Parallel(_));
         let (input, ahead, exhausted) = (&mut self.input, &mut self.ahead, &mut self.exhausted);
-        // Read the next batch while helpers start on this one (or after it, for a loop).
+        // Read the next batch while helpers start on this one. A loop reads nothing ahead:
+        // the items after it are mapped one by one.
+        let mut reads_a_stream = false;
         let read_ahead = || {
-            if !*exhausted {
-                read(input, ahead, batch_len(site), exhausted);
+            if parallel && !*exhausted {
+                reads_a_stream = read(input, ahead, batch_len(site), exhausted);
             }
         };
         let batch = Batch {
@@ -331,16 +553,79 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             route,
         };
         let results = self.f.batch(batch, read_ahead);
-        if cheap(site) {
-            self.lazy_left = LAZY_STRETCH;
+        self.chained |= reads_a_stream;
+        // A batch planned as a loop says the items after it would be mapped as a loop too
+        // (unless every call is watched: an observer or a tracing subscriber hears of every
+        // item in a batch, and items mapped one by one are in none).
+        if !parallel
+            && !matches!(route, Route::Profile)
+            && !self.exhausted
+            && !crate::observe::watching()
+        {
+            self.lazy_next = if instead > 0 {
+                instead
+            } else {
+                self.stretch(LAZY_NS)
+            };
         }
+        // A short batch (the input's last) is not judged, nor one in parallel whose items
+        // were read before it (the first after a loop: its reading overlapped nothing).
+        let full = n >= batch_len(site) / 2 && !(parallel && read_now);
+        self.segment = (!matches!(route, Route::Profile)).then_some(Segment {
+            start: now,
+            items: n,
+            parallel,
+            judged: full,
+        });
         self.out = results.into_iter();
         true
     }
 }
 
-/// Appends up to `len` items of `input` to `ahead`, noting when it ends.
-fn read<It: Iterator>(input: &mut It, ahead: &mut Vec<It::Item>, len: usize, exhausted: &mut bool) {
+impl<It: Iterator, S: StreamFn<It::Item>> Drop for MapIter<It, S> {
+    /// Counts the items mapped one by one and not counted yet.
+    fn drop(&mut self) {
+        self.count_lazy();
+    }
+}
+
+/// A batch's result for one item: its value, or its panic resumed.
+#[inline(always)]
+fn unwrapped<R>(result: Caught<R>) -> R {
+    match result {
+        Ok(value) => value,
+        Err(payload) => resume_unwind(payload),
+    }
+}
+
+thread_local! {
+    /// A stream is reading its input on this thread: a stream that plans a batch now is
+    /// that stream's input.
+    static READING: Cell<bool> = const { Cell::new(false) };
+    /// A stream has planned a batch on this thread (since a reading stream cleared it).
+    static REFILLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Appends up to `len` items of `input` to `ahead`, noting when it ends; `true` when the
+/// input is (or reads) another stream that planned a batch meanwhile.
+fn read<It: Iterator>(
+    input: &mut It,
+    ahead: &mut Vec<It::Item>,
+    len: usize,
+    exhausted: &mut bool,
+) -> bool {
+    /// Puts back what an enclosing reader had set, also when the input panics.
+    struct Restore(bool, bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            READING.with(|reading| reading.set(self.0));
+            REFILLED.with(|refilled| refilled.set(self.1));
+        }
+    }
+    let _restore = Restore(
+        READING.with(|reading| reading.replace(true)),
+        REFILLED.with(|refilled| refilled.replace(false)),
+    );
     ahead.reserve(len);
     while ahead.len() < len {
         match input.next() {
@@ -351,6 +636,7 @@ fn read<It: Iterator>(input: &mut It, ahead: &mut Vec<It::Item>, len: usize, exh
             }
         }
     }
+    REFILLED.with(Cell::get)
 }
 
 /// How many items the next batch of `site` holds: about [`TARGET_BATCH_NS`] of work at its
@@ -363,16 +649,6 @@ fn batch_len(site: &Site) -> usize {
             ((TARGET_BATCH_NS / per_item_ns) as usize).clamp(MIN_BATCH, MAX_BATCH)
         }
     }
-}
-
-/// Whether `site`'s items are too cheap for even the longest batch to pay for going
-/// parallel in this thread's pool (or the pool has one thread): then they are mapped one by
-/// one, as asked for.
-fn cheap(site: &Site) -> bool {
-    crate::dispatch::measures(site)
-        && site.planning_costs().is_some_and(|costs| {
-            costs.serial.work_ps(MAX_BATCH) < crate::pool::here().serial_limit_ps()
-        })
 }
 
 /// A parallel batch: the engine, with the caller reading the next batch first.
@@ -450,6 +726,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn after_a_batch_run_as_a_loop_items_are_read_one_by_one_and_counted() {
+        static LOOP: Site = Site::new("s_loop").with_mode(crate::Mode::Serial);
+        let read = Cell::new(0usize);
+        let input = (0u64..).inspect(|_| read.set(read.get() + 1));
+        let mut out = map_iter(&LOOP, input, |x| x * 2);
+        // The first batch (cost unknown: `FIRST_BATCH` items) is read whole, nothing ahead.
+        assert_eq!(out.next(), Some(0));
+        assert_eq!(read.get(), FIRST_BATCH);
+        for i in 1..FIRST_BATCH as u64 {
+            assert_eq!(out.next(), Some(i * 2));
+        }
+        // Then one read per item asked for (a stretch is `MIN_BATCH` items or more).
+        for i in 0..MIN_BATCH as u64 {
+            assert_eq!(out.next(), Some((FIRST_BATCH as u64 + i) * 2));
+            assert_eq!(read.get(), FIRST_BATCH + 1 + i as usize);
+        }
+        drop(out);
+        // The items mapped one by one count in the report like a batch's.
+        let report = crate::report();
+        let site = report.site("s_loop").expect("the site is reported");
+        assert_eq!(
+            (site.calls, site.items),
+            (1, (FIRST_BATCH + MIN_BATCH) as u64)
+        );
+    }
+
+    #[test]
+    fn folds_over_stretches_map_every_item_once() {
+        static FOLDS: Site = Site::new("s_folds").with_mode(crate::Mode::Serial);
+        for n in [0u64, 1, 255, 256, 257, 100_000] {
+            let sum: u64 = map_iter(&FOLDS, 0..n, |x| x * 3).sum();
+            assert_eq!(sum, (0..n).map(|x| x * 3).sum::<u64>(), "{n}");
+            // `next` and `fold` mixed: a stretch begun by `next`, finished by `fold`.
+            let mut it = map_iter(&FOLDS, 0..n, |x| x + 1);
+            let first: Vec<u64> = it.by_ref().take(300).collect();
+            let rest: Vec<u64> = it.collect();
+            let all: Vec<u64> = first.into_iter().chain(rest).collect();
+            assert_eq!(all, (1..=n).collect::<Vec<_>>(), "{n}");
+        }
+        let expected: u64 = [0u64, 1, 255, 256, 257, 100_000]
+            .iter()
+            .map(|n| 2 * n)
+            .sum();
+        assert_eq!(
+            crate::report().site("s_folds").map(|s| s.items),
+            Some(expected)
+        );
     }
 
     #[test]
