@@ -77,6 +77,10 @@ pub(crate) struct Learned {
     /// The most recent plan (and its cause) for each class of call lengths (see
     /// [`length_class`]): what a plan change is told against.
     pub(crate) by_length: [Option<(Plan, Cause)>; LENGTH_CLASSES],
+    /// Whether the last of the site's streams that measured both ways got its results to
+    /// its caller faster from a loop one by one than from batches in parallel (see
+    /// [`crate::stream`]).
+    pub(crate) stream_loop_faster: Option<bool>,
 }
 
 /// Classes of call lengths whose plans are told apart: lengths within a factor of 8.
@@ -170,6 +174,7 @@ impl Site {
                 outcome: Outcome::NEW,
                 last: None,
                 by_length: [None; LENGTH_CLASSES],
+                stream_loop_faster: None,
             }),
             registered: AtomicBool::new(false),
             instances: OnceLock::new(),

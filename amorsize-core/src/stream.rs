@@ -17,8 +17,8 @@
 //! also compares what it sees of both ways, batches in parallel and a loop one by one (the
 //! reading and handing over of each item in a batch, on the caller's thread, can cost more
 //! than the parallel map saves), and maps as the faster one, trying the other again from
-//! time to time. While every call is watched (an observer, a tracing subscriber), every item
-//! is mapped in a batch.
+//! time to time; the site's next stream starts from that verdict. While every call is
+//! watched (an observer, a tracing subscriber), every item is mapped in a batch.
 //!
 //! Nothing runs between calls to `next()`: dropping the iterator early stops all work at
 //! once. A panic in the function reaches the caller at the `next()` that would have returned
@@ -265,9 +265,13 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
     /// Since the last batch: when it started, and how it was mapped.
     segment: Option<Segment>,
     /// The caller's wall time per item over judged batches in parallel, and over batches
-    /// run as loops with the stretches after them (the mean of the last two).
+    /// run as loops with the stretches after them (the mean of the last two); at first, the
+    /// verdict of the site's last stream that measured both (0 for the faster way, infinite
+    /// for the other).
     batched_ns: Option<f64>,
     lazy_ns: Option<f64>,
+    /// What this stream last told its site: whether the loop came faster than batches.
+    told: Option<bool>,
     /// Judged batches in parallel.
     parallel_batches: u32,
     /// How often [`loop_instead`](Self::loop_instead) has found the loop faster.
@@ -284,7 +288,15 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
 
 impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
     fn new(site: &'static Site, input: It, f: S) -> Self {
+        // What the site's last stream found, until this one measures its own.
+        let (batched_ns, lazy_ns) = match site.learned().stream_loop_faster {
+            Some(true) => (Some(f64::INFINITY), Some(0.0)),
+            Some(false) => (Some(0.0), Some(f64::INFINITY)),
+            None => (None, None),
+        };
         MapIter {
+            batched_ns,
+            lazy_ns,
             site,
             input,
             f,
@@ -295,8 +307,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             lazy_set: 0,
             lazy_next: 0,
             segment: None,
-            batched_ns: None,
-            lazy_ns: None,
+            told: None,
             parallel_batches: 0,
             loops_chosen: 0,
             batches_left: 0,
@@ -438,7 +449,18 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             &mut self.lazy_ns
         };
         // The mean with the last: one slow stretch (a descheduled thread) does not turn it.
-        *figure = Some(figure.map_or(per_item_ns, |last| (last + per_item_ns) / 2.0));
+        // A figure the site's last stream left (0 or infinite) is replaced.
+        *figure = Some(match *figure {
+            Some(last) if measured(last) => (last + per_item_ns) / 2.0,
+            _ => per_item_ns,
+        });
+        if let (Some(batched), Some(lazy)) = (self.batched_ns, self.lazy_ns) {
+            let verdict = Some(lazy < batched);
+            if measured(batched) && measured(lazy) && !self.chained && verdict != self.told {
+                self.told = verdict;
+                self.site.learned().stream_loop_faster = verdict;
+            }
+        }
     }
 
     /// How many items to map one by one next although a batch of them might be planned in
@@ -494,7 +516,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             .site
             .planning_costs()
             .map(|costs| costs.serial.as_nanos());
-        match (cost, self.lazy_ns) {
+        match (cost, self.lazy_ns.filter(|wall| measured(*wall))) {
             (Some(cost), Some(wall)) => {
                 ((ns / cost.max(wall).max(1e-3)) as usize).clamp(MIN_BATCH, LAZY_STRETCH)
             }
@@ -587,6 +609,11 @@ impl<It: Iterator, S: StreamFn<It::Item>> Drop for MapIter<It, S> {
     fn drop(&mut self) {
         self.count_lazy();
     }
+}
+
+/// Whether a wall time per item was measured by this stream (not a verdict it started from).
+fn measured(per_item_ns: f64) -> bool {
+    per_item_ns.is_finite() && per_item_ns > 0.0
 }
 
 /// A batch's result for one item: its value, or its panic resumed.
@@ -776,6 +803,26 @@ mod tests {
             crate::report().site("s_folds").map(|s| s.items),
             Some(expected)
         );
+    }
+
+    #[test]
+    fn a_stream_starts_from_the_verdict_of_its_sites_last() {
+        let _serial = crate::timing_test();
+        static HINTED: Site = Site::new("s_hinted");
+        // Items whose batches would be planned in parallel (655 µs each, on two threads)...
+        HINTED.assume_cost(crate::units::PerItem::from_nanos(10.0));
+        // ...but the site's last stream got its results faster one by one.
+        HINTED.learned().stream_loop_faster = Some(true);
+        let read = Cell::new(0usize);
+        let input = (0u64..).inspect(|_| read.set(read.get() + 1));
+        let mut out = map_iter(&HINTED, input, |x| x + 1);
+        let first = batch_len(&HINTED);
+        for i in 0..=first as u64 {
+            assert_eq!(out.next(), Some(i + 1));
+        }
+        // The first batch ran as a loop, reading nothing ahead (a parallel one would have
+        // read the next batch), and the item after it was read alone.
+        assert_eq!(read.get(), first + 1);
     }
 
     #[test]
