@@ -437,10 +437,12 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         let Some(segment) = self.segment.take() else {
             return;
         };
-        if !segment.judged {
+        let items = segment.items + lazy;
+        // A short segment (the input's last batch) is not judged: its fixed costs weigh
+        // too much.
+        if !segment.judged || items < batch_len(self.site) / 2 {
             return;
         }
-        let items = (segment.items + lazy).max(1);
         let per_item_ns = now.duration_since(segment.start).as_nanos() as f64 / items as f64;
         let figure = if segment.parallel {
             self.parallel_batches += 1;
@@ -461,6 +463,16 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
                 self.site.learned().stream_loop_faster = verdict;
             }
         }
+    }
+
+    /// Whether [`loop_instead`](Self::loop_instead) will choose the loop (unless the stream
+    /// turns out to be chained): the loop came faster, and batches are not due again.
+    fn loop_next(&self) -> bool {
+        let loop_faster = matches!((self.batched_ns, self.lazy_ns), (Some(b), Some(l)) if l < b);
+        loop_faster
+            && self.batches_left == 0
+            && (self.loops_chosen + 1) % BATCHES_AGAIN != 0
+            && !self.chained
     }
 
     /// How many items to map one by one next although a batch of them might be planned in
@@ -536,12 +548,14 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         let site = self.site;
         let read_now = self.ahead.is_empty();
         if read_now && !self.exhausted {
-            self.chained |= read(
-                &mut self.input,
-                &mut self.ahead,
-                batch_len(site),
-                &mut self.exhausted,
-            );
+            // A batch that will run as a loop before a stretch one by one is read short: it
+            // is there to look at the plan, not to be timed.
+            let len = if self.loop_next() {
+                MIN_BATCH
+            } else {
+                batch_len(site)
+            };
+            self.chained |= read(&mut self.input, &mut self.ahead, len, &mut self.exhausted);
         }
         if self.ahead.is_empty() {
             return false;
@@ -590,14 +604,13 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
                 self.stretch(LAZY_NS)
             };
         }
-        // A short batch (the input's last) is not judged, nor one in parallel whose items
-        // were read before it (the first after a loop: its reading overlapped nothing).
-        let full = n >= batch_len(site) / 2 && !(parallel && read_now);
+        // A batch in parallel whose items were read before it (the first after a loop: its
+        // reading overlapped nothing) is not judged.
         self.segment = (!matches!(route, Route::Profile)).then_some(Segment {
             start: now,
             items: n,
             parallel,
-            judged: full,
+            judged: !(parallel && read_now),
         });
         self.out = results.into_iter();
         true
