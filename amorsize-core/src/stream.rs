@@ -472,27 +472,32 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         loop_faster
             && self.batches_left == 0
             && (self.loops_chosen + 1) % BATCHES_AGAIN != 0
+            && self.compares()
+    }
+
+    /// Whether this stream chooses between batches and the loop from what it measures: its
+    /// items are cheap (under [`COMPARED_BELOW_NS`] at the site's cost), it is not
+    /// [`chained`](Self::chained), its site's plans are its own (`auto`), and nothing
+    /// watches every call.
+    fn compares(&self) -> bool {
+        let cheap = self
+            .site
+            .planning_costs()
+            .is_some_and(|costs| costs.serial.as_nanos() < COMPARED_BELOW_NS);
+        cheap
             && !self.chained
+            && crate::dispatch::mode_for(self.site) == Mode::Auto
+            && !crate::observe::watching()
     }
 
     /// How many items to map one by one next although a batch of them might be planned in
-    /// parallel (0 for none). Only a stream of cheap items (under [`COMPARED_BELOW_NS`]),
-    /// not [`chained`](Self::chained), whose plans are its site's own (`auto`), chooses so,
+    /// parallel (0 for none). Only a stream that [`compares`](Self::compares) chooses so,
     /// from what it measured: when batches came slower to its caller than a loop one by one,
     /// a stretch of about [`LAZY_NS`]; every [`BATCHES_AGAIN`]th time two batches instead.
     /// To measure the loop: a batch's worth, after two judged batches in parallel and again
     /// every [`LOOP_AGAIN`].
     fn loop_instead(&mut self) -> usize {
-        self.chained |= READING.with(Cell::get);
-        let cheap = self
-            .site
-            .planning_costs()
-            .is_some_and(|costs| costs.serial.as_nanos() < COMPARED_BELOW_NS);
-        if !cheap
-            || self.chained
-            || crate::dispatch::mode_for(self.site) != Mode::Auto
-            || crate::observe::watching()
-        {
+        if !self.compares() {
             return 0;
         }
         if self.batches_left > 0 {
@@ -540,8 +545,10 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
 
     /// Maps the next batch into `out`; `false` when the input has ended.
     fn refill_now(&mut self) -> bool {
-        // Whoever reads this stream now learns that it reads a stream.
+        // Whoever reads this stream now learns that it reads a stream; and this stream,
+        // whether another reads it.
         REFILLED.with(|refilled| refilled.set(true));
+        self.chained |= READING.with(Cell::get);
         let now = Instant::now();
         let lazy = self.count_lazy();
         self.end_segment(now, lazy);
@@ -836,6 +843,27 @@ mod tests {
         // The first batch ran as a loop, reading nothing ahead (a parallel one would have
         // read the next batch), and the item after it was read alone.
         assert_eq!(read.get(), first + 1);
+    }
+
+    #[test]
+    fn a_verdict_left_by_cheap_items_does_not_hold_dearer_ones() {
+        let _serial = crate::timing_test();
+        static DEARER: Site = Site::new("s_dearer");
+        // The site's last stream found the loop faster, but its items now cost 100 ns:
+        // more than a stream compares at, so its batches are read and planned whole.
+        DEARER.learned().stream_loop_faster = Some(true);
+        DEARER.assume_cost(crate::units::PerItem::from_nanos(100.0));
+        // (Planned before the batch runs: its timing may move the cost.)
+        let whole = batch_len(&DEARER);
+        let read = Cell::new(0usize);
+        let input = (0u64..).inspect(|_| read.set(read.get() + 1));
+        let mut out = map_iter(&DEARER, input, |x| x + 1);
+        assert_eq!(out.next(), Some(1));
+        assert!(
+            read.get() >= whole,
+            "{} items read, not {whole}",
+            read.get()
+        );
     }
 
     #[test]
