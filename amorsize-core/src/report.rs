@@ -195,7 +195,7 @@ impl Facts<'_> {
             return "not measured yet: the next call profiles its first items".to_owned();
         };
         match self.last {
-            Some(last) => last_reason(c, last),
+            Some(last) => last_reason(c, last, self.machine),
             None if self.machine.threads < 2 => format!(
                 "{c} per item; 1 thread in this pool: nothing to split: serial"
             ),
@@ -273,11 +273,31 @@ fn overhead(m: &Machine) -> String {
     }
 }
 
+/// [`overhead`] in the figures a plan was made with (`then`), with the pool's figures now
+/// (`now`, both awake and after idling) when the plan's is far from either: the plan stands
+/// until a call re-plans, and the report's header gives today's.
+fn overhead_then(then: &Machine, now: &Machine) -> String {
+    let words = overhead(then);
+    let near = |now_ns: f64| {
+        let ratio = then.overhead_ns / now_ns.max(1e-3);
+        (1.0 / MOVED_SINCE..=MOVED_SINCE).contains(&ratio)
+    };
+    if crate::pool::is_provisional(then) || near(now.overhead_ns) || near(now.cold_overhead_ns) {
+        words
+    } else {
+        format!(
+            "{words} (when it was planned; {} now, {} after idling)",
+            Nanos(now.overhead_ns),
+            Nanos(now.cold_overhead_ns)
+        )
+    }
+}
+
 /// Why the model kept a call a loop, in the terms that decided it: too little work for the
 /// cost of going parallel, or items that cost more in parallel pieces than in the loop.
-fn model_serial_reason(c: PerItem, last: &LastDecision) -> String {
+fn model_serial_reason(c: PerItem, last: &LastDecision, now: &Machine) -> String {
     let weighed = weighed(c, last);
-    let overhead = overhead(&last.machine);
+    let overhead = overhead_then(&last.machine, now);
     let split = last.parallel_speedup;
     let dearer = last
         .costs
@@ -306,7 +326,7 @@ fn mode_plan(mode: Mode) -> &'static str {
     }
 }
 
-fn last_reason(c: PerItem, last: &LastDecision) -> String {
+fn last_reason(c: PerItem, last: &LastDecision, now: &Machine) -> String {
     let m = &last.machine;
     let weighed = weighed(c, last);
     let plan = plan_words(last.plan);
@@ -337,15 +357,15 @@ fn last_reason(c: PerItem, last: &LastDecision) -> String {
         ),
         Cause::Capped { max_threads } => format!(
             "{weighed} against {}, capped at {max_threads} thread{}: {plan}",
-            overhead(m),
+            overhead_then(m, now),
             if max_threads == 1 { "" } else { "s" }
         ),
         // `Model` and anything added later.
         _ => match last.plan {
-            Plan::Serial => model_serial_reason(c, last),
+            Plan::Serial => model_serial_reason(c, last, now),
             Plan::Parallel { .. } => format!(
                 "{weighed}, well above {}: {plan}",
-                overhead(m)
+                overhead_then(m, now)
             ),
         },
     }
@@ -560,6 +580,35 @@ mod tests {
         // pieces (of at least 5 items, the least that keeps a piece's cost under 5 %).
         let expected = 14_800.0 / (12_000.0 + 4.0 * 100.0 + 18.5 * 400.0);
         assert!((split - expected).abs() < 0.01, "{split} vs {expected}");
+    }
+
+    #[test]
+    fn a_plan_made_on_a_far_other_cost_of_going_parallel_says_today_s() {
+        let then = Machine {
+            overhead_ns: 30_700.0,
+            ..two_cores()
+        };
+        let planned = last(1_000_000, 0.6, Cause::Model, then);
+        let now = Machine {
+            overhead_ns: 7_400.0,
+            cold_overhead_ns: 14_500.0,
+            ..two_cores()
+        };
+        let r = reason(Some(PerItem::from_nanos(0.6)), Some(&planned), &now);
+        assert!(
+            r.contains("well above the 30.7 µs cost of going parallel (when it was planned; 7.4 µs now, 14.5 µs after idling): parallel"),
+            "{r}"
+        );
+        // Within 2× of either of today's figures, the plan's alone.
+        let near = Machine {
+            overhead_ns: 20_000.0,
+            ..now
+        };
+        let r = reason(Some(PerItem::from_nanos(0.6)), Some(&planned), &near);
+        assert!(
+            r.contains("the 30.7 µs cost of going parallel: parallel"),
+            "{r}"
+        );
     }
 
     #[test]
