@@ -20,25 +20,20 @@ fn mix(x: u64) -> u64 {
     x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7)
 }
 
-#[amorsize::parallel]
-fn spin4(x: u64) -> u64 {
-    spin(x, black_box(4))
+/// Annotated functions of `rounds` rounds of [`spin`] each. (Companions made inside a
+/// `macro_rules!` expansion get dead-code warnings for those left unused, which the
+/// forwarded `allow` silences; made directly in a file they get none.)
+macro_rules! spinners {
+    ($($name:ident: $rounds:literal),*) => {$(
+        #[allow(dead_code)]
+        #[amorsize::parallel]
+        fn $name(x: u64) -> u64 {
+            spin(x, black_box($rounds))
+        }
+    )*};
 }
 
-#[amorsize::parallel]
-fn spin16(x: u64) -> u64 {
-    spin(x, black_box(16))
-}
-
-#[amorsize::parallel]
-fn spin64(x: u64) -> u64 {
-    spin(x, black_box(64))
-}
-
-#[amorsize::parallel]
-fn spin256(x: u64) -> u64 {
-    spin(x, black_box(256))
-}
+spinners!(spin4: 4, spin16: 16, spin64: 64, spin256: 256);
 
 /// The median of `times` (seconds).
 fn median(mut times: Vec<f64>) -> f64 {
