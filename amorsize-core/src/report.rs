@@ -242,8 +242,7 @@ fn weighed(now: PerItem, last: &LastDecision) -> String {
     let work = Nanos(c.work_ns(last.planned));
     // The plan stands until a call re-plans: a cost that has moved far since is told, so
     // that the sentence is not read as today's figures.
-    let ratio = c.as_nanos() / now.as_nanos().max(1e-6);
-    let cost = if !(1.0 / MOVED_SINCE..=MOVED_SINCE).contains(&ratio) {
+    let cost = if moved_far(c.as_nanos(), now.as_nanos().max(1e-6)) {
         format!("{c} (the cost when it was planned; {now} now)")
     } else {
         c.to_string()
@@ -258,9 +257,14 @@ fn weighed(now: PerItem, last: &LastDecision) -> String {
     }
 }
 
-/// A cost per item this many times the one a plan was made with (or less than its
-/// inverse) is said beside the plan's.
+/// A figure this many times the one a plan was made with (or less than its inverse) is
+/// said beside the plan's.
 const MOVED_SINCE: f64 = 2.0;
+
+/// Whether a plan's figure `then` is [`MOVED_SINCE`] or more away from `now`, either way.
+fn moved_far(then: f64, now: f64) -> bool {
+    !(1.0 / MOVED_SINCE..=MOVED_SINCE).contains(&(then / now))
+}
 
 /// The pool's cost of going parallel in figures `m`, in words: `the 12.0 µs cost of going
 /// parallel`, said to be assumed while the pool's own is not measured yet.
@@ -278,18 +282,15 @@ fn overhead(m: &Machine) -> String {
 /// until a call re-plans, and the report's header gives today's.
 fn overhead_then(then: &Machine, now: &Machine) -> String {
     let words = overhead(then);
-    let near = |now_ns: f64| {
-        let ratio = then.overhead_ns / now_ns.max(1e-3);
-        (1.0 / MOVED_SINCE..=MOVED_SINCE).contains(&ratio)
-    };
-    if crate::pool::is_provisional(then) || near(now.overhead_ns) || near(now.cold_overhead_ns) {
-        words
-    } else {
+    let moved = |now_ns: f64| moved_far(then.overhead_ns, now_ns.max(1e-3));
+    if !crate::pool::is_provisional(then) && moved(now.overhead_ns) && moved(now.cold_overhead_ns) {
         format!(
             "{words} (when it was planned; {} now, {} after idling)",
             Nanos(now.overhead_ns),
             Nanos(now.cold_overhead_ns)
         )
+    } else {
+        words
     }
 }
 
