@@ -465,16 +465,6 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         }
     }
 
-    /// Whether [`loop_instead`](Self::loop_instead) will choose the loop (unless the stream
-    /// turns out to be chained): the loop came faster, and batches are not due again.
-    fn loop_next(&self) -> bool {
-        let loop_faster = matches!((self.batched_ns, self.lazy_ns), (Some(b), Some(l)) if l < b);
-        loop_faster
-            && self.batches_left == 0
-            && (self.loops_chosen + 1) % BATCHES_AGAIN != 0
-            && self.compares()
-    }
-
     /// Whether this stream chooses between batches and the loop from what it measures: its
     /// items are cheap (under [`COMPARED_BELOW_NS`] at the site's cost), it is not
     /// [`chained`](Self::chained), its site's plans are its own (`auto`), and nothing
@@ -553,16 +543,21 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         let lazy = self.count_lazy();
         self.end_segment(now, lazy);
         let site = self.site;
+        let mut instead = self.loop_instead();
         let read_now = self.ahead.is_empty();
         if read_now && !self.exhausted {
             // A batch that will run as a loop before a stretch one by one is read short: it
             // is there to look at the plan, not to be timed.
-            let len = if self.loop_next() {
+            let len = if instead > 0 {
                 MIN_BATCH
             } else {
                 batch_len(site)
             };
             self.chained |= read(&mut self.input, &mut self.ahead, len, &mut self.exhausted);
+            // An input found to be a stream: this one follows its plans from now on.
+            if self.chained {
+                instead = 0;
+            }
         }
         if self.ahead.is_empty() {
             return false;
@@ -570,7 +565,6 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         let items = std::mem::take(&mut self.ahead);
         let n = items.len();
         let call_index = site.begin_call(n);
-        let instead = self.loop_instead();
         let route = if instead > 0 || short_call(site, n, call_index) {
             Route::Serial {
                 timed: false,
