@@ -994,13 +994,7 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
-        pool.spawn(move || {
-            blocked_tx.send(()).unwrap();
-            let _ = release_rx.recv();
-        });
-        blocked_rx.recv().unwrap();
+        let _blocked = block_threads(1, |job| pool.spawn(job));
         let (caller, out) = pool.install(|| {
             let out = run(1_000, 10, |x| (x, rayon::current_thread_index()));
             (rayon::current_thread_index(), out)
@@ -1010,7 +1004,39 @@ mod tests {
             out.iter().map(|&(x, _)| x).collect::<Vec<_>>(),
             (0..1_000).collect::<Vec<_>>()
         );
-        release_tx.send(()).unwrap();
+    }
+
+    /// Threads of a pool kept busy until dropped.
+    struct Blocked {
+        release: std::sync::mpsc::Sender<()>,
+        threads: usize,
+    }
+
+    impl Drop for Blocked {
+        fn drop(&mut self) {
+            for _ in 0..self.threads {
+                let _ = self.release.send(());
+            }
+        }
+    }
+
+    /// Blocks `threads` threads of a pool, through `spawn` (which spawns a job there), and
+    /// returns once they all are.
+    fn block_threads(threads: usize, spawn: impl Fn(Box<dyn FnOnce() + Send>)) -> Blocked {
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
+        for _ in 0..threads {
+            let (release_rx, blocked_tx) = (Arc::clone(&release_rx), blocked_tx.clone());
+            spawn(Box::new(move || {
+                blocked_tx.send(()).unwrap();
+                let _ = lock(&release_rx).recv();
+            }));
+        }
+        for _ in 0..threads {
+            blocked_rx.recv().unwrap();
+        }
+        Blocked { release, threads }
     }
 
     /// From outside the pool, a caller whose first helper has not started after
@@ -1020,29 +1046,14 @@ mod tests {
     #[test]
     fn a_caller_that_waits_for_a_stuck_helper_works_on_alone_when_none_comes() {
         let _serial = crate::timing_test();
-        let threads = rayon::current_num_threads();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let release_rx = Arc::new(Mutex::new(release_rx));
-        let (blocked_tx, blocked_rx) = std::sync::mpsc::channel::<()>();
-        for _ in 0..threads {
-            let (release_rx, blocked_tx) = (Arc::clone(&release_rx), blocked_tx.clone());
-            rayon::spawn(move || {
-                blocked_tx.send(()).unwrap();
-                let _ = lock(&release_rx).recv();
-            });
-        }
-        for _ in 0..threads {
-            blocked_rx.recv().unwrap();
-        }
+        let blocked = block_threads(rayon::current_num_threads(), rayon::spawn);
         // 200 items of 2 µs: past `HELP_STUCK_AFTER` long before the end.
         let me = std::thread::current().id();
         let out = run(200, 10, |x| {
             crate::spin(Duration::from_micros(2));
             (x, std::thread::current().id())
         });
-        for _ in 0..threads {
-            release_tx.send(()).unwrap();
-        }
+        drop(blocked);
         assert!(out.iter().all(|&(_, thread)| thread == me));
         assert_eq!(
             out.iter().map(|&(x, _)| x).collect::<Vec<_>>(),
