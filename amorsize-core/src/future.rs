@@ -34,10 +34,10 @@
 //! Async calls count as running in the pool from their first poll: one sent to the pool
 //! while it waits there, then as its plan says; calls run in slices as the thread that runs
 //! them, once however many take turns on it (and not while none of them has run a slice for
-//! 100 ms: a future kept and no longer polled, or forgotten, keeps no core busy). So while a thread of the pool stays free for a
-//! few slices, a thread with several calls in slices hands the rest of one to it: futures
-//! joined on a one-thread executor still use every core (a multi-threaded executor moves
-//! tasks to its idle threads itself, sooner).
+//! 100 ms: a future kept and no longer polled, or forgotten, keeps no core busy). So while
+//! a thread of the pool stays free for a few slices, a thread with several calls in slices
+//! hands the rest of one to it: futures joined on a one-thread executor still use every
+//! core (a multi-threaded executor moves tasks to its idle threads itself, sooner).
 //!
 //! Polled on a thread of a rayon pool (a `block_on` inside a pool's task, say), a call never
 //! waits on the pool, which that thread may be all of: what would go there runs where it is

@@ -46,9 +46,9 @@ pub trait Observer: Send + Sync {
     /// change; a piece length that follows the call's length does not). Lengths within a
     /// factor of 8 are compared (1-7, 8-63, 64-511 items…), so that a site called with
     /// small and large batches in turn, a loop for one and parallel for the other, reports
-    /// each once, not at every call. Only calls long enough to be planned are: calls below the
-    /// break-even point, and calls in a pool of one thread (which can only loop), run the
-    /// loop without a plan.
+    /// each once, not at every call. Only calls long enough to be planned are: calls below
+    /// the break-even point, and calls in a pool of one thread (which can only loop), run
+    /// the loop without a plan.
     fn plan_changed(&self, _change: &PlanChange) {}
 }
 

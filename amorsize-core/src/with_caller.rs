@@ -17,11 +17,12 @@
 //! [`HELP_STUCK_AFTER`] waits for it, once, at most [`HELP_STUCK_WAIT`] and half the time
 //! its remaining items would take it. Linux often wakes the helper onto the caller's own
 //! core when the caller has just woken from a wait itself (a service's thread between
-//! requests): there it waits for the caller's whole loop while the other core idles. Measured on the 2-core development VM, 100 calls of 1.2 ms of work,
-//! each after nine 12 µs loops 100 µs apart: 59-81 of the first helpers started only once
-//! the caller had finished, all on its core, and the calls took 1.1-1.2 ms at the median
-//! against 0.66-0.69 ms for rayon's `par_iter`. Waiting gives the helper that core; it then
-//! asks for one more helper, woken by a pool thread, which lands on a free core.
+//! requests): there it waits for the caller's whole loop while the other core idles.
+//! Measured on the 2-core development VM, 100 calls of 1.2 ms of work, each after nine 12 µs
+//! loops 100 µs apart: 59-81 of the first helpers started only once the caller had
+//! finished, all on its core, and the calls took 1.1-1.2 ms at the median against
+//! 0.66-0.69 ms for rayon's `par_iter`. Waiting gives the helper that core; it then asks for
+//! one more helper, woken by a pool thread, which lands on a free core.
 //!
 //! What runs on each item is a [`Step`]: a plain map never stops; a fallible one (see
 //! `try_map`) may stop the whole call, checked before every item on every thread, after
