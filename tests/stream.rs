@@ -6,6 +6,7 @@
 
 use amorsize::{Mode, Site};
 use proptest::prelude::*;
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,6 +87,41 @@ fn dropping_a_stream_leaves_nothing_running() {
         after_drop,
         "items started after the stream was dropped"
     );
+}
+
+#[amorsize::parallel]
+fn from_a_slow_input(x: u64) -> u64 {
+    spin(Duration::from_micros(1));
+    x + 1
+}
+
+/// An input that gives its items slowly (a socket, a pipe, a producer thread) gets its first
+/// results once reading has taken about 16 ms, not once a batch's worth of items has come
+/// (at this function's learned cost, about 4 000 items).
+#[test]
+fn a_slow_input_gets_its_first_result_before_a_batch_is_read() {
+    // The cost is learned first, so that the stream plans batches of thousands of items.
+    let learned: Vec<u64> = (0..20_000).collect();
+    assert_eq!(par_from_a_slow_input(learned).len(), 20_000);
+    let read = Cell::new(0usize);
+    // Three items at once, then one every 20 ms (a sleep only ever lasts longer, so a
+    // busy machine cannot make this input faster), for at most 64 items.
+    let input = (0u64..67).inspect(|&x| {
+        read.set(read.get() + 1);
+        if x >= 3 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut stream = par_from_a_slow_input_iter(input);
+    assert_eq!(stream.next(), Some(1));
+    assert!(
+        read.get() <= 8,
+        "{} items were read before the first result (the whole input is 67)",
+        read.get()
+    );
+    // Every result still comes, in order.
+    let rest: Vec<u64> = stream.collect();
+    assert_eq!(rest, (2..=67).collect::<Vec<_>>());
 }
 
 #[amorsize::parallel]

@@ -20,6 +20,14 @@
 //! time to time; the site's next stream starts from that verdict. While every call is
 //! watched (an observer, a tracing subscriber), every item is mapped in a batch.
 //!
+//! A batch is mapped once it is full, once the input ends, or once reading it has taken
+//! about 16 ms (the clock is read after 1, 2, 4… items, and after every item when the input
+//! is slow): an input that yields its items slowly (a socket, a pipe, a producer thread)
+//! gets its results about that long after their items, not once a batch's worth has come.
+//! Reading blocks in the input's own `next()`, though, and a batch's results wait for the
+//! item being read: an input that waits for the stream's results before it gives its next
+//! item waits forever (map such items one at a time, with the function itself).
+//!
 //! Nothing runs between calls to `next()`: dropping the iterator early stops all work at
 //! once. A panic in the function reaches the caller at the `next()` that would have returned
 //! that item's result, with its payload (the other items of its batch have run).
@@ -52,6 +60,10 @@ pub const MAX_BATCH: usize = 65_536;
 const LAZY_NS: f64 = 16_000_000.0;
 /// The most items a stream maps one by one before it plans a batch again.
 pub const LAZY_STRETCH: usize = 1 << 24;
+/// How long (in nanoseconds) a stream goes on reading one batch: then it maps what it has
+/// read. An input that yields its items slowly (a socket, a pipe, a producer thread) thus
+/// gets its results within about this long, not once a batch's worth of items has come.
+const READ_NS: u64 = 16_000_000;
 /// Streams of items that cost less than this (nanoseconds, at the site's learned cost)
 /// compare what their caller sees of batches in parallel and of a loop one by one: there
 /// the reading and handing over of each item on the caller's thread (a few ns) can cost
@@ -75,7 +87,8 @@ pub type Caught<R> = Result<R, Box<dyn Any + Send>>;
 ///
 /// static SQUARE: Site = Site::new("square");
 ///
-/// // An endless input: only what is asked for is read (and at most a batch ahead).
+/// // An endless input: only what is asked for is read (and at most a batch ahead, or what
+/// // comes in about 16 ms of reading when the input is slow).
 /// let first: Vec<u64> = map_iter(&SQUARE, 0u64.., |x| x * x).take(5).collect();
 /// assert_eq!(first, [0, 1, 4, 9, 16]);
 /// ```
@@ -284,6 +297,8 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
     /// The thread cap around the code that made the stream (0 for none), which its
     /// batches are planned under wherever the stream is read.
     cap: usize,
+    /// How fast the input gave its items when last read.
+    pace: ReadPace,
 }
 
 impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
@@ -313,6 +328,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             batches_left: 0,
             chained: false,
             cap: crate::config::call_max_threads().unwrap_or(0),
+            pace: ReadPace::default(),
         }
     }
 }
@@ -553,7 +569,13 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             } else {
                 batch_len(site)
             };
-            self.chained |= read(&mut self.input, &mut self.ahead, len, &mut self.exhausted);
+            self.chained |= read(
+                &mut self.input,
+                &mut self.ahead,
+                len,
+                &mut self.exhausted,
+                &mut self.pace,
+            );
             // An input found to be a stream: this one follows its plans from now on.
             if self.chained {
                 instead = 0;
@@ -574,13 +596,18 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             route(site, n, call_index)
         };
         let parallel = matches!(route, Route::Parallel(_));
-        let (input, ahead, exhausted) = (&mut self.input, &mut self.ahead, &mut self.exhausted);
+        let (input, ahead, exhausted, pace) = (
+            &mut self.input,
+            &mut self.ahead,
+            &mut self.exhausted,
+            &mut self.pace,
+        );
         // Read the next batch while helpers start on this one. A loop reads nothing ahead:
         // the items after it are mapped one by one.
         let mut reads_a_stream = false;
         let read_ahead = || {
             if parallel && !*exhausted {
-                reads_a_stream = read(input, ahead, batch_len(site), exhausted);
+                reads_a_stream = read(input, ahead, batch_len(site), exhausted, pace);
             }
         };
         let batch = Batch {
@@ -647,13 +674,44 @@ thread_local! {
     static REFILLED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Appends up to `len` items of `input` to `ahead`, noting when it ends; `true` when the
-/// input is (or reads) another stream that planned a batch meanwhile.
+/// How fast a stream's input gave its items when last read: how often a read looks at the
+/// clock.
+#[derive(Default)]
+struct ReadPace {
+    /// Nanoseconds per item over the last read (0 before one).
+    ns_per_item: f64,
+}
+
+impl ReadPace {
+    /// The most items a read takes between two looks at the clock: about a sixteenth of
+    /// [`READ_NS`] at the last read's pace, at least one; unbounded before a read (the
+    /// looks then come at 1, 2, 4, 8… items).
+    fn stride(&self) -> usize {
+        if self.ns_per_item > 0.0 {
+            ((READ_NS as f64 / 16.0 / self.ns_per_item) as usize).max(1)
+        } else {
+            usize::MAX
+        }
+    }
+
+    fn learn(&mut self, took: std::time::Duration, items: usize) {
+        if items > 0 {
+            self.ns_per_item = took.as_nanos() as f64 / items as f64;
+        }
+    }
+}
+
+/// Appends up to `len` items of `input` to `ahead`, noting when it ends, and stops early
+/// once reading has taken [`READ_NS`] (looking at the clock after 1, 2, 4… items, and at
+/// least every [`ReadPace::stride`] items: a few looks per batch when the input is fast, one
+/// per item when it is slow); `true` when the input is (or reads) another stream that
+/// planned a batch meanwhile.
 fn read<It: Iterator>(
     input: &mut It,
     ahead: &mut Vec<It::Item>,
     len: usize,
     exhausted: &mut bool,
+    pace: &mut ReadPace,
 ) -> bool {
     /// Puts back what an enclosing reader had set, also when the input panics.
     struct Restore(bool, bool);
@@ -667,16 +725,28 @@ fn read<It: Iterator>(
         READING.with(|reading| reading.replace(true)),
         REFILLED.with(|refilled| refilled.replace(false)),
     );
-    ahead.reserve(len);
-    while ahead.len() < len {
-        match input.next() {
-            Some(item) => ahead.push(item),
-            None => {
-                *exhausted = true;
-                break;
+    ahead.reserve(len.saturating_sub(ahead.len()));
+    let start = Instant::now();
+    let first = ahead.len();
+    let stride = pace.stride();
+    let mut look_at = first + 1;
+    'reading: loop {
+        let until = look_at.min(len);
+        while ahead.len() < until {
+            match input.next() {
+                Some(item) => ahead.push(item),
+                None => {
+                    *exhausted = true;
+                    break 'reading;
+                }
             }
         }
+        if until == len || start.elapsed().as_nanos() >= u128::from(READ_NS) {
+            break;
+        }
+        look_at += (look_at - first).min(stride);
     }
+    pace.learn(start.elapsed(), ahead.len() - first);
     REFILLED.with(Cell::get)
 }
 
@@ -753,6 +823,44 @@ where
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[test]
+    fn a_read_stops_once_it_has_taken_its_time_and_looks_at_the_clock_seldom() {
+        // Fast items: looks at 1, 2, 4… items only, and later reads look seldom too (a
+        // read preempted for 16 ms stops early, at one of those looks).
+        let mut pace = ReadPace::default();
+        let (mut ahead, mut exhausted) = (Vec::new(), false);
+        read(
+            &mut (0..10_000u32),
+            &mut ahead,
+            4_096,
+            &mut exhausted,
+            &mut pace,
+        );
+        assert!(ahead.len() == 4_096 || ahead.len().is_power_of_two());
+        assert!(!exhausted);
+        assert!(pace.ns_per_item > 0.0);
+        assert!(pace.stride() > 1, "{} ns per item", pace.ns_per_item);
+        // Items that come slowly after the third: the read stops at the first look after
+        // [`READ_NS`] has gone by (sleeps only ever last longer).
+        let given = Cell::new(0usize);
+        let mut slow = (0..100u32).inspect(|&x| {
+            given.set(given.get() + 1);
+            if x >= 3 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let mut pace = ReadPace::default();
+        ahead.clear();
+        read(&mut slow, &mut ahead, 1_000, &mut exhausted, &mut pace);
+        assert!(ahead.len() <= 4, "read {} slow items", ahead.len());
+        assert_eq!(ahead.len(), given.get());
+        // Known to be slow, the next read looks after every item: one more.
+        assert_eq!(pace.stride(), 1);
+        ahead.clear();
+        read(&mut slow, &mut ahead, 1_000, &mut exhausted, &mut pace);
+        assert_eq!(ahead.len(), 1);
+    }
 
     #[test]
     fn order_and_values_match_the_loop_across_batches_and_modes() {
