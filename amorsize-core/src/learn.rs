@@ -11,7 +11,7 @@
 //!   outcome (see `outcome`).
 //! - What the call paid beyond its pieces' work refines the pool's cost of going parallel.
 
-use crate::cost::Change;
+use crate::cost::{Change, CostWord};
 use crate::dispatch::ParallelRoute;
 use crate::model::Plan;
 use crate::site::Site;
@@ -22,6 +22,10 @@ use std::time::Instant;
 /// not learned from.
 const MIN_SAMPLE_NS: u64 = 2_000;
 
+/// A timed loop shorter than [`MIN_SAMPLE_NS`] but at least this long bounds its items' cost
+/// well enough to lower an estimate far above it (see [`bounded_by_short_loop`]).
+const MIN_BOUND_NS: u64 = 250;
+
 /// Pieces that cost at most this many times a loop estimate taken from a call's head
 /// confirm it for the whole input; dearer ones leave it to be measured by a whole loop
 /// (the rest of the input may be dearer than its head, or items may contend in parallel).
@@ -31,12 +35,16 @@ const CONFIRMS: f64 = 1.25;
 /// are a whole call (or most of one), not the head of one.
 #[cold]
 pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool) {
-    if elapsed_ns < MIN_SAMPLE_NS || n == 0 {
+    if n == 0 {
         return;
     }
     let sample = PerItem::from_picos(elapsed_ns.saturating_mul(1000) / n as u64);
     let before = site.serial_word().per_item();
-    let updated = Some(site.serial_cost().observe(sample, whole_call, true));
+    let updated = if elapsed_ns >= MIN_SAMPLE_NS {
+        Some(site.serial_cost().observe(sample, whole_call, true))
+    } else {
+        bounded_by_short_loop(site, sample, elapsed_ns)
+    };
     if let Some((_, Change::Drifted { factor })) = updated {
         // The work changed: what parallel runs measured before says nothing of it now.
         site.learned().outcome.forget();
@@ -65,6 +73,33 @@ pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_ca
             }
         );
     }
+}
+
+/// What a loop too short to learn from (under [`MIN_SAMPLE_NS`]) still says: its items
+/// cost at most `bound` each, since the clock only adds to their time. Were such loops
+/// ignored, a site whose calls are all that short would learn only from the ones a page
+/// fault or a preemption held up, and two of those, however far apart, confirm a drift
+/// upward. So the bound refutes a drift upward that it does not show (it is under the drift
+/// factor times the estimate), and, from a loop of [`MIN_BOUND_NS`] or more (a clock with
+/// coarse ticks may read less than a shorter loop took), an estimate the drift factor or more
+/// above it counts toward a drift down like a sample. It never raises the estimate, nor is
+/// it averaged in.
+fn bounded_by_short_loop(
+    site: &Site,
+    bound: PerItem,
+    elapsed_ns: u64,
+) -> Option<(CostWord, Change)> {
+    let word = site.serial_word();
+    let cost = word.per_item()?.as_picos();
+    let factor = crate::cost::DRIFT_FACTOR;
+    if elapsed_ns >= MIN_BOUND_NS && bound.as_picos().saturating_mul(factor) <= cost {
+        return Some(site.serial_cost().observe(bound, false, false));
+    }
+    if word.drifting_toward(true) && bound.as_picos() < cost.saturating_mul(factor) {
+        site.serial_cost()
+            .update(|word| word.drifting_toward(true).then(|| (word.settled(), ())));
+    }
+    None
 }
 
 /// Learns from call `call_index`: `n` items run in parallel as `plan`, started at `start`,
@@ -289,6 +324,41 @@ mod tests {
 
     fn ns(x: f64) -> PerItem {
         PerItem::from_nanos(x)
+    }
+
+    #[test]
+    fn loops_too_short_to_learn_from_bound_the_cost_from_above() {
+        static SHORT: Site = Site::new("short_loops");
+        let cost = || SHORT.serial_word().per_item().unwrap().as_nanos();
+        SHORT.assume_cost(ns(1.0));
+        // 1 000 items in 600 ns: under the estimate, not far enough to lower it, and never
+        // averaged in.
+        learn_from_serial(&SHORT, 1_000, 600, true);
+        assert_eq!(cost(), 1.0);
+        // Two loops held up (a page fault, a preemption) make a drift upward pending…
+        learn_from_serial(&SHORT, 1_000, 24_000, true);
+        assert!(SHORT.serial_word().drifting_toward(true));
+        // …which the next short loop refutes, so the next held-up one does not confirm it.
+        learn_from_serial(&SHORT, 1_000, 700, true);
+        assert!(!SHORT.serial_word().drifting());
+        learn_from_serial(&SHORT, 1_000, 24_000, true);
+        assert_eq!(cost(), 1.0);
+        // A short loop far under the estimate counts toward a drift down; two in a row
+        // replace it (with the bound, which the clock only raises).
+        SHORT.assume_cost(ns(20.0));
+        learn_from_serial(&SHORT, 1_000, 1_000, true);
+        assert_eq!(cost(), 20.0);
+        learn_from_serial(&SHORT, 1_000, 1_000, true);
+        assert_eq!(cost(), 1.0);
+        // A loop too short for the clock's ticks to bound it lowers nothing, and a short
+        // loop never raises the estimate.
+        SHORT.assume_cost(ns(20.0));
+        learn_from_serial(&SHORT, 100, 100, true);
+        learn_from_serial(&SHORT, 100, 100, true);
+        assert_eq!(cost(), 20.0);
+        learn_from_serial(&SHORT, 10, 1_900, true);
+        learn_from_serial(&SHORT, 10, 1_900, true);
+        assert_eq!(cost(), 20.0);
     }
 
     #[test]
