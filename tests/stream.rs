@@ -104,13 +104,19 @@ fn a_slow_input_gets_its_first_result_before_a_batch_is_read() {
     let learned: Vec<u64> = (0..20_000).collect();
     assert_eq!(par_from_a_slow_input(learned).len(), 20_000);
     let read = Cell::new(0usize);
-    // Three items at once, then one every 20 ms (a sleep only ever lasts longer, so a
-    // busy machine cannot make this input faster), for at most 64 items.
-    let input = (0u64..67).inspect(|&x| {
+    // A live source (it says nothing of its length, as a channel or a socket's lines):
+    // three items at once, then one every 20 ms (a sleep only ever lasts longer, so a busy
+    // machine cannot make this input faster), for at most 64 items.
+    let input = std::iter::from_fn(|| {
+        let x = read.get() as u64;
+        if x == 67 {
+            return None;
+        }
         read.set(read.get() + 1);
         if x >= 3 {
             std::thread::sleep(Duration::from_millis(20));
         }
+        Some(x)
     });
     let mut stream = par_from_a_slow_input_iter(input);
     assert_eq!(stream.next(), Some(1));

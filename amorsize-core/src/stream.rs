@@ -12,6 +12,9 @@
 //! pool, a serial mode) reads nothing ahead, and the items after it are mapped one by one as
 //! they are asked for, like `input.map(f)`, with no batch's buffers: for about 16 ms of the
 //! caller's time (at most [`LAZY_STRETCH`] items), after which a batch is planned again.
+//! An input of known length (an exact `size_hint`: a `Vec`, a range, a slice's iterator…)
+//! whose batch would be a settled short loop (as a call of `par_<name>` would be) is mapped
+//! that way from its first item, as one call of the site, with no batch at all.
 //! Consumers that fold (`sum`, `for_each`, `collect`…) run such a stretch as the input's
 //! own `fold`. A stream of cheap items (under 16 ns each) that the caller's own code reads
 //! also compares what it sees of both ways, batches in parallel and a loop one by one (the
@@ -21,12 +24,13 @@
 //! watched (an observer, a tracing subscriber), every item is mapped in a batch.
 //!
 //! A batch is mapped once it is full, once the input ends, or once reading it has taken
-//! about 16 ms (the clock is read after 1, 2, 4… items, and after every item when the input
-//! is slow): an input that yields its items slowly (a socket, a pipe, a producer thread)
-//! gets its results about that long after their items, not once a batch's worth has come.
-//! Reading blocks in the input's own `next()`, though, and a batch's results wait for the
-//! item being read: an input that waits for the stream's results before it gives its next
-//! item waits forever (map such items one at a time, with the function itself).
+//! about 16 ms (the clock is read after 1, 2, 4… items, or 16, 64, 256… when the input
+//! bounds its length, and after every item when the input is slow): an input that yields
+//! its items slowly (a socket, a pipe, a producer thread) gets its results about that long
+//! after their items, not once a batch's worth has come. Reading blocks in the input's own
+//! `next()`, though, and a batch's results wait for the item being read: an input that waits
+//! for the stream's results before it gives its next item waits forever (map such items one
+//! at a time, with the function itself).
 //!
 //! Nothing runs between calls to `next()`: dropping the iterator early stops all work at
 //! once. A panic in the function reaches the caller at the `next()` that would have returned
@@ -299,6 +303,9 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
     cap: usize,
     /// How fast the input gave its items when last read.
     pace: ReadPace,
+    /// The call the next batch is, already counted (with none of its items) when the stream
+    /// looked at whether its input was short.
+    counted: Option<u64>,
 }
 
 impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
@@ -329,6 +336,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             chained: false,
             cap: crate::config::call_max_threads().unwrap_or(0),
             pace: ReadPace::default(),
+            counted: None,
         }
     }
 }
@@ -420,10 +428,37 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
                 self.lazy_set = self.lazy_left;
                 return self.next();
             }
+            if self.short_rest() {
+                return self.next();
+            }
             if !self.refill() {
                 return None;
             }
         }
+    }
+
+    /// Whether the rest of the input is of known length and a batch of it would be a settled
+    /// short loop (as [`short_call`] says of a call): then it is mapped one by one, like
+    /// `input.map(f)`, with no batch's buffers, as one call of the site. Otherwise the call
+    /// counted here is the next batch's.
+    fn short_rest(&mut self) -> bool {
+        if !self.ahead.is_empty() || self.exhausted || self.counted.is_some() {
+            return false;
+        }
+        let (low, high) = self.input.size_hint();
+        if high != Some(low) || low >= LAZY_STRETCH {
+            return false;
+        }
+        // Its items are counted as they are mapped.
+        let call_index = self.site.begin_call(0);
+        if !short_call(self.site, low, call_index) {
+            self.counted = Some(call_index);
+            return false;
+        }
+        // One more than the input's length: its end is found one by one too.
+        self.lazy_left = low + 1;
+        self.lazy_set = self.lazy_left;
+        true
     }
 
     /// The input ended during a stretch mapped one by one.
@@ -575,6 +610,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
                 len,
                 &mut self.exhausted,
                 &mut self.pace,
+                now,
             );
             // An input found to be a stream: this one follows its plans from now on.
             if self.chained {
@@ -586,7 +622,13 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         }
         let items = std::mem::take(&mut self.ahead);
         let n = items.len();
-        let call_index = site.begin_call(n);
+        let call_index = match self.counted.take() {
+            Some(call_index) => {
+                site.count_items(n);
+                call_index
+            }
+            None => site.begin_call(n),
+        };
         let route = if instead > 0 || short_call(site, n, call_index) {
             Route::Serial {
                 timed: false,
@@ -607,7 +649,8 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         let mut reads_a_stream = false;
         let read_ahead = || {
             if parallel && !*exhausted {
-                reads_a_stream = read(input, ahead, batch_len(site), exhausted, pace);
+                let start = Instant::now();
+                reads_a_stream = read(input, ahead, batch_len(site), exhausted, pace, start);
             }
         };
         let batch = Batch {
@@ -674,6 +717,10 @@ thread_local! {
     static REFILLED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// A read of an input with an upper bound on its length looks at the clock first after this
+/// many items (see [`read`]).
+const LATE_FIRST_LOOK: usize = 16;
+
 /// How fast a stream's input gave its items when last read: how often a read looks at the
 /// clock.
 #[derive(Default)]
@@ -684,8 +731,8 @@ struct ReadPace {
 
 impl ReadPace {
     /// The most items a read takes between two looks at the clock: about a sixteenth of
-    /// [`READ_NS`] at the last read's pace, at least one; unbounded before a read (the
-    /// looks then come at 1, 2, 4, 8… items).
+    /// [`READ_NS`] at the last look's pace, at least one; unbounded before a look (see
+    /// [`read`]).
     fn stride(&self) -> usize {
         if self.ns_per_item > 0.0 {
             ((READ_NS as f64 / 16.0 / self.ns_per_item) as usize).max(1)
@@ -702,9 +749,10 @@ impl ReadPace {
 }
 
 /// Appends up to `len` items of `input` to `ahead`, noting when it ends, and stops early
-/// once reading has taken [`READ_NS`] (looking at the clock after 1, 2, 4… items, and at
-/// least every [`ReadPace::stride`] items: a few looks per batch when the input is fast, one
-/// per item when it is slow); `true` when the input is (or reads) another stream that
+/// once reading has taken [`READ_NS`] since `start` (looking at the clock after 1, 2, 4…
+/// items, or 16, 64, 256… when the input bounds its length, and at least every
+/// [`ReadPace::stride`] items: a few looks per batch when the input is fast, one per item when
+/// it is slow); `true` when the input is (or reads) another stream that
 /// planned a batch meanwhile.
 fn read<It: Iterator>(
     input: &mut It,
@@ -712,6 +760,7 @@ fn read<It: Iterator>(
     len: usize,
     exhausted: &mut bool,
     pace: &mut ReadPace,
+    start: Instant,
 ) -> bool {
     /// Puts back what an enclosing reader had set, also when the input panics.
     struct Restore(bool, bool);
@@ -725,11 +774,23 @@ fn read<It: Iterator>(
         READING.with(|reading| reading.replace(true)),
         REFILLED.with(|refilled| refilled.replace(false)),
     );
-    ahead.reserve(len.saturating_sub(ahead.len()));
-    let start = Instant::now();
+    // No more than the input says it holds: a short input's batch is short.
+    let bound = input.size_hint().1;
+    ahead.reserve(
+        len.saturating_sub(ahead.len())
+            .min(bound.unwrap_or(usize::MAX)),
+    );
     let first = ahead.len();
     let stride = pace.stride();
-    let mut look_at = first + 1;
+    // An input that says how much it holds at most is most likely in memory (a collection,
+    // a range, adapters over them), where looks are what a short read spends most on; a
+    // live source (a channel, a socket's or a file's lines) says nothing.
+    let (first_look, growth) = if bound.is_some() {
+        (LATE_FIRST_LOOK, 4)
+    } else {
+        (1, 2)
+    };
+    let mut look_at = first + first_look.min(stride);
     'reading: loop {
         let until = look_at.min(len);
         while ahead.len() < until {
@@ -741,12 +802,16 @@ fn read<It: Iterator>(
                 }
             }
         }
-        if until == len || start.elapsed().as_nanos() >= u128::from(READ_NS) {
+        if until == len {
             break;
         }
-        look_at += (look_at - first).min(stride);
+        let took = start.elapsed();
+        pace.learn(took, ahead.len() - first);
+        if took.as_nanos() >= u128::from(READ_NS) {
+            break;
+        }
+        look_at += ((look_at - first) * (growth - 1)).min(stride);
     }
-    pace.learn(start.elapsed(), ahead.len() - first);
     REFILLED.with(Cell::get)
 }
 
@@ -826,40 +891,72 @@ mod tests {
 
     #[test]
     fn a_read_stops_once_it_has_taken_its_time_and_looks_at_the_clock_seldom() {
-        // Fast items: looks at 1, 2, 4… items only, and later reads look seldom too (a
-        // read preempted for 16 ms stops early, at one of those looks).
+        // Fast items: looks at 16, 64… items only (the input bounds its length), and later
+        // reads look seldom too (a read preempted for 16 ms stops early, at one of those).
         let mut pace = ReadPace::default();
         let (mut ahead, mut exhausted) = (Vec::new(), false);
+        let mut fast = 0..10_000u32;
         read(
-            &mut (0..10_000u32),
+            &mut fast,
             &mut ahead,
             4_096,
             &mut exhausted,
             &mut pace,
+            Instant::now(),
         );
         assert!(ahead.len() == 4_096 || ahead.len().is_power_of_two());
         assert!(!exhausted);
         assert!(pace.ns_per_item > 0.0);
         assert!(pace.stride() > 1, "{} ns per item", pace.ns_per_item);
-        // Items that come slowly after the third: the read stops at the first look after
-        // [`READ_NS`] has gone by (sleeps only ever last longer).
+        // A live input (no bound on its length) whose items come slowly after the third:
+        // the read stops at the first look after [`READ_NS`] has gone by, at 1 or 4 items
+        // (sleeps only ever last longer).
         let given = Cell::new(0usize);
-        let mut slow = (0..100u32).inspect(|&x| {
+        let slowly = |x: &u32| {
             given.set(given.get() + 1);
-            if x >= 3 {
+            if *x >= 3 {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-        });
+        };
+        let mut slow = (0u32..).inspect(slowly);
         let mut pace = ReadPace::default();
         ahead.clear();
-        read(&mut slow, &mut ahead, 1_000, &mut exhausted, &mut pace);
+        read(
+            &mut slow,
+            &mut ahead,
+            1_000,
+            &mut exhausted,
+            &mut pace,
+            Instant::now(),
+        );
         assert!(ahead.len() <= 4, "read {} slow items", ahead.len());
         assert_eq!(ahead.len(), given.get());
         // Known to be slow, the next read looks after every item: one more.
         assert_eq!(pace.stride(), 1);
         ahead.clear();
-        read(&mut slow, &mut ahead, 1_000, &mut exhausted, &mut pace);
+        read(
+            &mut slow,
+            &mut ahead,
+            1_000,
+            &mut exhausted,
+            &mut pace,
+            Instant::now(),
+        );
         assert_eq!(ahead.len(), 1);
+        // An input that bounds its length is looked at first after 16 items.
+        given.set(0);
+        let mut bounded = (0..100u32).inspect(slowly);
+        let mut pace = ReadPace::default();
+        ahead.clear();
+        read(
+            &mut bounded,
+            &mut ahead,
+            1_000,
+            &mut exhausted,
+            &mut pace,
+            Instant::now(),
+        );
+        assert_eq!(ahead.len(), LATE_FIRST_LOOK);
     }
 
     #[test]
@@ -902,6 +999,40 @@ mod tests {
             (site.calls, site.items),
             (1, (FIRST_BATCH + MIN_BATCH) as u64)
         );
+    }
+
+    #[test]
+    fn a_short_input_of_known_length_is_mapped_one_by_one_as_one_call() {
+        static SHORT: Site = Site::new("s_short");
+        SHORT.assume_cost(crate::PerItem::from_nanos(1.0));
+        // The pool is known on this thread, as after any call.
+        crate::pool::here();
+        let read = Cell::new(0usize);
+        let stream = || {
+            map_iter(
+                &SHORT,
+                (1u64..=100).inspect(|_| read.set(read.get() + 1)),
+                |x| x * 2,
+            )
+        };
+        // The site's first call is the one in 64 that is timed: a batch, read whole.
+        let mut first = stream();
+        assert_eq!(first.next(), Some(2));
+        assert_eq!(read.get(), 100);
+        assert_eq!(first.sum::<u64>(), 10_100 - 2);
+        // The next is 100 items of 1 ns, a settled short loop: mapped one by one, as
+        // `input.map(f)` would, with nothing read ahead.
+        read.set(0);
+        let mut second = stream();
+        assert_eq!(second.next(), Some(2));
+        assert_eq!(read.get(), 1);
+        assert_eq!(second.by_ref().take(49).last(), Some(100));
+        assert_eq!(read.get(), 50);
+        assert_eq!(second.sum::<u64>(), 10_100 - 2_550);
+        assert_eq!(read.get(), 100);
+        let report = crate::report();
+        let site = report.site("s_short").expect("the site is reported");
+        assert_eq!((site.calls, site.items), (2, 200));
     }
 
     #[test]
