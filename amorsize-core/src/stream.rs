@@ -725,7 +725,7 @@ const LATE_FIRST_LOOK: usize = 16;
 /// clock.
 #[derive(Default)]
 struct ReadPace {
-    /// Nanoseconds per item over the last read (0 before one).
+    /// Nanoseconds per item read, at the last look at the clock (0 before one).
     ns_per_item: f64,
 }
 
@@ -741,6 +741,7 @@ impl ReadPace {
         }
     }
 
+    /// A look at the clock: `items` read in `took`.
     fn learn(&mut self, took: std::time::Duration, items: usize) {
         if items > 0 {
             self.ns_per_item = took.as_nanos() as f64 / items as f64;
@@ -751,9 +752,9 @@ impl ReadPace {
 /// Appends up to `len` items of `input` to `ahead`, noting when it ends, and stops early
 /// once reading has taken [`READ_NS`] since `start` (looking at the clock after 1, 2, 4…
 /// items, or 16, 64, 256… when the input bounds its length, and at least every
-/// [`ReadPace::stride`] items: a few looks per batch when the input is fast, one per item when
-/// it is slow); `true` when the input is (or reads) another stream that
-/// planned a batch meanwhile.
+/// [`ReadPace::stride`] items: a few looks per batch when the input is fast, one per item
+/// when it is slow); `true` when the input is (or reads) another stream that planned a batch
+/// meanwhile.
 fn read<It: Iterator>(
     input: &mut It,
     ahead: &mut Vec<It::Item>,
