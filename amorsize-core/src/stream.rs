@@ -890,23 +890,27 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
+    /// Reads up to 1 000 items of `input` at `pace`: how many were read.
+    fn read_some(mut input: impl Iterator<Item = u32>, pace: &mut ReadPace) -> usize {
+        let (mut ahead, mut exhausted) = (Vec::new(), false);
+        read(
+            &mut input,
+            &mut ahead,
+            1_000,
+            &mut exhausted,
+            pace,
+            Instant::now(),
+        );
+        ahead.len()
+    }
+
     #[test]
     fn a_read_stops_once_it_has_taken_its_time_and_looks_at_the_clock_seldom() {
         // Fast items: looks at 16, 64… items only (the input bounds its length), and later
         // reads look seldom too (a read preempted for 16 ms stops early, at one of those).
         let mut pace = ReadPace::default();
-        let (mut ahead, mut exhausted) = (Vec::new(), false);
-        let mut fast = 0..10_000u32;
-        read(
-            &mut fast,
-            &mut ahead,
-            4_096,
-            &mut exhausted,
-            &mut pace,
-            Instant::now(),
-        );
-        assert!(ahead.len() == 4_096 || ahead.len().is_power_of_two());
-        assert!(!exhausted);
+        let read = read_some(0..10_000u32, &mut pace);
+        assert!(read == 1_000 || read.is_power_of_two(), "read {read}");
         assert!(pace.ns_per_item > 0.0);
         assert!(pace.stride() > 1, "{} ns per item", pace.ns_per_item);
         // A live input (no bound on its length) whose items come slowly after the third:
@@ -921,43 +925,18 @@ mod tests {
         };
         let mut slow = (0u32..).inspect(slowly);
         let mut pace = ReadPace::default();
-        ahead.clear();
-        read(
-            &mut slow,
-            &mut ahead,
-            1_000,
-            &mut exhausted,
-            &mut pace,
-            Instant::now(),
-        );
-        assert!(ahead.len() <= 4, "read {} slow items", ahead.len());
-        assert_eq!(ahead.len(), given.get());
+        let read = read_some(&mut slow, &mut pace);
+        assert!(read <= 4, "read {read} slow items");
+        assert_eq!(read, given.get());
         // Known to be slow, the next read looks after every item: one more.
         assert_eq!(pace.stride(), 1);
-        ahead.clear();
-        read(
-            &mut slow,
-            &mut ahead,
-            1_000,
-            &mut exhausted,
-            &mut pace,
-            Instant::now(),
-        );
-        assert_eq!(ahead.len(), 1);
+        assert_eq!(read_some(&mut slow, &mut pace), 1);
         // An input that bounds its length is looked at first after 16 items.
-        given.set(0);
-        let mut bounded = (0..100u32).inspect(slowly);
         let mut pace = ReadPace::default();
-        ahead.clear();
-        read(
-            &mut bounded,
-            &mut ahead,
-            1_000,
-            &mut exhausted,
-            &mut pace,
-            Instant::now(),
+        assert_eq!(
+            read_some((0..100u32).inspect(slowly), &mut pace),
+            LATE_FIRST_LOOK
         );
-        assert_eq!(ahead.len(), LATE_FIRST_LOOK);
     }
 
     #[test]
