@@ -31,15 +31,11 @@ const CONFIRMS: f64 = 1.25;
 /// are a whole call (or most of one), not the head of one.
 #[cold]
 pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool) {
-    if n == 0 {
+    if elapsed_ns < MIN_SAMPLE_NS || n == 0 {
         return;
     }
     let sample = PerItem::from_picos(elapsed_ns.saturating_mul(1000) / n as u64);
     let before = site.serial_word().per_item();
-    if elapsed_ns < MIN_SAMPLE_NS {
-        bounded_by_short_loop(site, sample);
-        return;
-    }
     let updated = Some(site.serial_cost().observe(sample, whole_call, true));
     if let Some((_, Change::Drifted { factor })) = updated {
         // The work changed: what parallel runs measured before says nothing of it now.
@@ -68,27 +64,6 @@ pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_ca
                 "measured over a whole call"
             }
         );
-    }
-}
-
-/// What a loop too short to learn from (under [`MIN_SAMPLE_NS`]) still says: its items
-/// cost at most `bound` each, since the clock only adds to their time. Were such loops
-/// ignored, a site whose calls are all that short would learn only from the ones a page
-/// fault or a preemption held up, and two of those, however far apart, would confirm a drift
-/// upward (measured: 0.6 ns items learned as 24 ns, and as 226 ns, in two probes). So a
-/// bound under the drift factor times the estimate refutes a drift upward pending: this
-/// call's items did not cost that. It never moves the estimate itself: short calls may hold
-/// cheaper items than the site's long ones, and lowering the estimate on their word could
-/// plan a long call as a loop.
-fn bounded_by_short_loop(site: &Site, bound: PerItem) {
-    let word = site.serial_word();
-    let Some(cost) = word.per_item() else {
-        return;
-    };
-    let factor = crate::cost::DRIFT_FACTOR;
-    if word.drifting_toward(true) && bound.as_picos() < cost.as_picos().saturating_mul(factor) {
-        site.serial_cost()
-            .update(|word| word.drifting_toward(true).then(|| (word.settled(), ())));
     }
 }
 
@@ -314,34 +289,6 @@ mod tests {
 
     fn ns(x: f64) -> PerItem {
         PerItem::from_nanos(x)
-    }
-
-    #[test]
-    fn loops_too_short_to_learn_from_refute_a_drift_upward_they_do_not_show() {
-        static SHORT: Site = Site::new("short_loops");
-        let cost = || SHORT.serial_word().per_item().unwrap().as_nanos();
-        SHORT.assume_cost(ns(1.0));
-        // 1 000 items in 600 ns, or in 100: under the estimate, never averaged in, nor
-        // lowering it (short calls may hold cheaper items than long ones).
-        learn_from_serial(&SHORT, 1_000, 600, true);
-        learn_from_serial(&SHORT, 1_000, 100, true);
-        learn_from_serial(&SHORT, 1_000, 100, true);
-        assert_eq!(cost(), 1.0);
-        // A loop held up (a page fault, a preemption) makes a drift upward pending…
-        learn_from_serial(&SHORT, 1_000, 24_000, true);
-        assert!(SHORT.serial_word().drifting_toward(true));
-        // …which a short loop that shows it does not refute…
-        learn_from_serial(&SHORT, 100, 1_900, true);
-        assert!(SHORT.serial_word().drifting_toward(true));
-        // …and one that does not show it refutes, so the next held-up loop does not confirm
-        // it.
-        learn_from_serial(&SHORT, 1_000, 700, true);
-        assert!(!SHORT.serial_word().drifting());
-        learn_from_serial(&SHORT, 1_000, 24_000, true);
-        assert_eq!(cost(), 1.0);
-        // Two in a row do, as before.
-        learn_from_serial(&SHORT, 1_000, 24_000, true);
-        assert_eq!(cost(), 24.0);
     }
 
     #[test]
