@@ -723,10 +723,21 @@ const LATE_FIRST_LOOK: usize = 16;
 
 /// How fast a stream's input gave its items when last read: how often a read looks at the
 /// clock.
-#[derive(Default)]
 struct ReadPace {
     /// Nanoseconds per item read, at the last look at the clock (0 before one).
     ns_per_item: f64,
+    /// How long a read goes on: [`READ_NS`] (unbounded in tests that count what is read,
+    /// which a slow machine, or valgrind, must not cut short).
+    limit_ns: u64,
+}
+
+impl Default for ReadPace {
+    fn default() -> Self {
+        ReadPace {
+            ns_per_item: 0.0,
+            limit_ns: READ_NS,
+        }
+    }
 }
 
 impl ReadPace {
@@ -808,7 +819,7 @@ fn read<It: Iterator>(
         }
         let took = start.elapsed();
         pace.learn(took, ahead.len() - first);
-        if took.as_nanos() >= u128::from(READ_NS) {
+        if took.as_nanos() >= u128::from(pace.limit_ns) {
             break;
         }
         look_at += ((look_at - first) * (growth - 1)).min(stride);
@@ -890,6 +901,13 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
+    /// `stream`, whose reads are never cut short by the clock: for tests that count what a
+    /// read takes, which a slow machine (or valgrind) must not change.
+    fn uncut<It: Iterator, S: StreamFn<It::Item>>(mut stream: MapIter<It, S>) -> MapIter<It, S> {
+        stream.pace.limit_ns = u64::MAX;
+        stream
+    }
+
     /// Reads up to 1 000 items of `input` at `pace`: how many were read.
     fn read_some(mut input: impl Iterator<Item = u32>, pace: &mut ReadPace) -> usize {
         let (mut ahead, mut exhausted) = (Vec::new(), false);
@@ -959,7 +977,7 @@ mod tests {
         static LOOP: Site = Site::new("s_loop").with_mode(crate::Mode::Serial);
         let read = Cell::new(0usize);
         let input = (0u64..).inspect(|_| read.set(read.get() + 1));
-        let mut out = map_iter(&LOOP, input, |x| x * 2);
+        let mut out = uncut(map_iter(&LOOP, input, |x| x * 2));
         // The first batch (cost unknown: `FIRST_BATCH` items) is read whole, nothing ahead.
         assert_eq!(out.next(), Some(0));
         assert_eq!(read.get(), FIRST_BATCH);
@@ -989,11 +1007,11 @@ mod tests {
         crate::pool::here();
         let read = Cell::new(0usize);
         let stream = || {
-            map_iter(
+            uncut(map_iter(
                 &SHORT,
                 (1u64..=100).inspect(|_| read.set(read.get() + 1)),
                 |x| x * 2,
-            )
+            ))
         };
         // The site's first call is the one in 64 that is timed: a batch, read whole.
         let mut first = stream();
@@ -1051,7 +1069,7 @@ mod tests {
         HINTED.learned().stream_loop_faster = Some(true);
         let read = Cell::new(0usize);
         let input = (0u64..).inspect(|_| read.set(read.get() + 1));
-        let mut out = map_iter(&HINTED, input, |x| x + 1);
+        let mut out = uncut(map_iter(&HINTED, input, |x| x + 1));
         let first = batch_len(&HINTED);
         for i in 0..=first as u64 {
             assert_eq!(out.next(), Some(i + 1));
@@ -1073,7 +1091,7 @@ mod tests {
         let whole = batch_len(&DEARER);
         let read = Cell::new(0usize);
         let input = (0u64..).inspect(|_| read.set(read.get() + 1));
-        let mut out = map_iter(&DEARER, input, |x| x + 1);
+        let mut out = uncut(map_iter(&DEARER, input, |x| x + 1));
         assert_eq!(out.next(), Some(1));
         assert!(
             read.get() >= whole,
