@@ -19,7 +19,7 @@
 //!   (the head may be cheaper or dearer than the rest of the input).
 
 use crate::units::PerItem;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A sample this far from the estimate (either way) counts as drift…
 pub(crate) const DRIFT_FACTOR: u64 = 4;
@@ -243,6 +243,15 @@ fn smoothed(old_ps: u64, sample_ps: u64) -> u64 {
     updated.max(1) as u64
 }
 
+/// Timed samples too short to learn from (see `learn`) that may come in a row while a drift
+/// is pending before the drift is dropped. A site whose calls are all that short learns only
+/// from the ones held up (a page fault, a preemption), and one of those leaves a drift
+/// pending that nothing confirms or refutes, during which every call is timed: the clock
+/// then costs more than the work of a few-item call, and a stream cannot map a short input
+/// one by one. Calls of the same site that hold dearer items come far sooner than this
+/// many short ones in the mixes measured (`bench_matrix`'s drift cell: 4).
+pub(crate) const SHORT_SAMPLES_WHILE_PENDING: u32 = 64;
+
 /// A [`CostWord`] shared between threads, with the latest drifted sample beside it.
 #[derive(Debug)]
 pub(crate) struct LearnedCost {
@@ -250,6 +259,8 @@ pub(crate) struct LearnedCost {
     /// The latest sample that counted as drift (picoseconds): what calls are planned on
     /// while the drift awaits confirmation. Only read while the word says it drifts.
     pending_ps: AtomicU64,
+    /// Timed samples too short to learn from since the drift pending began.
+    short_samples: AtomicU32,
 }
 
 impl LearnedCost {
@@ -257,6 +268,19 @@ impl LearnedCost {
         LearnedCost {
             word: AtomicU64::new(CostWord::UNKNOWN.0),
             pending_ps: AtomicU64::new(0),
+            short_samples: AtomicU32::new(0),
+        }
+    }
+
+    /// Counts a timed sample too short to learn from; the
+    /// [`SHORT_SAMPLES_WHILE_PENDING`]th in a row while a drift is pending drops the drift.
+    pub(crate) fn short_sample(&self) {
+        if !self.load().drifting() {
+            return;
+        }
+        if self.short_samples.fetch_add(1, Ordering::Relaxed) + 1 >= SHORT_SAMPLES_WHILE_PENDING {
+            self.short_samples.store(0, Ordering::Relaxed);
+            self.update(|word| word.drifting().then(|| (word.settled(), ())));
         }
     }
 
@@ -279,6 +303,7 @@ impl LearnedCost {
         if word.drifting() {
             self.pending_ps
                 .store(sample.as_picos().max(1), Ordering::Relaxed);
+            self.short_samples.store(0, Ordering::Relaxed);
         }
         (word, change)
     }

@@ -31,7 +31,11 @@ const CONFIRMS: f64 = 1.25;
 /// are a whole call (or most of one), not the head of one.
 #[cold]
 pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool) {
-    if elapsed_ns < MIN_SAMPLE_NS || n == 0 {
+    if n == 0 {
+        return;
+    }
+    if elapsed_ns < MIN_SAMPLE_NS {
+        site.serial_cost().short_sample();
         return;
     }
     let sample = PerItem::from_picos(elapsed_ns.saturating_mul(1000) / n as u64);
@@ -289,6 +293,39 @@ mod tests {
 
     fn ns(x: f64) -> PerItem {
         PerItem::from_nanos(x)
+    }
+
+    #[test]
+    fn a_drift_that_only_short_loops_follow_is_dropped_after_enough_of_them() {
+        use crate::cost::SHORT_SAMPLES_WHILE_PENDING;
+        static SHORT: Site = Site::new("short_loops");
+        let cost = || SHORT.serial_word().per_item().unwrap().as_nanos();
+        SHORT.assume_cost(ns(1.0));
+        // Short loops with no drift pending change nothing.
+        for _ in 0..2 * SHORT_SAMPLES_WHILE_PENDING {
+            learn_from_serial(&SHORT, 1_000, 600, true);
+        }
+        assert!(!SHORT.serial_word().drifting());
+        // A loop held up (a page fault, a preemption) makes a drift upward pending; short
+        // loops neither confirm nor refute it, until enough of them in a row drop it.
+        learn_from_serial(&SHORT, 1_000, 24_000, true);
+        for _ in 1..SHORT_SAMPLES_WHILE_PENDING {
+            learn_from_serial(&SHORT, 1_000, 600, true);
+        }
+        assert!(SHORT.serial_word().drifting_toward(true));
+        learn_from_serial(&SHORT, 1_000, 600, true);
+        assert!(!SHORT.serial_word().drifting());
+        assert_eq!(cost(), 1.0);
+        // A second held-up loop then starts a drift again rather than confirming one.
+        learn_from_serial(&SHORT, 1_000, 24_000, true);
+        assert_eq!(cost(), 1.0);
+        // A drift that a loop long enough to learn from confirms is taken as before, however
+        // many short loops came between (fewer than the limit since it began).
+        for _ in 1..SHORT_SAMPLES_WHILE_PENDING {
+            learn_from_serial(&SHORT, 1_000, 600, true);
+        }
+        learn_from_serial(&SHORT, 1_000, 24_000, true);
+        assert_eq!(cost(), 24.0);
     }
 
     #[test]
