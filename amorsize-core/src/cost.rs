@@ -17,6 +17,8 @@
 //!   confirmed (or dropped) by it.
 //! - A sample over a whole call replaces an estimate taken from the head of an earlier call
 //!   (the head may be cheaper or dearer than the rest of the input).
+//! - A drift pending that only timed samples too short to learn from follow (see `learn`) is
+//!   dropped after [`SHORT_SAMPLES_WHILE_PENDING`] of them in a row.
 
 use crate::units::PerItem;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
