@@ -13,7 +13,7 @@ use crate::cost::{Basis, CostWord, LearnedCost};
 use crate::model::{Costs, Decision, Machine, Plan};
 use crate::outcome::Outcome;
 use crate::units::PerItem;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Low bits of the packed counter: items.
@@ -62,9 +62,19 @@ pub struct Site {
     calls_spilled: AtomicU64,
     items_spilled: AtomicU64,
     learned: Mutex<Learned>,
+    /// Whether the last of the site's streams that measured both ways got its results to
+    /// its caller faster from a loop one by one than from batches in parallel (see
+    /// [`crate::stream`]): read by every stream as it starts, so an atomic, not in
+    /// [`Learned`]'s lock.
+    stream_verdict: AtomicU8,
     registered: AtomicBool,
     instances: OnceLock<Box<Instances>>,
 }
+
+/// `stream_verdict` values: none yet, the loop faster, batches faster.
+const NO_VERDICT: u8 = 0;
+const LOOP_FASTER: u8 = 1;
+const BATCHES_FASTER: u8 = 2;
 
 /// What a site's planned calls have taught it beyond its costs; read and written on cold
 /// paths only.
@@ -77,10 +87,6 @@ pub(crate) struct Learned {
     /// The most recent plan (and its cause) for each class of call lengths (see
     /// [`length_class`]): what a plan change is told against.
     pub(crate) by_length: [Option<(Plan, Cause)>; LENGTH_CLASSES],
-    /// Whether the last of the site's streams that measured both ways got its results to
-    /// its caller faster from a loop one by one than from batches in parallel (see
-    /// [`crate::stream`]).
-    pub(crate) stream_loop_faster: Option<bool>,
 }
 
 /// Classes of call lengths whose plans are told apart: lengths within a factor of 8.
@@ -174,8 +180,8 @@ impl Site {
                 outcome: Outcome::NEW,
                 last: None,
                 by_length: [None; LENGTH_CLASSES],
-                stream_loop_faster: None,
             }),
+            stream_verdict: AtomicU8::new(NO_VERDICT),
             registered: AtomicBool::new(false),
             instances: OnceLock::new(),
         }
@@ -360,6 +366,26 @@ impl Site {
         let old = self.counts.fetch_add(ONE_CALL, Ordering::Relaxed);
         self.register();
         old >> ITEM_BITS
+    }
+
+    /// What the site's last stream that measured both ways found: whether the loop one by
+    /// one got results to its caller faster than batches in parallel.
+    pub(crate) fn stream_loop_faster(&self) -> Option<bool> {
+        match self.stream_verdict.load(Ordering::Relaxed) {
+            LOOP_FASTER => Some(true),
+            BATCHES_FASTER => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Keeps a stream's verdict (see [`stream_loop_faster`](Self::stream_loop_faster)).
+    pub(crate) fn set_stream_loop_faster(&self, verdict: Option<bool>) {
+        let value = match verdict {
+            Some(true) => LOOP_FASTER,
+            Some(false) => BATCHES_FASTER,
+            None => NO_VERDICT,
+        };
+        self.stream_verdict.store(value, Ordering::Relaxed);
     }
 
     /// Counts `n` items mapped outside any call (a stream's items mapped one by one).

@@ -311,7 +311,7 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
 impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
     fn new(site: &'static Site, input: It, f: S) -> Self {
         // What the site's last stream found, until this one measures its own.
-        let (batched_ns, lazy_ns) = match site.learned().stream_loop_faster {
+        let (batched_ns, lazy_ns) = match site.stream_loop_faster() {
             Some(true) => (Some(f64::INFINITY), Some(0.0)),
             Some(false) => (Some(0.0), Some(f64::INFINITY)),
             None => (None, None),
@@ -511,7 +511,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             let verdict = Some(lazy < batched);
             if measured(batched) && measured(lazy) && !self.chained && verdict != self.told {
                 self.told = verdict;
-                self.site.learned().stream_loop_faster = verdict;
+                self.site.set_stream_loop_faster(verdict);
             }
         }
     }
@@ -1066,7 +1066,7 @@ mod tests {
         // Items whose batches would be planned in parallel (655 µs each, on two threads)...
         HINTED.assume_cost(crate::units::PerItem::from_nanos(10.0));
         // ...but the site's last stream got its results faster one by one.
-        HINTED.learned().stream_loop_faster = Some(true);
+        HINTED.set_stream_loop_faster(Some(true));
         let read = Cell::new(0usize);
         let input = (0u64..).inspect(|_| read.set(read.get() + 1));
         let mut out = uncut(map_iter(&HINTED, input, |x| x + 1));
@@ -1085,7 +1085,7 @@ mod tests {
         static DEARER: Site = Site::new("s_dearer");
         // The site's last stream found the loop faster, but its items now cost 100 ns:
         // more than a stream compares at, so its batches are read and planned whole.
-        DEARER.learned().stream_loop_faster = Some(true);
+        DEARER.set_stream_loop_faster(Some(true));
         DEARER.assume_cost(crate::units::PerItem::from_nanos(100.0));
         // (Planned before the batch runs: its timing may move the cost.)
         let whole = batch_len(&DEARER);
