@@ -12,9 +12,10 @@
 //! pool, a serial mode) reads nothing ahead, and the items after it are mapped one by one as
 //! they are asked for, like `input.map(f)`, with no batch's buffers: for about 16 ms of the
 //! caller's time (at most [`LAZY_STRETCH`] items), after which a batch is planned again.
-//! An input of known length (an exact `size_hint`: a `Vec`, a range, a slice's iterator…)
-//! whose batch would be a settled short loop (as a call of `par_<name>` would be) is mapped
-//! that way from its first item, as one call of the site, with no batch at all.
+//! An input whose length has a known bound (its `size_hint`'s upper bound: a `Vec`, a
+//! range, a slice's iterator, a `filter` over one…) such that a batch that long would be a
+//! settled short loop (as a call of `par_<name>` would be) is mapped that way from its first
+//! item, as one call of the site, with no batch at all.
 //! Consumers that fold (`sum`, `for_each`, `collect`…) run such a stretch as the input's
 //! own `fold`. A stream of cheap items (under 16 ns each) that the caller's own code reads
 //! also compares what it sees of both ways, batches in parallel and a loop one by one (the
@@ -437,26 +438,27 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
         }
     }
 
-    /// Whether the rest of the input is of known length and a batch of it would be a settled
-    /// short loop (as [`short_call`] says of a call): then it is mapped one by one, like
-    /// `input.map(f)`, with no batch's buffers, as one call of the site. Otherwise the call
-    /// counted here is the next batch's.
+    /// Whether the rest of the input has a known bound on its length (its `size_hint`'s
+    /// upper bound: a `Vec`, a range, a slice's iterator, a `filter` over one…) and a batch
+    /// that long would be a settled short loop (as [`short_call`] says of a call): then it is
+    /// mapped one by one, like `input.map(f)`, with no batch's buffers, as one call of the
+    /// site. Otherwise the call counted here is the next batch's.
     fn short_rest(&mut self) -> bool {
         if !self.ahead.is_empty() || self.exhausted || self.counted.is_some() {
             return false;
         }
-        let (low, high) = self.input.size_hint();
-        if high != Some(low) || low >= LAZY_STRETCH {
-            return false;
-        }
+        let bound = match self.input.size_hint() {
+            (_, Some(high)) if high < LAZY_STRETCH => high,
+            _ => return false,
+        };
         // Its items are counted as they are mapped.
         let call_index = self.site.begin_call(0);
-        if !short_call(self.site, low, call_index) {
+        if !short_call(self.site, bound, call_index) {
             self.counted = Some(call_index);
             return false;
         }
-        // One more than the input's length: its end is found one by one too.
-        self.lazy_left = low + 1;
+        // One more than the bound: the input's end is found one by one too.
+        self.lazy_left = bound + 1;
         self.lazy_set = self.lazy_left;
         true
     }
@@ -1034,6 +1036,42 @@ mod tests {
         let report = crate::report();
         let site = report.site("s_short").expect("the site is reported");
         assert_eq!((site.calls, site.items), (2, 200));
+    }
+
+    #[test]
+    fn a_short_input_of_bounded_length_is_mapped_one_by_one_too() {
+        static BOUNDED: Site = Site::new("s_bounded");
+        BOUNDED.assume_cost(crate::PerItem::from_nanos(1.0));
+        crate::pool::here();
+        let read = Cell::new(0usize);
+        // A `filter`'s length is only bounded (here by 100); 34 of its items pass.
+        let stream = || {
+            uncut(map_iter(
+                &BOUNDED,
+                (1u64..=100)
+                    .inspect(|_| read.set(read.get() + 1))
+                    .filter(|x| x % 3 == 0),
+                |x| x * 2,
+            ))
+        };
+        // The first call (the one in 64 that is timed) is a batch; the cost is set after it,
+        // as a timed batch may have left a drift pending.
+        assert_eq!(stream().sum::<u64>(), 2 * 3 * (33 * 34 / 2));
+        BOUNDED.assume_cost(crate::PerItem::from_nanos(1.0));
+        read.set(0);
+        let mut second = stream();
+        // 100 items of 1 ns at most: a settled short loop, so nothing is read ahead.
+        assert_eq!(second.next(), Some(6));
+        assert_eq!(read.get(), 3);
+        assert_eq!(second.next(), Some(12));
+        assert_eq!(read.get(), 6);
+        let rest: Vec<u64> = second.collect();
+        assert_eq!(rest.len(), 31);
+        assert_eq!(rest.last(), Some(&198));
+        assert_eq!(read.get(), 100);
+        let report = crate::report();
+        let site = report.site("s_bounded").expect("the site is reported");
+        assert_eq!((site.calls, site.items), (2, 66));
     }
 
     #[test]
