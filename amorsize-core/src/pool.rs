@@ -195,6 +195,18 @@ pub fn machine() -> Machine {
     here().machine()
 }
 
+/// The calling thread's pool, once its figures are measured (by this thread, or by another
+/// that got there first): a test whose calls must see the short-call limit.
+#[cfg(test)]
+pub(crate) fn measured_here() -> &'static Pool {
+    let pool = here();
+    while pool.measured().is_none() {
+        pool.machine();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    pool
+}
+
 /// The facts of the calling thread's pool as far as they are known, without measuring: a
 /// report or a short first call must not pay for a measurement.
 pub(crate) fn machine_if_known() -> Machine {

@@ -1001,20 +1001,20 @@ mod tests {
         );
     }
 
+    /// 1..=100, each item counted in `read` as it is read.
+    fn hundred_counted(read: &Cell<usize>) -> impl Iterator<Item = u64> + '_ {
+        (1u64..=100).inspect(|_| read.set(read.get() + 1))
+    }
+
     #[test]
     fn a_short_input_of_known_length_is_mapped_one_by_one_as_one_call() {
         static SHORT: Site = Site::new("s_short");
         SHORT.assume_cost(crate::PerItem::from_nanos(1.0));
-        // The pool is known on this thread, as after any call.
-        crate::pool::here();
+        // The pool is measured (its short-call limit known), as after any call that needed it;
+        // a test beside this one may be measuring it.
+        crate::pool::measured_here();
         let read = Cell::new(0usize);
-        let stream = || {
-            uncut(map_iter(
-                &SHORT,
-                (1u64..=100).inspect(|_| read.set(read.get() + 1)),
-                |x| x * 2,
-            ))
-        };
+        let stream = || uncut(map_iter(&SHORT, hundred_counted(&read), |x| x * 2));
         // The site's first call is the one in 64 that is timed: a batch, read whole.
         let mut first = stream();
         assert_eq!(first.next(), Some(2));
@@ -1042,17 +1042,12 @@ mod tests {
     fn a_short_input_of_bounded_length_is_mapped_one_by_one_too() {
         static BOUNDED: Site = Site::new("s_bounded");
         BOUNDED.assume_cost(crate::PerItem::from_nanos(1.0));
-        crate::pool::here();
+        crate::pool::measured_here();
         let read = Cell::new(0usize);
         // A `filter`'s length is only bounded (here by 100); 34 of its items pass.
         let stream = || {
-            uncut(map_iter(
-                &BOUNDED,
-                (1u64..=100)
-                    .inspect(|_| read.set(read.get() + 1))
-                    .filter(|x| x % 3 == 0),
-                |x| x * 2,
-            ))
+            let input = hundred_counted(&read).filter(|x| x % 3 == 0);
+            uncut(map_iter(&BOUNDED, input, |x| x * 2))
         };
         // The first call (the one in 64 that is timed) is a batch; the cost is set after it,
         // as a timed batch may have left a drift pending.
