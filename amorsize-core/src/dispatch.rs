@@ -257,7 +257,9 @@ pub(crate) fn route(site: &Site, n: usize, call_index: u64) -> Route {
             None => Route::Profile,
             Some(costs) => {
                 let work_ps = costs.serial.work_ps(n);
-                if work_ps < pool::here().serial_limit_ps() {
+                // Under the floor, a loop whatever the figures: the pool is not measured
+                // for it.
+                if work_ps < pool::FLOOR_LIMIT_PS || work_ps < pool::here().serial_limit_ps() {
                     match serial_route(work_ps, call_index, word) {
                         Route::Serial { timed: true, .. } if work_ps >= ALWAYS_TIME_PS => {
                             Route::Watched { pool: None }
@@ -544,6 +546,32 @@ mod tests {
     use crate::spin;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
+
+    #[test]
+    fn calls_under_the_floor_never_measure_the_pool() {
+        static TINY: Site = Site::new("under_the_floor");
+        TINY.assume_cost(PerItem::from_nanos(1.0));
+        // A pool of a size no other test uses: its figures are this test's to see.
+        let own = rayon::ThreadPoolBuilder::new()
+            .num_threads(7)
+            .build()
+            .unwrap();
+        own.install(|| {
+            let here = pool::here();
+            assert!(here.measured().is_none());
+            // 1 000 items of 1 ns: under the floor (1.25 µs), a loop without measuring, and
+            // one that takes the short path (not the call in 64 that is timed).
+            for call in 1..=3 {
+                let r = route(&TINY, 1_000, call);
+                assert!(matches!(r, Route::Serial { .. }), "{r:?}");
+                assert!(short_call(&TINY, 1_000, call));
+            }
+            assert!(here.measured().is_none(), "a call under the floor measured");
+            // A call with more work than that needs the figures, and measures them.
+            let _ = route(&TINY, 1_000_000, 1);
+            assert!(here.measured().is_some());
+        });
+    }
 
     #[test]
     fn a_loop_the_outcomes_chose_counts_as_running_in_the_pool() {

@@ -18,7 +18,7 @@
 //! Every figure and the break-even point derived from it change together, under the pool's
 //! lock: a break-even point never outlives the figures it came from.
 
-use crate::model::{serial_work_limit_ps, Machine, MAX_PIECES_PER_THREAD};
+use crate::model::{serial_work_limit_ps, Machine, MAX_PIECES_PER_THREAD, MIN_SPEEDUP};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -165,8 +165,17 @@ pub(crate) fn known_here() -> Option<&'static Pool> {
 /// known (no call is then below it, and the call takes the routed path).
 #[inline(always)]
 pub(crate) fn known_serial_limit_here_ps() -> u64 {
-    HERE.with(Cell::get).serial_limit_ps.load(Ordering::Relaxed)
+    HERE.with(Cell::get)
+        .serial_limit_ps
+        .load(Ordering::Relaxed)
+        .max(FLOOR_LIMIT_PS)
 }
+
+/// The break-even point of the cheapest pool there can be (a fork-join costs at least
+/// [`MIN_OVERHEAD_NS`]): a call with less work than this is a loop whatever the pool's
+/// figures, so it needs no measurement to plan, and takes the short-call path before the
+/// pool is measured.
+pub(crate) const FLOOR_LIMIT_PS: u64 = (MIN_OVERHEAD_NS * MIN_SPEEDUP * 1000.0) as u64;
 
 #[cold]
 fn resolve_here() -> &'static Pool {
