@@ -303,7 +303,7 @@ fn cap_for(site: &Site) -> Option<usize> {
 /// The pool's figures for a call starting now, under `site`'s cap and beside the planned
 /// calls already running: the figures, whether the pool is cold, and what to name as the
 /// cause of a plan made with them.
-fn figures_for(site: &Site, pool: &Pool) -> (Machine, bool, Cause) {
+fn figures_for(site: &Site, pool: &'static Pool) -> (Machine, bool, Cause) {
     let (m, cold) = pool.for_call();
     let (m, cause) = shared_figures(site, pool, m);
     (m, cold, cause)

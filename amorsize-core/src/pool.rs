@@ -9,8 +9,12 @@
 //! pool in a thread-local, and the hot path reads the break-even point with a thread-local
 //! read and one atomic load.
 //!
-//! Each pool's figures are measured on first need (about a millisecond, never blocking
-//! anyone: callers that arrive meanwhile get provisional figures), refined by its own
+//! Each pool's figures are measured on first need (a call whose work is under the floor of
+//! any pool's break-even point, [`FLOOR_LIMIT_PS`], needs none), in about 0.3 ms, never
+//! blocking anyone: callers that arrive meanwhile get provisional figures. The overhead after
+//! idling needs idle pauses (about a millisecond), so it is measured next on a thread of its
+//! own, skipping any sample the program's own parallel calls ran beside: plans use the
+//! awake overhead, and the one after idling is for reports. The figures are refined by its own
 //! parallel calls, and measured again a few times with backoff: a measurement taken while
 //! other threads loaded the machine must not fix a wrong figure for ever, and a figure too
 //! high keeps calls serial, so no parallel call would ever correct it.
@@ -37,6 +41,13 @@ const SAMPLES: usize = 7;
 const IDLE_PAUSE: Duration = Duration::from_micros(150);
 /// Cold (after idle) samples; the median is kept.
 const COLD_SAMPLES: usize = 3;
+/// Idle pauses tried for those samples, at most: a dozen back to back, then the rest
+/// [`COLD_RETRY_AFTER`] apart (about a second in all).
+const COLD_ATTEMPTS: usize = 4 * COLD_SAMPLES + 100;
+/// The wait between attempts once a dozen found the pool busy.
+const COLD_RETRY_AFTER: Duration = Duration::from_millis(10);
+/// The longest [`machine`] waits for the overhead after idling to be measured.
+const COLD_WAIT: Duration = Duration::from_millis(50);
 
 /// A pool unused for this long is planned for as cold: its workers sleep, and on virtual
 /// machines their cores may be halted (measured on the 2-core development VM: a join of two
@@ -73,6 +84,11 @@ pub(crate) struct Pool {
     last_used_ns: AtomicU64,
     /// Taken by the thread measuring the pool, so that nobody waits for it.
     measuring: AtomicBool,
+    /// Set while the overhead after idling is being measured on a thread of its own.
+    cold_pending: AtomicBool,
+    /// Parallel calls running here now (see [`Pool::parallel_running`]), which that
+    /// measurement must not run beside.
+    parallel_calls: AtomicUsize,
     /// Planned calls running in the pool now (parallel ones, and loops long enough to have
     /// been planned): a call planned while others run plans for its share of the threads.
     long_calls: AtomicUsize,
@@ -120,6 +136,9 @@ struct Figures {
     measured_at_ns: u64,
     /// Re-measurements done so far.
     remeasured: usize,
+    /// Whether the overhead after idling has been measured; until then the figures hold the
+    /// hot overhead in its place.
+    cold_measured: bool,
 }
 
 /// Stands for a thread's pool until it is resolved: its break-even point is 0 ("unknown"),
@@ -201,7 +220,10 @@ fn of_size(size: usize) -> &'static Pool {
 /// A call inside `pool.install(..)` gets that pool's facts; elsewhere, those of rayon's
 /// global pool.
 pub fn machine() -> Machine {
-    here().machine()
+    let pool = here();
+    pool.machine();
+    pool.wait_for_cold();
+    pool.machine()
 }
 
 /// The calling thread's pool, once its figures are measured (by this thread, or by another
@@ -225,15 +247,17 @@ pub(crate) fn machine_if_known() -> Machine {
     }
 }
 
-/// The facts of the calling thread's pool as far as they are known, and whether they were
-/// measured (not stand-ins): what a report shows. Resolves the thread's pool (cheap), so
-/// that a thread that made no call of its own, such as one whose calls all ran on the
-/// pool's workers, still sees the figures those calls measured; never measures.
-pub(crate) fn machine_if_known_and_measured() -> (Machine, bool) {
+/// The facts of the calling thread's pool as far as they are known, whether they were
+/// measured (not stand-ins), and whether the overhead after idling was: what a report
+/// shows. Resolves the thread's pool (cheap), so that a thread that made no call of its
+/// own, such as one whose calls all ran on the pool's workers, still sees the figures those
+/// calls measured; never measures.
+pub(crate) fn machine_if_known_and_measured() -> (Machine, bool, bool) {
     let pool = here();
-    match pool.measured() {
-        Some(m) => (m, true),
-        None => (pool.known_machine(), false),
+    let figures = *crate::lock(&pool.figures);
+    match figures.machine {
+        Some(m) => (m, true, figures.cold_measured),
+        None => (pool.known_machine(), false, false),
     }
 }
 
@@ -270,6 +294,8 @@ impl Pool {
             serial_limit_ps: AtomicU64::new(0),
             last_used_ns: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
+            cold_pending: AtomicBool::new(false),
+            parallel_calls: AtomicUsize::new(0),
             long_calls: AtomicUsize::new(0),
             async_calls: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -280,6 +306,7 @@ impl Pool {
                 machine: None,
                 measured_at_ns: 0,
                 remeasured: 0,
+                cold_measured: false,
             }),
         }
     }
@@ -291,7 +318,7 @@ impl Pool {
     }
 
     /// The figures, measuring them first if nobody has (never blocking).
-    pub(crate) fn machine(&self) -> Machine {
+    pub(crate) fn machine(&'static self) -> Machine {
         match self.measured() {
             Some(m) => m,
             None => self.measure_first(),
@@ -320,7 +347,7 @@ impl Pool {
     /// start and never waits for a helper that has not woken (see `with_caller`), so an idle
     /// pool can make it no slower than its loop. Whether the pool was idle only says which
     /// overhead the call's outcome refines.
-    pub(crate) fn for_call(&self) -> (Machine, bool) {
+    pub(crate) fn for_call(&'static self) -> (Machine, bool) {
         let figures = *crate::lock(&self.figures);
         let m = match figures.machine {
             Some(m)
@@ -333,6 +360,20 @@ impl Pool {
             None => self.measure_first(),
         };
         (m, self.idle() >= COLD_AFTER)
+    }
+
+    /// Counts a parallel call as running here until the returned guard drops (however the
+    /// call ends): the overhead after idling is not measured meanwhile.
+    pub(crate) fn parallel_running(&'static self) -> ParallelCall {
+        self.parallel_calls.fetch_add(1, Ordering::Relaxed);
+        ParallelCall(self)
+    }
+
+    /// Whether the pool has run no parallel call for `pause` and runs none now.
+    fn idle_for(&self, pause: Duration) -> bool {
+        self.parallel_calls.load(Ordering::Relaxed) == 0
+            && self.long_calls.load(Ordering::Relaxed) == 0
+            && self.idle() >= pause
     }
 
     /// Counts a planned call as running here until the returned guard drops (however the
@@ -442,7 +483,7 @@ impl Pool {
     /// The break-even total work (picoseconds) below which no call can go parallel here,
     /// from the figures known now (provisional ones while the pool is being measured; those
     /// are not cached).
-    pub(crate) fn serial_limit_ps(&self) -> u64 {
+    pub(crate) fn serial_limit_ps(&'static self) -> u64 {
         match self.serial_limit_ps.load(Ordering::Relaxed) {
             0 => limit_for(&self.machine()),
             limit => limit,
@@ -475,12 +516,18 @@ impl Pool {
         if m.threads < 2 {
             return;
         }
-        let current = if cold {
-            &mut m.cold_overhead_ns
+        if cold && !figures.cold_measured {
+            // The first the pool has seen after idling: what that call paid.
+            m.cold_overhead_ns = sample_ns.max(m.overhead_ns);
+            figures.cold_measured = true;
         } else {
-            &mut m.overhead_ns
-        };
-        *current = step_toward(*current, sample_ns);
+            let current = if cold {
+                &mut m.cold_overhead_ns
+            } else {
+                &mut m.overhead_ns
+            };
+            *current = step_toward(*current, sample_ns);
+        }
         self.publish(&mut figures, m);
     }
 
@@ -491,7 +538,7 @@ impl Pool {
     }
 
     #[cold]
-    fn measure_first(&self) -> Machine {
+    fn measure_first(&'static self) -> Machine {
         if self
             .measuring
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -500,22 +547,74 @@ impl Pool {
             return self.measured().unwrap_or_else(|| self.provisional());
         }
         let measured = measure(self.threads());
+        // Set before the figures are published, so that whoever sees them waits for it.
+        let cold_later = measured.threads >= 2;
+        self.cold_pending.store(cold_later, Ordering::Release);
         log::debug!(
             target: "amorsize",
-            "pool of {} threads: {} usable, {:.0} ns to go parallel ({:.0} ns after idling), {:.0} ns per extra piece",
+            "pool of {} threads: {} usable, {:.0} ns to go parallel, {:.0} ns per extra piece",
             self.size,
             measured.threads,
             measured.overhead_ns,
-            measured.cold_overhead_ns,
             measured.per_piece_ns
         );
         let mut figures = crate::lock(&self.figures);
         figures.measured_at_ns = now_ns();
+        figures.cold_measured = !cold_later;
         self.publish(&mut figures, measured);
         drop(figures);
         self.note_used();
         self.measuring.store(false, Ordering::Release);
+        if cold_later {
+            self.measure_cold_later();
+        }
         measured
+    }
+
+    /// Measures the overhead after idling, which needs idle pauses (about 1 ms in all), on a
+    /// thread of its own, so that the call that needed the figures does not wait for it:
+    /// calls plan with the hot overhead, and the cold one is for reports. A pool's own
+    /// worker (a call inside `pool.install(..)`, whose pool another thread could not reach)
+    /// measures it where it is, as does a thread that cannot start another.
+    fn measure_cold_later(&'static self) {
+        let threads = self.threads();
+        if rayon::current_thread_index().is_some() {
+            self.publish_cold(measure_cold(self, threads));
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("amorsize-idle-cost".into())
+            .spawn(move || self.publish_cold(measure_cold(self, threads)));
+        if spawned.is_err() {
+            self.publish_cold(measure_cold(self, threads));
+        }
+    }
+
+    /// Stores the overhead after idling, when it could be measured, and ends the wait for it.
+    fn publish_cold(&self, cold_ns: Option<f64>) {
+        let mut figures = crate::lock(&self.figures);
+        if let (Some(cold_ns), Some(mut m)) = (cold_ns, figures.machine) {
+            m.cold_overhead_ns = cold_ns.max(m.overhead_ns);
+            log::debug!(
+                target: "amorsize",
+                "pool of {} threads: {:.0} ns to go parallel after idling",
+                self.size,
+                m.cold_overhead_ns
+            );
+            figures.cold_measured = true;
+            self.publish(&mut figures, m);
+        }
+        drop(figures);
+        self.cold_pending.store(false, Ordering::Release);
+    }
+
+    /// Waits (a millisecond or so, at most [`COLD_WAIT`]) while the overhead after idling is
+    /// being measured: what [`machine`] returns is then complete.
+    fn wait_for_cold(&self) {
+        let start = Instant::now();
+        while self.cold_pending.load(Ordering::Acquire) && start.elapsed() < COLD_WAIT {
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     /// Measures the hot overhead again and keeps it if it is clearly lower; `None` when
@@ -560,6 +659,16 @@ impl Pool {
         pool.publish(&mut figures, m);
         drop(figures);
         pool
+    }
+}
+
+/// A parallel call running in a pool; counted out when dropped.
+#[derive(Debug)]
+pub(crate) struct ParallelCall(&'static Pool);
+
+impl Drop for ParallelCall {
+    fn drop(&mut self) {
+        self.0.parallel_calls.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -761,22 +870,46 @@ fn measure(threads: usize) -> Machine {
         few_ns[i] = time_empty_split(threads);
         many_ns[i] = time_empty_split(many);
     }
-    let mut cold_samples = [0.0; COLD_SAMPLES];
-    for sample in &mut cold_samples {
-        std::thread::sleep(IDLE_PAUSE);
-        *sample = time_empty_split(threads);
-    }
-
     let hot_ns = median(&mut few_ns).max(MIN_OVERHEAD_NS);
-    let cold_ns = median(&mut cold_samples).max(hot_ns);
     let extra_pieces_per_thread = (MAX_PIECES_PER_THREAD - 1) as f64;
     let per_piece_ns = ((median(&mut many_ns) - hot_ns) / extra_pieces_per_thread).max(50.0);
     Machine {
         threads,
         overhead_ns: hot_ns,
-        cold_overhead_ns: cold_ns,
+        // In its place until `measure_cold` has run.
+        cold_overhead_ns: hot_ns,
         per_piece_ns,
     }
+}
+
+/// The overhead of a split of `threads` pieces after the pool's workers have idled: the
+/// median of [`COLD_SAMPLES`] splits, each after an [`IDLE_PAUSE`] in which `pool` ran no
+/// parallel call (a sample the program's own calls ran beside does not count; after
+/// [`COLD_ATTEMPTS`] pauses, each [`COLD_RETRY_AFTER`] longer than the last
+/// [`IDLE_PAUSE`], `None` if none was idle).
+fn measure_cold(pool: &Pool, threads: usize) -> Option<f64> {
+    let mut samples = Vec::with_capacity(COLD_SAMPLES);
+    for attempt in 0..COLD_ATTEMPTS {
+        // A busy program is waited for with longer sleeps: the thread costs nothing then.
+        let wait = if attempt < 4 * COLD_SAMPLES {
+            Duration::ZERO
+        } else {
+            COLD_RETRY_AFTER
+        };
+        std::thread::sleep(wait + IDLE_PAUSE);
+        if !pool.idle_for(IDLE_PAUSE) {
+            continue;
+        }
+        let sample_ns = time_empty_split(threads);
+        // Nothing started or ended beside it.
+        if pool.idle_for(Duration::from_nanos(sample_ns as u64) + IDLE_PAUSE) {
+            samples.push(sample_ns);
+            if samples.len() == COLD_SAMPLES {
+                break;
+            }
+        }
+    }
+    (!samples.is_empty()).then(|| median(&mut samples))
 }
 
 /// The hot overhead alone (what the break-even point follows): the median of a few
@@ -823,6 +956,53 @@ mod tests {
             cold_overhead_ns: 40_000.0,
             per_piece_ns: 100.0,
         }
+    }
+
+    #[test]
+    fn the_cost_after_idling_is_measured_apart_and_waited_for() {
+        let hot = Machine {
+            threads: 2,
+            overhead_ns: 5_000.0,
+            cold_overhead_ns: 5_000.0,
+            per_piece_ns: 50.0,
+        };
+        // A pool no call runs in: every pause is idle.
+        let pool = Pool::with_figures(2, hot);
+        crate::lock(&pool.figures).cold_measured = false;
+        pool.cold_pending.store(true, Ordering::Release);
+        let measuring = std::thread::spawn(move || pool.publish_cold(measure_cold(pool, 2)));
+        pool.wait_for_cold();
+        assert!(!pool.cold_pending.load(Ordering::Acquire));
+        let figures = *crate::lock(&pool.figures);
+        assert!(figures.cold_measured);
+        let m = figures.machine.unwrap();
+        // Never below the awake cost; the awake figures untouched.
+        assert!(m.cold_overhead_ns >= m.overhead_ns);
+        assert_eq!((m.overhead_ns, m.per_piece_ns), (5_000.0, 50.0));
+        measuring.join().unwrap();
+    }
+
+    #[test]
+    fn a_cost_after_idling_that_found_no_idle_pause_stays_unmeasured() {
+        let hot = Machine {
+            threads: 2,
+            overhead_ns: 5_000.0,
+            cold_overhead_ns: 5_000.0,
+            per_piece_ns: 50.0,
+        };
+        let pool = Pool::with_figures(2, hot);
+        crate::lock(&pool.figures).cold_measured = false;
+        pool.cold_pending.store(true, Ordering::Release);
+        pool.publish_cold(None);
+        // The wait ends, and the figures say what they are.
+        pool.wait_for_cold();
+        let figures = *crate::lock(&pool.figures);
+        assert!(!figures.cold_measured);
+        assert_eq!(figures.machine, Some(hot));
+        // A pool whose calls never leave it idle finds no pause.
+        let busy = Pool::with_figures(2, hot);
+        let _running = busy.enter();
+        assert_eq!(measure_cold(busy, 2), None);
     }
 
     #[test]

@@ -18,6 +18,12 @@ pub struct Report {
     /// `false` while those figures are stand-ins (no call long enough to need them has run
     /// in that pool yet).
     pub machine_measured: bool,
+    /// `false` while the cost of going parallel after the pool idled
+    /// ([`Machine::cold_overhead_ns`], which holds the awake cost until then) is not
+    /// measured: it is measured on a thread of its own, in the millisecond or so after the
+    /// pool's first figures (or not, if the program's own calls never leave the pool idle
+    /// that long meanwhile).
+    pub cold_measured: bool,
     /// The mode forced on the whole process (`AMORSIZE` or [`set_mode`](crate::set_mode)),
     /// [`Mode::Auto`] when none is.
     pub forced: Mode,
@@ -100,7 +106,7 @@ impl Report {
 /// Collects a [`Report`]: a few locks and loads per site, never a measurement. Safe to
 /// call from any thread at any time.
 pub fn report() -> Report {
-    let (machine, machine_measured) = crate::pool::machine_if_known_and_measured();
+    let (machine, machine_measured, cold_measured) = crate::pool::machine_if_known_and_measured();
     let forced = crate::config::mode();
     let sites = all_sites()
         .into_iter()
@@ -109,6 +115,7 @@ pub fn report() -> Report {
     Report {
         machine,
         machine_measured,
+        cold_measured,
         forced,
         sites,
     }
@@ -284,6 +291,13 @@ fn overhead_then(then: &Machine, now: &Machine) -> String {
     let words = overhead(then);
     let moved = |now_ns: f64| moved_far(then.overhead_ns, now_ns.max(1e-3));
     if !crate::pool::is_provisional(then) && moved(now.overhead_ns) && moved(now.cold_overhead_ns) {
+        // Equal until the cost after idling is measured (see `Report::cold_measured`).
+        if now.cold_overhead_ns == now.overhead_ns {
+            return format!(
+                "{words} (when it was planned; {} now)",
+                Nanos(now.overhead_ns)
+            );
+        }
         format!(
             "{words} (when it was planned; {} now, {} after idling)",
             Nanos(now.overhead_ns),
@@ -409,12 +423,16 @@ impl fmt::Display for Report {
                 m.threads
             )?;
         } else {
+            let after_idling = if self.cold_measured {
+                format!("{} after it idled", Nanos(m.cold_overhead_ns))
+            } else {
+                "not measured yet after it idled".to_string()
+            };
             writeln!(
                 f,
-                "amorsize: {} threads; going parallel costs {} with the pool awake, {} after it idled; {} per extra piece",
+                "amorsize: {} threads; going parallel costs {} with the pool awake, {after_idling}; {} per extra piece",
                 m.threads,
                 Nanos(m.overhead_ns),
-                Nanos(m.cold_overhead_ns),
                 Nanos(m.per_piece_ns)
             )?;
         }
@@ -501,6 +519,27 @@ mod tests {
             machine: m,
         }
         .reason()
+    }
+
+    #[test]
+    fn the_header_says_when_the_cost_after_idling_is_not_measured() {
+        let report = |cold_measured| Report {
+            machine: two_cores(),
+            machine_measured: true,
+            cold_measured,
+            forced: Mode::Auto,
+            sites: Vec::new(),
+        };
+        let header = report(false).to_string();
+        assert!(
+            header.contains("12.0 µs with the pool awake, not measured yet after it idled;"),
+            "{header}"
+        );
+        let header = report(true).to_string();
+        assert!(
+            header.contains("12.0 µs with the pool awake, 120.0 µs after it idled;"),
+            "{header}"
+        );
     }
 
     #[test]

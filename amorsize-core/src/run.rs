@@ -332,8 +332,10 @@ pub(crate) fn parallel_call<T>(
         watch.ran(plan.decision.plan);
     }
     let busy_ns = AtomicU64::new(0);
+    let running = plan.pool.parallel_running();
     let start = Instant::now();
     let (out, ran) = engine(&busy_ns);
+    drop(running);
     learn_from_parallel(
         call.site,
         ran,
