@@ -958,18 +958,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_cost_after_idling_is_measured_apart_and_waited_for() {
-        let hot = Machine {
-            threads: 2,
-            overhead_ns: 5_000.0,
-            cold_overhead_ns: 5_000.0,
-            per_piece_ns: 50.0,
-        };
-        // A pool no call runs in: every pause is idle.
-        let pool = Pool::with_figures(2, hot);
+    /// Awake figures, the cost after idling standing in as the awake one.
+    const HOT_ONLY: Machine = Machine {
+        threads: 2,
+        overhead_ns: 5_000.0,
+        cold_overhead_ns: 5_000.0,
+        per_piece_ns: 50.0,
+    };
+
+    /// A pool with [`HOT_ONLY`] figures, as just after its first measurement: the cost
+    /// after idling awaited. No call runs in it.
+    fn awaiting_cold() -> &'static Pool {
+        let pool = Pool::with_figures(2, HOT_ONLY);
         crate::lock(&pool.figures).cold_measured = false;
         pool.cold_pending.store(true, Ordering::Release);
+        pool
+    }
+
+    #[test]
+    fn the_cost_after_idling_is_measured_apart_and_waited_for() {
+        // No call runs in the pool: every pause is idle.
+        let pool = awaiting_cold();
         let measuring = std::thread::spawn(move || pool.publish_cold(measure_cold(pool, 2)));
         pool.wait_for_cold();
         assert!(!pool.cold_pending.load(Ordering::Acquire));
@@ -984,23 +993,15 @@ mod tests {
 
     #[test]
     fn a_cost_after_idling_that_found_no_idle_pause_stays_unmeasured() {
-        let hot = Machine {
-            threads: 2,
-            overhead_ns: 5_000.0,
-            cold_overhead_ns: 5_000.0,
-            per_piece_ns: 50.0,
-        };
-        let pool = Pool::with_figures(2, hot);
-        crate::lock(&pool.figures).cold_measured = false;
-        pool.cold_pending.store(true, Ordering::Release);
+        let pool = awaiting_cold();
         pool.publish_cold(None);
         // The wait ends, and the figures say what they are.
         pool.wait_for_cold();
         let figures = *crate::lock(&pool.figures);
         assert!(!figures.cold_measured);
-        assert_eq!(figures.machine, Some(hot));
+        assert_eq!(figures.machine, Some(HOT_ONLY));
         // A pool whose calls never leave it idle finds no pause.
-        let busy = Pool::with_figures(2, hot);
+        let busy = Pool::with_figures(2, HOT_ONLY);
         let _running = busy.enter();
         assert_eq!(measure_cold(busy, 2), None);
     }
