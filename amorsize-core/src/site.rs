@@ -67,6 +67,10 @@ pub struct Site {
     /// [`crate::stream`]): read by every stream as it starts, so an atomic, not in
     /// [`Learned`]'s lock.
     stream_verdict: AtomicU8,
+    /// The caller's wall time per item (an `f64`'s bits; 0 for none) over the judged
+    /// batches in parallel of the site's last stream that had any: a stream too short to
+    /// measure both ways (a loop is tried after two such batches) starts from it.
+    stream_batched_ns: AtomicU64,
     registered: AtomicBool,
     instances: OnceLock<Box<Instances>>,
 }
@@ -182,6 +186,7 @@ impl Site {
                 by_length: [None; LENGTH_CLASSES],
             }),
             stream_verdict: AtomicU8::new(NO_VERDICT),
+            stream_batched_ns: AtomicU64::new(0),
             registered: AtomicBool::new(false),
             instances: OnceLock::new(),
         }
@@ -386,6 +391,19 @@ impl Site {
             None => NO_VERDICT,
         };
         self.stream_verdict.store(value, Ordering::Relaxed);
+    }
+
+    /// What the caller of the site's last stream saw per item of its judged batches in
+    /// parallel (see the field), if any stream measured it.
+    pub(crate) fn stream_batched_ns(&self) -> Option<f64> {
+        let bits = self.stream_batched_ns.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
+    }
+
+    /// Keeps a stream's figure for its judged batches in parallel.
+    pub(crate) fn set_stream_batched_ns(&self, per_item_ns: f64) {
+        self.stream_batched_ns
+            .store(per_item_ns.to_bits(), Ordering::Relaxed);
     }
 
     /// Counts `n` items mapped outside any call (a stream's items mapped one by one).

@@ -21,7 +21,10 @@
 //! also compares what it sees of both ways, batches in parallel and a loop one by one (the
 //! reading and handing over of each item in a batch, on the caller's thread, can cost more
 //! than the parallel map saves), and maps as the faster one, trying the other again from
-//! time to time; the site's next stream starts from that verdict. While every call is
+//! time to time; the site's next stream starts from that verdict. Until a stream has
+//! measured both ways (one tries the loop after two batches in parallel it could judge, which
+//! a stream of two or three batches never has), the next starts from what those batches
+//! cost its caller, and tries the loop first. While every call is
 //! watched (an observer, a tracing subscriber), every item is mapped in a batch.
 //!
 //! A batch is mapped once it is full, once the input ends, or once reading it has taken
@@ -311,11 +314,18 @@ pub struct MapIter<It: Iterator, S: StreamFn<It::Item>> {
 
 impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
     fn new(site: &'static Site, input: It, f: S) -> Self {
-        // What the site's last stream found, until this one measures its own.
+        // What the site's last stream found, until this one measures its own: a verdict, or
+        // what its batches in parallel cost, and then the loop is measured first (streams
+        // too short to measure both ways would otherwise never find the loop faster).
         let (batched_ns, lazy_ns) = match site.stream_loop_faster() {
             Some(true) => (Some(f64::INFINITY), Some(0.0)),
             Some(false) => (Some(0.0), Some(f64::INFINITY)),
-            None => (None, None),
+            None => (site.stream_batched_ns(), None),
+        };
+        let parallel_batches = if batched_ns.is_some_and(measured) {
+            2
+        } else {
+            0
         };
         MapIter {
             batched_ns,
@@ -331,7 +341,7 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             lazy_next: 0,
             segment: None,
             told: None,
-            parallel_batches: 0,
+            parallel_batches,
             loops_chosen: 0,
             batches_left: 0,
             chained: false,
@@ -509,6 +519,11 @@ impl<It: Iterator, S: StreamFn<It::Item>> MapIter<It, S> {
             Some(last) if measured(last) => (last + per_item_ns) / 2.0,
             _ => per_item_ns,
         });
+        if segment.parallel && !self.chained {
+            if let Some(batched) = self.batched_ns {
+                self.site.set_stream_batched_ns(batched);
+            }
+        }
         if let (Some(batched), Some(lazy)) = (self.batched_ns, self.lazy_ns) {
             let verdict = Some(lazy < batched);
             if measured(batched) && measured(lazy) && !self.chained && verdict != self.told {
@@ -1110,6 +1125,27 @@ mod tests {
         // The first batch ran as a loop, reading nothing ahead (a parallel one would have
         // read the next batch), and the item after it was read alone.
         assert_eq!(read.get(), first + 1);
+    }
+
+    #[test]
+    fn a_stream_after_batches_measured_elsewhere_tries_the_loop_first() {
+        let _serial = crate::timing_test();
+        static TRIED: Site = Site::new("s_tried");
+        TRIED.assume_cost(crate::units::PerItem::from_nanos(10.0));
+        // No verdict, but the site's earlier streams measured their batches in parallel
+        // (too short to try the loop after two of them).
+        TRIED.set_stream_batched_ns(12.0);
+        let read = Cell::new(0usize);
+        let input = (0u64..).inspect(|_| read.set(read.get() + 1));
+        let mut out = uncut(map_iter(&TRIED, input, |x| x + 1));
+        // A batch's worth is mapped as a loop, to measure it: a short batch run as a loop
+        // (a parallel one would have read the next batch too), then items one by one.
+        assert_eq!(out.next(), Some(1));
+        assert_eq!(read.get(), MIN_BATCH);
+        for i in 1..MIN_BATCH as u64 + 100 {
+            assert_eq!(out.next(), Some(i + 1));
+            assert_eq!(read.get(), (i as usize + 1).max(MIN_BATCH));
+        }
     }
 
     #[test]
