@@ -12,10 +12,10 @@
 //!   items for at most [`SLICE`] of their learned cost, then wakes the task and yields, so
 //!   other tasks run between slices. Calls predicted under [`INLINE_BELOW`] run whole on the
 //!   first poll. Items dearer than the slice, or items that turn out far dearer than learned
-//!   while a call runs, go to the pool. Items taken by value are collected into a `Vec` to
-//!   run in slices (a rayon iterator cannot be resumed across polls), up to 16 MiB of them; a
-//!   larger input (a range of billions, say) runs on the pool, which iterates it lazily, and
-//!   so do items that a [`ParIter`]'s adapters compute (they would all run in the first
+//!   while a call runs, go to the pool. Items taken by value in a `Vec` or a `Box<[T]>` are
+//!   held as they are; others are collected into a `Vec` to run in slices (a rayon iterator
+//!   cannot be resumed across polls), up to 16 MiB of them; a larger input (a range of
+//!   billions, say) runs on the pool, which iterates it lazily, and so do items that a [`ParIter`]'s adapters compute (they would all run in the first
 //!   poll; see [`IntoItems::HELD`]).
 //!
 //! Whichever way it runs, a call is one call to whatever watches it (an
@@ -697,9 +697,33 @@ where
 
 /// Items taken by value: a rayon iterator, and whether its items are held (see
 /// [`IntoItems::HELD`]).
-struct Owned<It> {
-    iter: It,
+struct Owned<It: IndexedParallelIterator> {
+    items: Held<It>,
     held: bool,
+}
+
+/// Items taken by value: the `Vec` they were (held as it is, not copied), or a rayon
+/// iterator.
+enum Held<It: IndexedParallelIterator> {
+    Vec(Vec<It::Item>),
+    Iter(It),
+}
+
+impl<It: IndexedParallelIterator> Owned<It> {
+    /// `items`, held as the `Vec` they are if they are one.
+    fn new<I: IntoItems<It::Item, Iter = It>>(items: I) -> Self
+    where
+        It::Item: Send,
+    {
+        let items = match items.into_held_vec() {
+            Ok(vec) => Held::Vec(vec),
+            Err(items) => Held::Iter(items.into_items()),
+        };
+        Owned {
+            items,
+            held: I::HELD,
+        }
+    }
 }
 
 impl<It, G, V, E, T> Input<G, V, E, T> for Owned<It>
@@ -713,24 +737,40 @@ where
     type Source = Drained<It::Item>;
 
     fn len(&self) -> usize {
-        self.iter.len()
+        match &self.items {
+            Held::Vec(vec) => vec.len(),
+            Held::Iter(iter) => iter.len(),
+        }
     }
 
     fn can_slice(&self) -> bool {
-        // Run in slices, the items are first collected into a `Vec` (a rayon iterator
-        // cannot be resumed across polls): only items held already (an adapter would run
-        // for every item in that one poll), and not a huge range's worth.
-        let item = std::mem::size_of::<It::Item>().max(1);
-        self.held && self.iter.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
+        match &self.items {
+            // Held as they are.
+            Held::Vec(_) => true,
+            // Run in slices, the items are first collected into a `Vec` (a rayon iterator
+            // cannot be resumed across polls): only items held already (an adapter would
+            // run for every item in that one poll), and not a huge range's worth.
+            Held::Iter(iter) => {
+                let item = std::mem::size_of::<It::Item>().max(1);
+                self.held && iter.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
+            }
+        }
     }
 
     fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
-        pool_job(Part::whole(site), ParIter(self.iter), g, Vec::new(), finish)
+        match self.items {
+            Held::Vec(vec) => pool_job(Part::whole(site), vec, g, Vec::new(), finish),
+            Held::Iter(iter) => pool_job(Part::whole(site), ParIter(iter), g, Vec::new(), finish),
+        }
     }
 
     fn into_source(self) -> Drained<It::Item> {
-        // Taken out of the producer once: a rayon iterator cannot be resumed across polls.
-        Drained(self.iter.with_producer(Collect).into_iter())
+        match self.items {
+            Held::Vec(vec) => Drained(vec.into_iter()),
+            // Taken out of the producer once: a rayon iterator cannot be resumed across
+            // polls.
+            Held::Iter(iter) => Drained(iter.with_producer(Collect).into_iter()),
+        }
     }
 }
 
@@ -932,10 +972,7 @@ where
 {
     MapFuture::new(Box::new(AsyncCall {
         site,
-        input: Owned {
-            iter: items.into_items(),
-            held: I::HELD,
-        },
+        input: Owned::new(items),
         g: move |x| Ok::<R, Infallible>(f(x)),
         finish: values,
     }))
@@ -1033,10 +1070,7 @@ where
 {
     MapFuture::new(Box::new(AsyncCall {
         site,
-        input: Owned {
-            iter: items.into_items(),
-            held: I::HELD,
-        },
+        input: Owned::new(items),
         g: move |x| f(x).into_result(),
         finish: batch::<R>,
     }))

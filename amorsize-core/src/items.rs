@@ -36,6 +36,18 @@ pub trait IntoItems<T: Send> {
     /// async call of those runs on the pool. The default, `false`, is the safe answer for
     /// other types.
     const HELD: bool = false;
+
+    /// The items as the `Vec` they are already (a `Vec`, a `Box<[T]>`), without copying
+    /// them, or `Err(self)`: how an async call run in slices on the polling thread holds its
+    /// items. The default, `Err(self)`, makes such a call collect them from
+    /// [`into_items`](Self::into_items) instead.
+    #[doc(hidden)]
+    fn into_held_vec(self) -> Result<Vec<T>, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 /// A rayon parallel iterator, as items.
@@ -87,8 +99,18 @@ macro_rules! via_rayon {
     )*};
 }
 
+impl<T: Send> IntoItems<T> for Vec<T> {
+    type Iter = rayon::vec::IntoIter<T>;
+    const HELD: bool = true;
+    fn into_items(self) -> Self::Iter {
+        self.into_par_iter()
+    }
+    fn into_held_vec(self) -> Result<Vec<T>, Self> {
+        Ok(self)
+    }
+}
+
 via_rayon! {
-    impl[T: Send] for Vec<T> => rayon::vec::IntoIter<T>, item = T;
     impl[T: Send] for VecDeque<T> => rayon::collections::vec_deque::IntoIter<T>, item = T;
     impl[T: Send, const N: usize] for [T; N] => rayon::array::IntoIter<T, N>, item = T;
     impl['a, T: Sync + 'a] for &'a [T] => rayon::slice::Iter<'a, T>, item = &'a T;
@@ -100,7 +122,10 @@ impl<T: Send> IntoItems<T> for Box<[T]> {
     type Iter = rayon::vec::IntoIter<T>;
     const HELD: bool = true;
     fn into_items(self) -> Self::Iter {
-        self.into_vec().into_par_iter()
+        <[T]>::into_vec(self).into_par_iter()
+    }
+    fn into_held_vec(self) -> Result<Vec<T>, Self> {
+        Ok(<[T]>::into_vec(self))
     }
 }
 
