@@ -10,7 +10,7 @@ use std::task::Context;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{nobody, poll_here, spin};
+use support::{nobody, poll_here, spin, Counted};
 
 #[amorsize::parallel]
 fn heavy(x: &u64) -> u64 {
@@ -634,34 +634,15 @@ fn associated_functions_of_a_generic_impl_get_async_companions() {
     assert_eq!(borrowed_unit(&2), vec![2, 4, 6]);
 }
 
-/// Items alive now: made by `Tracked::new`, not dropped yet.
-static TRACKED_ALIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// An item that counts itself alive.
-struct Tracked(u64);
-
-impl Tracked {
-    fn new(x: u64) -> Self {
-        TRACKED_ALIVE.fetch_add(1, Ordering::SeqCst);
-        Tracked(x)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        TRACKED_ALIVE.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[amorsize::parallel(max_threads = 1)]
-fn unwrap_tracked(item: Tracked) -> u64 {
+fn unwrap_tracked(item: Counted) -> u64 {
     spin(Duration::from_micros(2));
     item.0 * 2
 }
 
 #[test]
 fn items_held_as_their_vec_or_box_run_in_slices_and_are_all_dropped() {
-    let tracked = |n: u64| (0..n).map(Tracked::new).collect::<Vec<_>>();
+    let tracked = |n: u64| (0..n).map(Counted::new).collect::<Vec<_>>();
     let expected: Vec<u64> = (0..2_000).map(|x| x * 2).collect();
     // The first call profiles (on the pool); the next ones are loops, run in slices here.
     assert_eq!(
@@ -673,7 +654,7 @@ fn items_held_as_their_vec_or_box_run_in_slices_and_are_all_dropped() {
     assert!(polls > 1, "{polls} poll(s)");
     let boxed = tracked(2_000).into_boxed_slice();
     assert_eq!(poll_here(par_unwrap_tracked_async(boxed)).0, expected);
-    assert_eq!(TRACKED_ALIVE.load(Ordering::SeqCst), 0);
+    assert_eq!(Counted::live(), 0);
     // Dropped between slices: the items not run yet are dropped with it.
     let waker = nobody();
     let mut cx = Context::from_waker(&waker);
@@ -684,8 +665,8 @@ fn items_held_as_their_vec_or_box_run_in_slices_and_are_all_dropped() {
     drop(future);
     // Here, or on the pool if a preempted slice sent the rest there: dropped soon either way.
     let start = Instant::now();
-    while TRACKED_ALIVE.load(Ordering::SeqCst) > 0 && start.elapsed() < Duration::from_secs(10) {
+    while Counted::live() > 0 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert_eq!(TRACKED_ALIVE.load(Ordering::SeqCst), 0);
+    assert_eq!(Counted::live(), 0);
 }

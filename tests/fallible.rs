@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 mod support;
-use support::spin;
+use support::{spin, Counted};
 
 /// Fails on items that are multiples of 1 000 plus 300 (when `fail` says so).
 #[amorsize::parallel]
@@ -84,23 +84,6 @@ fn no_item_starts_after_a_failure() {
     assert!(ran < 10_000, "{ran} items ran after a failure at item 300");
 }
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-struct Counted(u64);
-
-impl Counted {
-    fn new(x: u64) -> Counted {
-        LIVE.fetch_add(1, Ordering::SeqCst);
-        Counted(x)
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        LIVE.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 #[amorsize::parallel(mode = "parallel")]
 fn counted(x: u64) -> Result<Counted, u64> {
     if x == 7_777 {
@@ -114,13 +97,13 @@ fn counted(x: u64) -> Result<Counted, u64> {
 fn every_value_made_before_a_stop_is_dropped_once() {
     for n in [10_000u64, 7_778, 8_000] {
         assert_eq!(try_par_counted(0..n).err(), Some(7_777));
-        assert_eq!(LIVE.load(Ordering::SeqCst), 0, "n = {n}");
+        assert_eq!(Counted::live(), 0, "n = {n}");
     }
     let fine = try_par_counted(0..5_000u64).unwrap();
     assert_eq!(fine.len(), 5_000);
     assert_eq!(fine[4_999].0, 4_999);
     drop(fine);
-    assert_eq!(LIVE.load(Ordering::SeqCst), 0);
+    assert_eq!(Counted::live(), 0);
 }
 
 #[amorsize::parallel(mode = "parallel")]

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test file uses some of them.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -57,4 +58,28 @@ pub fn nobody() -> Waker {
         fn wake(self: Arc<Self>) {}
     }
     Waker::from(Arc::new(Nobody))
+}
+
+/// Values of [`Counted`] alive now (in this test binary: one test each uses it).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// A value that counts itself alive, to check that every one made is dropped once.
+pub struct Counted(pub u64);
+
+impl Counted {
+    pub fn new(x: u64) -> Counted {
+        LIVE.fetch_add(1, Ordering::SeqCst);
+        Counted(x)
+    }
+
+    /// How many are alive now.
+    pub fn live() -> usize {
+        LIVE.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::SeqCst);
+    }
 }
