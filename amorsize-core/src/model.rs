@@ -45,7 +45,8 @@ pub struct Machine {
     pub overhead_ns: f64,
     /// The same after the pool has idled, when its threads must be woken first
     /// (nanoseconds). For reports: calls plan with `overhead_ns` whatever the pool's state,
-    /// as the calling thread starts working without waiting for the pool.
+    /// as the calling thread starts working without waiting for the pool. Equal to
+    /// `overhead_ns` until measured (see [`Report::cold_measured`](crate::Report::cold_measured)).
     pub cold_overhead_ns: f64,
     /// Extra cost of every further piece a parallel call is cut into (nanoseconds).
     pub per_piece_ns: f64,

@@ -217,12 +217,20 @@ fn of_size(size: usize) -> &'static Pool {
 /// that asks while another measures gets provisional figures), then refined by the program's
 /// own parallel calls.
 ///
+/// The cost of going parallel after the pool idled is measured just after the others, on a
+/// thread of its own; called outside the pool, this waits for it (a millisecond or so, at
+/// most 50 ms). Until it is measured, [`Machine::cold_overhead_ns`] holds the awake cost.
+///
 /// A call inside `pool.install(..)` gets that pool's facts; elsewhere, those of rayon's
 /// global pool.
 pub fn machine() -> Machine {
     let pool = here();
     pool.machine();
-    pool.wait_for_cold();
+    // Not on a pool's worker: the measurement needs the workers, and one that waits here
+    // would only hold it up.
+    if rayon::current_thread_index().is_none() {
+        pool.wait_for_cold();
+    }
     pool.machine()
 }
 
