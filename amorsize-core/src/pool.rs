@@ -587,14 +587,14 @@ impl Pool {
     fn measure_cold_later(&'static self) {
         let threads = self.threads();
         if rayon::current_thread_index().is_some() {
-            self.publish_cold(measure_cold(self, threads));
+            self.publish_cold(Some(measure_cold_here(threads)));
             return;
         }
         let spawned = std::thread::Builder::new()
             .name("amorsize-idle-cost".into())
             .spawn(move || self.publish_cold(measure_cold(self, threads)));
         if spawned.is_err() {
-            self.publish_cold(measure_cold(self, threads));
+            self.publish_cold(Some(measure_cold_here(threads)));
         }
     }
 
@@ -918,6 +918,18 @@ fn measure_cold(pool: &Pool, threads: usize) -> Option<f64> {
         }
     }
     (!samples.is_empty()).then(|| median(&mut samples))
+}
+
+/// [`measure_cold`] on a thread that waits for it (a pool's worker, which may itself be
+/// inside a parallel call): [`COLD_SAMPLES`] pauses, whatever else runs meanwhile, as it
+/// cannot wait long.
+fn measure_cold_here(threads: usize) -> f64 {
+    let mut samples = [0.0; COLD_SAMPLES];
+    for sample in &mut samples {
+        std::thread::sleep(IDLE_PAUSE);
+        *sample = time_empty_split(threads);
+    }
+    median(&mut samples)
 }
 
 /// The hot overhead alone (what the break-even point follows): the median of a few
