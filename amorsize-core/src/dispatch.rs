@@ -365,6 +365,12 @@ pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
         // A pool not measured yet is measured by its first parallel call.
         return false;
     }
+    if pool.has_idled() {
+        // Sent to the pool, an async call waits for one of its threads to wake: none of its
+        // own works meanwhile, as a call of `map`'s does from the start. After the pool
+        // idled, that costs what a split after idling does.
+        m.overhead_ns = m.overhead_ns.max(m.cold_overhead_ns);
+    }
     let decision = model::decide(n, costs, &m);
     if decision.plan.is_parallel() {
         return false;
@@ -546,6 +552,34 @@ mod tests {
     use crate::spin;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
+
+    #[test]
+    fn an_async_call_from_a_pool_that_idled_plans_with_the_cost_after_idling() {
+        static WOKEN: Site = Site::new("woken_for_async");
+        // 60 items of 1 µs: in parallel, 30 µs and the cost of going parallel.
+        WOKEN.assume_cost(PerItem::from_nanos(1_000.0));
+        let costs = WOKEN.planning_costs().unwrap();
+        let figures = Machine {
+            threads: 2,
+            overhead_ns: 1_000.0,
+            cold_overhead_ns: 40_000.0,
+            per_piece_ns: 50.0,
+        };
+        // A rayon pool of a size no other test uses: the figures are this test's.
+        let own = rayon::ThreadPoolBuilder::new()
+            .num_threads(5)
+            .build()
+            .unwrap();
+        own.install(|| {
+            // Idle: sent to the pool, the call would wait 40 µs for a thread to wake, and
+            // 30 + 40 µs is no faster than its 60 µs loop.
+            pool::Pool::registered_with_figures(5, figures, false);
+            assert!(plans_loop(&WOKEN, 60, costs));
+            // Awake: 30 + 1 µs pays.
+            pool::Pool::registered_with_figures(5, figures, true);
+            assert!(!plans_loop(&WOKEN, 60, costs));
+        });
+    }
 
     #[test]
     fn calls_under_the_floor_never_measure_the_pool() {

@@ -28,9 +28,12 @@
 //! call capped to one thread, a call in a one-thread pool, or a call made while other
 //! planned calls already keep the pool's threads busy (a loaded service: see `dispatch`), or
 //! kept them busy in the last 50 ms ([`Cause::Overlapping`](crate::Cause::Overlapping): a
-//! service whose requests overlap, one of them between two calls just then). A mode of
-//! `serial` (the function's, or the process's) makes every call a loop, run the same way
-//! once its cost is known; `parallel` sends every call to the pool.
+//! service whose requests overlap, one of them between two calls just then), or a call that
+//! the pool's cost after idling would leave no faster than its loop when the pool has idled
+//! (150 µs without a parallel call): sent there, an async call waits for a thread of the
+//! pool to wake, where a call of [`map`](crate::map) works on its own thread from the
+//! start. A mode of `serial` (the function's, or the process's) makes every call a loop, run
+//! the same way once its cost is known; `parallel` sends every call to the pool.
 //! Async calls count as running in the pool from their first poll: one sent to the pool
 //! while it waits there, then as its plan says; calls run in slices as the thread that runs
 //! them, once however many take turns on it (and not while none of them has run a slice for

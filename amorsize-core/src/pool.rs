@@ -475,6 +475,12 @@ impl Pool {
         self.long_calls() < self.threads()
     }
 
+    /// Whether the pool has idled as long as before a sample of its cost after idling
+    /// ([`IDLE_PAUSE`]): its threads have gone to sleep since its last parallel call.
+    pub(crate) fn has_idled(&self) -> bool {
+        self.idle() >= IDLE_PAUSE
+    }
+
     /// How long since a parallel call last finished here (forever if none has).
     fn idle(&self) -> Duration {
         match self.last_used_ns.load(Ordering::Relaxed) {
@@ -655,6 +661,22 @@ impl Pool {
         self.note_used();
         self.measuring.store(false, Ordering::Release);
         Some(merged)
+    }
+
+    /// Test support: the pool that calls from a rayon pool of `size` threads use, given the
+    /// figures `m` (its cost after idling measured), and idle (never used) or awake (used
+    /// for as long as the test runs, whatever the clock says).
+    #[cfg(test)]
+    pub(crate) fn registered_with_figures(size: usize, m: Machine, awake: bool) -> &'static Pool {
+        let pool = of_size(size);
+        let mut figures = crate::lock(&pool.figures);
+        figures.measured_at_ns = now_ns();
+        figures.cold_measured = true;
+        pool.publish(&mut figures, m);
+        drop(figures);
+        let last_used = if awake { u64::MAX } else { 0 };
+        pool.last_used_ns.store(last_used, Ordering::Relaxed);
+        pool
     }
 
     /// Test support: a pool of `size` threads whose figures are `m`, as if measured at
