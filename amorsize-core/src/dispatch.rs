@@ -365,10 +365,10 @@ pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
         // A pool not measured yet is measured by its first parallel call.
         return false;
     }
-    if pool.has_idled() {
+    if pool.idle_for(pool::IDLE_PAUSE) {
         // Sent to the pool, an async call waits for one of its threads to wake: none of its
         // own works meanwhile, as a call of `map`'s does from the start. After the pool
-        // idled, that costs what a split after idling does.
+        // idled as long as before a sample of its cost after idling, that is what it costs.
         m.overhead_ns = m.overhead_ns.max(m.cold_overhead_ns);
     }
     let decision = model::decide(n, costs, &m);

@@ -38,7 +38,7 @@ const PROVISIONAL_PER_PIECE_NS: f64 = 500.0;
 /// Samples per measured configuration; the median is kept.
 const SAMPLES: usize = 7;
 /// Pause that lets rayon's workers fall asleep, so the cold samples see a wake-up.
-const IDLE_PAUSE: Duration = Duration::from_micros(150);
+pub(crate) const IDLE_PAUSE: Duration = Duration::from_micros(150);
 /// Cold (after idle) samples; the median is kept.
 const COLD_SAMPLES: usize = 3;
 /// Idle pauses tried for those samples, at most: a dozen back to back, then the rest
@@ -378,7 +378,7 @@ impl Pool {
     }
 
     /// Whether the pool has run no parallel call for `pause` and runs none now.
-    fn idle_for(&self, pause: Duration) -> bool {
+    pub(crate) fn idle_for(&self, pause: Duration) -> bool {
         self.parallel_calls.load(Ordering::Relaxed) == 0
             && self.long_calls.load(Ordering::Relaxed) == 0
             && self.idle() >= pause
@@ -473,12 +473,6 @@ impl Pool {
     /// CPUs): a thread, and a core, are free for one more.
     pub(crate) fn has_room(&self) -> bool {
         self.long_calls() < self.threads()
-    }
-
-    /// Whether the pool has idled as long as before a sample of its cost after idling
-    /// ([`IDLE_PAUSE`]): its threads have gone to sleep since its last parallel call.
-    pub(crate) fn has_idled(&self) -> bool {
-        self.idle() >= IDLE_PAUSE
     }
 
     /// How long since a parallel call last finished here (forever if none has).
