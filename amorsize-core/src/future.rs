@@ -15,7 +15,8 @@
 //!   while a call runs, go to the pool. Items taken by value in a `Vec` or a `Box<[T]>` are
 //!   held as they are; others are collected into a `Vec` to run in slices (a rayon iterator
 //!   cannot be resumed across polls), up to 16 MiB of them; a larger input (a range of
-//!   billions, say) runs on the pool, which iterates it lazily, and so do items that a [`ParIter`]'s adapters compute (they would all run in the first
+//!   billions, say) runs on the pool, which iterates it lazily, and so do items that a
+//!   [`ParIter`]'s adapters compute (they would all run in the first
 //!   poll; see [`IntoItems::HELD`]).
 //!
 //! Whichever way it runs, a call is one call to whatever watches it (an
@@ -698,18 +699,11 @@ where
     }
 }
 
-/// Items taken by value: a rayon iterator, and whether its items are held (see
-/// [`IntoItems::HELD`]).
-struct Owned<It: IndexedParallelIterator> {
-    items: Held<It>,
-    held: bool,
-}
-
 /// Items taken by value: the `Vec` they were (held as it is, not copied), or a rayon
-/// iterator.
-enum Held<It: IndexedParallelIterator> {
+/// iterator and whether its items are held already (see [`IntoItems::HELD`]).
+enum Owned<It: IndexedParallelIterator> {
     Vec(Vec<It::Item>),
-    Iter(It),
+    Iter { iter: It, held: bool },
 }
 
 impl<It: IndexedParallelIterator> Owned<It> {
@@ -718,13 +712,12 @@ impl<It: IndexedParallelIterator> Owned<It> {
     where
         It::Item: Send,
     {
-        let items = match items.into_held_vec() {
-            Ok(vec) => Held::Vec(vec),
-            Err(items) => Held::Iter(items.into_items()),
-        };
-        Owned {
-            items,
-            held: I::HELD,
+        match items.into_held_vec() {
+            Ok(vec) => Owned::Vec(vec),
+            Err(items) => Owned::Iter {
+                iter: items.into_items(),
+                held: I::HELD,
+            },
         }
     }
 }
@@ -740,39 +733,41 @@ where
     type Source = Drained<It::Item>;
 
     fn len(&self) -> usize {
-        match &self.items {
-            Held::Vec(vec) => vec.len(),
-            Held::Iter(iter) => iter.len(),
+        match self {
+            Owned::Vec(vec) => vec.len(),
+            Owned::Iter { iter, .. } => iter.len(),
         }
     }
 
     fn can_slice(&self) -> bool {
-        match &self.items {
+        match self {
             // Held as they are.
-            Held::Vec(_) => true,
+            Owned::Vec(_) => true,
             // Run in slices, the items are first collected into a `Vec` (a rayon iterator
             // cannot be resumed across polls): only items held already (an adapter would
             // run for every item in that one poll), and not a huge range's worth.
-            Held::Iter(iter) => {
+            Owned::Iter { iter, held } => {
                 let item = std::mem::size_of::<It::Item>().max(1);
-                self.held && iter.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
+                *held && iter.len().saturating_mul(item) <= MAX_COLLECTED_BYTES
             }
         }
     }
 
     fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T> {
-        match self.items {
-            Held::Vec(vec) => pool_job(Part::whole(site), vec, g, Vec::new(), finish),
-            Held::Iter(iter) => pool_job(Part::whole(site), ParIter(iter), g, Vec::new(), finish),
+        match self {
+            Owned::Vec(vec) => pool_job(Part::whole(site), vec, g, Vec::new(), finish),
+            Owned::Iter { iter, .. } => {
+                pool_job(Part::whole(site), ParIter(iter), g, Vec::new(), finish)
+            }
         }
     }
 
     fn into_source(self) -> Drained<It::Item> {
-        match self.items {
-            Held::Vec(vec) => Drained(vec.into_iter()),
+        match self {
+            Owned::Vec(vec) => Drained(vec.into_iter()),
             // Taken out of the producer once: a rayon iterator cannot be resumed across
             // polls.
-            Held::Iter(iter) => Drained(iter.with_producer(Collect).into_iter()),
+            Owned::Iter { iter, .. } => Drained(iter.with_producer(Collect).into_iter()),
         }
     }
 }
