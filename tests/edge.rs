@@ -1,5 +1,5 @@
-//! Edge inputs: empty, one item, ten million tiny items, zero-sized types, and costs that
-//! vary a thousandfold across one input.
+//! Edge inputs: empty, one item, ten million tiny items, zero-sized types, costs that vary a
+//! thousandfold across one input, and owned `Vec`s mapped in place.
 
 use std::hint::black_box;
 
@@ -90,4 +90,83 @@ fn costs_varying_a_thousandfold_are_still_mapped_correctly() {
     reversed.reverse();
     let expected: Vec<u64> = reversed.iter().map(skewed).collect();
     assert_eq!(par_skewed(&reversed), expected);
+}
+
+#[amorsize::parallel(mode = "serial")]
+fn scrambled(x: u64) -> u64 {
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (x >> 7)
+}
+
+#[amorsize::parallel]
+fn scrambled_auto(x: u64) -> u64 {
+    scrambled(x)
+}
+
+#[amorsize::parallel(mode = "serial")]
+fn narrowed(x: u64) -> u32 {
+    scrambled(x) as u32
+}
+
+#[test]
+fn a_loop_over_an_owned_vec_writes_its_values_in_place() {
+    two_threads();
+    let items: Vec<u64> = (0..10_000).collect();
+    let expected: Vec<u64> = items.iter().map(|&x| scrambled(x)).collect();
+    let at = items.as_ptr() as usize;
+    let out = par_scrambled(items);
+    assert_eq!(out, expected);
+    assert_eq!(
+        out.as_ptr() as usize,
+        at,
+        "a loop reuses the items' allocation"
+    );
+
+    let boxed: Box<[u64]> = (0..10_000).collect();
+    let at = boxed.as_ptr() as usize;
+    let out = par_scrambled(boxed);
+    assert_eq!(out, expected);
+    assert_eq!(out.as_ptr() as usize, at);
+
+    // A site in `auto`: its settled short calls (100 items of a few ns, under the floor
+    // where every call is a loop) run in place too.
+    let mut reused = 0;
+    for _ in 0..5 {
+        let items: Vec<u64> = (0..100).collect();
+        let at = items.as_ptr() as usize;
+        let out = par_scrambled_auto(items);
+        assert_eq!(out, expected[..100]);
+        reused += usize::from(out.as_ptr() as usize == at);
+    }
+    assert!(reused >= 4, "only {reused} of 5 short calls ran in place");
+
+    // Values of another size go to a new `Vec`, as before.
+    let narrow = par_narrowed((0..10_000).collect::<Vec<u64>>());
+    assert!(narrow.iter().zip(&expected).all(|(&n, &e)| n == e as u32));
+}
+
+mod support;
+use support::Counted;
+
+#[amorsize::parallel(mode = "serial")]
+fn bumped(c: Counted) -> Counted {
+    assert_ne!(c.0, 77, "item 77 fails");
+    Counted::new(c.0 + 1)
+}
+
+#[test]
+fn a_panic_in_a_loop_run_in_place_drops_every_item_and_value_once() {
+    let items: Vec<Counted> = (0..100).map(Counted::new).collect();
+    let caught = std::panic::catch_unwind(move || par_bumped(items));
+    let payload = caught.expect_err("item 77 panics");
+    assert!(payload
+        .downcast_ref::<String>()
+        .is_some_and(|m| m.contains("item 77 fails")));
+    assert_eq!(Counted::live(), 0);
+
+    let items: Vec<Counted> = (0..50).map(Counted::new).collect();
+    let out = par_bumped(items);
+    assert_eq!(Counted::live(), 50);
+    assert!(out.iter().enumerate().all(|(i, c)| c.0 == i as u64 + 1));
+    drop(out);
+    assert_eq!(Counted::live(), 0);
 }

@@ -36,6 +36,25 @@ fn parallel_str(s: &str) -> usize {
     s.bytes().filter(|b| b.is_ascii_digit()).count()
 }
 
+fn shout(s: String) -> String {
+    let mut s = s.to_uppercase();
+    s.push('!');
+    s
+}
+// Owned values of the items' own size: loops write them in place.
+#[amorsize::parallel]
+fn auto_shout(s: String) -> String {
+    shout(s)
+}
+#[amorsize::parallel(mode = "serial")]
+fn serial_shout(s: String) -> String {
+    shout(s)
+}
+#[amorsize::parallel(mode = "parallel")]
+fn parallel_shout(s: String) -> String {
+    shout(s)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -71,5 +90,13 @@ proptest! {
             .map(|s| s.bytes().filter(|b| b.is_ascii_digit()).count())
             .collect();
         prop_assert_eq!(&par_parallel_str(&lines), &expected);
+    }
+
+    #[test]
+    fn owned_strings(lines in prop::collection::vec(".{0,12}", 0..=2_000)) {
+        let expected: Vec<String> = lines.iter().cloned().map(shout).collect();
+        prop_assert_eq!(&par_auto_shout(lines.clone()), &expected);
+        prop_assert_eq!(&par_serial_shout(lines.clone().into_boxed_slice()), &expected);
+        prop_assert_eq!(&par_parallel_shout(lines), &expected);
     }
 }

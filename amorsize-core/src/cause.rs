@@ -47,7 +47,9 @@ pub enum Cause {
     },
     /// A loop, run once to measure the loop's cost over a whole call: the first estimate
     /// came from the head of a call, which the parallel pieces that followed did not confirm
-    /// (the rest may be dearer than the head, or items may contend in parallel).
+    /// (the rest may be dearer than the head, or items may contend in parallel); or, for
+    /// cheap items given as an owned `Vec` whose loop writes its values in place, where the
+    /// parallel pieces write a new one, the loop was never measured that way.
     MeasureLoop,
     /// Parallel once more after the loop held for a while (see [`Cause::Outcome`]), or after
     /// the model turned it down because items cost more in parallel: checking whether it

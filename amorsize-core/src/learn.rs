@@ -31,6 +31,19 @@ const CONFIRMS: f64 = 1.25;
 /// are a whole call (or most of one), not the head of one.
 #[cold]
 pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool) {
+    learn_loop(site, n, elapsed_ns, whole_call, false);
+}
+
+/// [`learn_from_serial`] for a whole call's loop run in place (see
+/// [`Site::loop_in_place`]): the loop's cost, without the cost of new memory that the
+/// parallel pieces pay. Its changes are not carried over to the pieces' cost, nor theirs to
+/// it (see [`learn_from_parallel`]).
+#[cold]
+pub(crate) fn learn_from_in_place(site: &Site, n: usize, elapsed_ns: u64) {
+    learn_loop(site, n, elapsed_ns, true, true);
+}
+
+fn learn_loop(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool, in_place: bool) {
     if n == 0 {
         return;
     }
@@ -38,18 +51,26 @@ pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_ca
         site.serial_cost().short_sample();
         return;
     }
+    if site.loop_in_place() != in_place {
+        // Parallel runs were judged against a loop that paid for new memory, or did not:
+        // not the loop there is now.
+        site.set_loop_in_place(in_place);
+        site.learned().outcome.forget();
+    }
     let sample = PerItem::from_picos(elapsed_ns.saturating_mul(1000) / n as u64);
     let before = site.serial_word().per_item();
     let updated = Some(site.serial_cost().observe(sample, whole_call, true));
     if let Some((_, Change::Drifted { factor })) = updated {
         // The work changed: what parallel runs measured before says nothing of it now.
         site.learned().outcome.forget();
-        // So did its cost in parallel pieces, unless pieces measured it since.
-        if site
-            .parallel_cost()
-            .load()
-            .per_item()
-            .is_some_and(|parallel| far_apart(sample, parallel))
+        // So did its cost in parallel pieces, unless pieces measured it since (or the loop
+        // ran in place, which alone can set it that far apart from the pieces).
+        if !in_place
+            && site
+                .parallel_cost()
+                .load()
+                .per_item()
+                .is_some_and(|parallel| far_apart(sample, parallel))
         {
             site.parallel_cost()
                 .update(|word| Some((word.scaled(factor), ())));
@@ -135,10 +156,13 @@ pub(crate) fn learn_from_parallel(
     match updated {
         (parallel, Change::Drifted { factor }) => {
             site.learned().outcome.forget();
-            // The work changed. So did the loop's cost, unless a loop measured it since.
-            let stale = parallel
-                .per_item()
-                .is_some_and(|parallel| far_apart(serial, parallel));
+            // The work changed. So did the loop's cost, unless a loop measured it since, or
+            // it was measured in place: the pieces' cost of new memory (which changes with
+            // the allocator's state) alone can set the two that far apart.
+            let stale = !site.loop_in_place()
+                && parallel
+                    .per_item()
+                    .is_some_and(|parallel| far_apart(serial, parallel));
             if stale {
                 log::debug!(
                     target: "amorsize",
@@ -149,7 +173,10 @@ pub(crate) fn learn_from_parallel(
                     .update(|word| Some((word.scaled(factor), ())));
             }
         }
-        _ if far_apart(piece, serial) && serial_word.drifting_toward(up) => {
+        _ if far_apart(piece, serial)
+            && serial_word.drifting_toward(up)
+            && !site.loop_in_place() =>
+        {
             // The loop's cost had drifted the same way in its last sample, and the call was
             // planned on that sample: these pieces confirm it, for both costs.
             if let Some(factor) = site.serial_cost().confirm_pending(up) {
@@ -163,9 +190,10 @@ pub(crate) fn learn_from_parallel(
             }
         }
         _ => {
-            if serial_word.drifting() && !far_apart(piece, serial) {
+            if serial_word.drifting() && !far_apart(piece, serial) && !site.loop_in_place() {
                 // The call was planned on a drifted sample its pieces do not bear out (one
-                // held-up stretch of a loop): the estimate stands.
+                // held-up stretch of a loop): the estimate stands. Not for a loop run in
+                // place, whose pieces pay for new memory the loop did not.
                 site.serial_cost()
                     .update(|word| word.drifting().then(|| (word.settled(), ())));
             }
@@ -350,5 +378,78 @@ mod tests {
         assert_eq!(planned_at(Some(ns(400.0))), None);
         assert_eq!(planned_at(Some(ns(250.0))), Some(100_000.0));
         assert_eq!(planned_at(None), Some(100_000.0));
+    }
+
+    #[test]
+    fn a_loop_measured_in_place_and_the_pieces_keep_their_own_costs() {
+        static APART: Site = Site::new("in_place_apart");
+        let m = Machine {
+            threads: 2,
+            overhead_ns: 1_000.0,
+            cold_overhead_ns: 1_000.0,
+            per_piece_ns: 50.0,
+        };
+        let plan = ParallelRoute {
+            decision: Decision {
+                plan: Plan::Parallel {
+                    min_len: 1_000,
+                    threads: 2,
+                },
+                serial_ns: 400_000.0,
+                parallel_ns: 200_000.0,
+            },
+            machine: m,
+            pool: crate::pool::Pool::with_figures(2, m),
+            cold: false,
+            retry: false,
+        };
+        // 100 000 items whose pieces took `piece_ns` each.
+        let pieces = |call, piece_ns: u64| {
+            let start = Instant::now() - Duration::from_micros(200);
+            learn_from_parallel(
+                &APART,
+                100_000,
+                call,
+                &plan,
+                Some(start),
+                piece_ns * 100_000,
+            );
+        };
+        let serial = || APART.planning_costs().unwrap().serial.as_nanos();
+        // 4 ns an item in a loop and in pieces, both writing a new `Vec`.
+        APART.assume_cost(ns(4.0));
+        // A loop in place takes 0.5 ns: a drift, to be confirmed.
+        learn_from_in_place(&APART, 100_000, 50_000);
+        assert!(APART.loop_in_place());
+        assert!(serial() < 1.0, "planned on the drifted sample");
+        // Pieces at 4 ns do not bear it out, but they pay for new memory the loop did not.
+        pieces(1, 4);
+        assert!(APART.serial_word().drifting(), "the drift was dropped");
+        // A second loop in place confirms it, for the loop's cost alone.
+        learn_from_in_place(&APART, 100_000, 50_000);
+        assert!(serial() < 1.0);
+        assert_eq!(
+            APART.planning_costs().unwrap().parallel,
+            ns(4.0),
+            "the pieces' cost was scaled with the loop's"
+        );
+        // The pieces' cost changes (the allocator's memory came back cold, say): the
+        // loop's cost stands.
+        for call in 2..5 {
+            pieces(call, 40);
+        }
+        assert!(APART.planning_costs().unwrap().parallel > ns(10.0));
+        assert!(
+            serial() < 1.0,
+            "the loop's cost was scaled with the pieces'"
+        );
+        // A loop in place takes 2 ns: a drift up, for loops to confirm, not pieces, which
+        // cost more than the loop whatever it does.
+        learn_from_in_place(&APART, 100_000, 200_000);
+        pieces(5, 40);
+        assert!(APART.serial_word().drifting(), "confirmed by the pieces");
+        // Loops that write a new `Vec` again: the site's loop is that one now.
+        learn_from_serial(&APART, 100_000, 400_000, true);
+        assert!(!APART.loop_in_place());
     }
 }

@@ -71,6 +71,11 @@ pub struct Site {
     /// batches in parallel of the site's last stream that had any: a stream too short to
     /// measure both ways (a loop is tried after two such batches) starts from it.
     stream_batched_ns: AtomicU64,
+    /// Whether the loop's cost was last learned from a loop run in place (over an owned
+    /// `Vec` whose values took its items' places, see `dispatch::map_owned`), which pays for
+    /// no new memory, where the parallel pieces write a new `Vec`: the two costs then differ
+    /// by that memory's cost, and a change in one is not read as a change in the work.
+    loop_in_place: AtomicBool,
     registered: AtomicBool,
     instances: OnceLock<Box<Instances>>,
 }
@@ -187,6 +192,7 @@ impl Site {
             }),
             stream_verdict: AtomicU8::new(NO_VERDICT),
             stream_batched_ns: AtomicU64::new(0),
+            loop_in_place: AtomicBool::new(false),
             registered: AtomicBool::new(false),
             instances: OnceLock::new(),
         }
@@ -404,6 +410,16 @@ impl Site {
     pub(crate) fn set_stream_batched_ns(&self, per_item_ns: f64) {
         self.stream_batched_ns
             .store(per_item_ns.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether the loop's cost was last learned from a loop run in place (see the field).
+    pub(crate) fn loop_in_place(&self) -> bool {
+        self.loop_in_place.load(Ordering::Relaxed)
+    }
+
+    /// Records whether the loop's cost was last learned from a loop run in place.
+    pub(crate) fn set_loop_in_place(&self, in_place: bool) {
+        self.loop_in_place.store(in_place, Ordering::Relaxed);
     }
 
     /// Counts `n` items mapped outside any call (a stream's items mapped one by one).

@@ -64,6 +64,7 @@ pub fn nobody() -> Waker {
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// A value that counts itself alive, to check that every one made is dropped once.
+#[derive(Debug)]
 pub struct Counted(pub u64);
 
 impl Counted {
