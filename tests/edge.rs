@@ -153,8 +153,9 @@ fn bumped(c: Counted) -> Counted {
     Counted::new(c.0 + 1)
 }
 
+// The only test here that counts `Counted` values (the count is the binary's).
 #[test]
-fn a_panic_in_a_loop_run_in_place_drops_every_item_and_value_once() {
+fn a_loop_run_in_place_that_panics_or_fails_drops_every_item_and_value_once() {
     let items: Vec<Counted> = (0..100).map(Counted::new).collect();
     let caught = std::panic::catch_unwind(move || par_bumped(items));
     let payload = caught.expect_err("item 77 panics");
@@ -169,4 +170,48 @@ fn a_panic_in_a_loop_run_in_place_drops_every_item_and_value_once() {
     assert!(out.iter().enumerate().all(|(i, c)| c.0 == i as u64 + 1));
     drop(out);
     assert_eq!(Counted::live(), 0);
+
+    // A fallible loop: a failure drops every value made and every item not run, once.
+    let items: Vec<Counted> = (0..100).map(Counted::new).collect();
+    assert!(try_par_bumped_or_not(items).is_none());
+    assert_eq!(Counted::live(), 0);
+    let items: Vec<Counted> = (0..50).map(Counted::new).collect();
+    let out = try_par_bumped_or_not(items).expect("item 77 is not there");
+    assert!(out.iter().enumerate().all(|(i, c)| c.0 == i as u64 + 1));
+    drop(out);
+    assert_eq!(Counted::live(), 0);
+}
+
+#[amorsize::parallel(mode = "serial")]
+fn checked(x: u64) -> Result<u64, String> {
+    if x == 7_777 {
+        Err(format!("{x} is not allowed"))
+    } else {
+        Ok(scrambled(x))
+    }
+}
+
+#[amorsize::parallel(mode = "serial")]
+fn bumped_or_not(c: Counted) -> Option<Counted> {
+    (c.0 != 77).then(|| Counted::new(c.0 + 1))
+}
+
+#[test]
+fn a_fallible_loop_over_an_owned_vec_writes_its_values_in_place() {
+    let items: Vec<u64> = (0..5_000).collect();
+    let at = items.as_ptr() as usize;
+    let out = try_par_checked(items).expect("no item fails");
+    assert!(out
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| v == scrambled(i as u64)));
+    assert_eq!(
+        out.as_ptr() as usize,
+        at,
+        "a loop reuses the items' allocation"
+    );
+    assert_eq!(
+        try_par_checked((0..10_000).collect::<Vec<u64>>()),
+        Err("7777 is not allowed".to_owned())
+    );
 }

@@ -55,6 +55,26 @@ fn parallel_shout(s: String) -> String {
     shout(s)
 }
 
+fn checked(x: u64) -> Result<u64, u64> {
+    if x % 1_000 == 999 {
+        Err(x)
+    } else {
+        Ok(h(x))
+    }
+}
+#[amorsize::parallel]
+fn auto_checked(x: u64) -> Result<u64, u64> {
+    checked(x)
+}
+#[amorsize::parallel(mode = "serial")]
+fn serial_checked(x: u64) -> Result<u64, u64> {
+    checked(x)
+}
+#[amorsize::parallel(mode = "parallel")]
+fn parallel_checked(x: u64) -> Result<u64, u64> {
+    checked(x)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -98,5 +118,18 @@ proptest! {
         prop_assert_eq!(&par_auto_shout(lines.clone()), &expected);
         prop_assert_eq!(&par_serial_shout(lines.clone().into_boxed_slice()), &expected);
         prop_assert_eq!(&par_parallel_shout(lines), &expected);
+    }
+
+    #[test]
+    fn owned_and_fallible(items in prop::collection::vec(any::<u64>(), 0..=20_000)) {
+        let expected: Result<Vec<u64>, u64> = items.iter().map(|&x| checked(x)).collect();
+        prop_assert_eq!(&try_par_serial_checked(items.clone()), &expected);
+        // In parallel, the failure of the earliest item among those that ran.
+        for got in [try_par_auto_checked(items.clone()), try_par_parallel_checked(items)] {
+            match &expected {
+                Ok(values) => prop_assert_eq!(got.as_ref(), Ok(values)),
+                Err(_) => prop_assert!(got.is_err_and(|x| x % 1_000 == 999)),
+            }
+        }
     }
 }

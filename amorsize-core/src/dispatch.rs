@@ -97,14 +97,11 @@ where
     map_owned_routed(site, items, n, call_index, f)
 }
 
-/// [`map_owned`]'s calls that are not settled short loops. Every loop runs in place unless
-/// it is watched (by an observer or progress bars, which take its items in steps); unlike a
-/// loop over other items, one the model chose does not re-plan its rest on its first
-/// eighth's time (see `run_watched`): a cost that rose is acted on from the next call.
-/// A call planned parallel is run as a loop in place once, to measure it, when the loop's
-/// cost was never measured in place and the items are cheap enough for the new memory the
-/// parallel pieces write to matter (see [`worth_measuring_in_place`]). Every other route
-/// takes the items as a rayon iterator, as [`map_routed`] does.
+/// [`map_owned`]'s calls that are not settled short loops, routed by [`owned_route`]. A
+/// loop in place, unlike one over other items, does not re-plan its rest on its first
+/// eighth's time (see `run_watched`; std's in-place `collect` cannot be split): a cost that
+/// rose is acted on from the next call. Other routes take the items as a rayon iterator, as
+/// [`map_routed`] does.
 #[inline(never)]
 fn map_owned_routed<T, R, F>(
     site: &'static Site,
@@ -118,19 +115,8 @@ where
     R: Send,
     F: Fn(T) -> R + Sync + Send,
 {
-    let watching = crate::observe::watching();
-    let route = match route(site, n, call_index) {
-        Route::Parallel(plan)
-            if !watching
-                && !plan.retry
-                && worth_measuring_in_place(site, std::mem::size_of::<R>()) =>
-        {
-            measure_in_place(site, n, &plan)
-        }
-        route => route,
-    };
-    let loops_in_place = matches!(route, Route::Serial { .. } | Route::Watched { .. });
-    if !loops_in_place || watching {
+    let (route, loops_in_place) = owned_route(site, n, call_index, std::mem::size_of::<R>());
+    if !loops_in_place {
         return map_on(site, items.into_par_iter(), n, call_index, route, f);
     }
     if let Route::Serial { timed: false, .. } = route {
@@ -141,9 +127,34 @@ where
             watch.ran(Plan::Serial);
         }
         let (out, ns) = timed_in_place(items, &f);
-        learn_from_in_place(site, n, ns);
+        learn_from_in_place(site, n, ns, true);
         (out, false)
     })
+}
+
+/// The route of a call of `n` items of `site` over an owned `Vec` whose values of
+/// `value_size` bytes take its items' places, and whether it runs as a loop in place: a
+/// loop unless watched (by an observer or progress bars, which take its items in steps),
+/// and a call planned parallel that measures the loop once instead, when the loop's cost was
+/// never measured in place and the items are cheap enough for the new memory the parallel
+/// pieces write to matter (see [`worth_measuring_in_place`]).
+pub(crate) fn owned_route(
+    site: &Site,
+    n: usize,
+    call_index: u64,
+    value_size: usize,
+) -> (Route, bool) {
+    let watching = crate::observe::watching();
+    let route = match route(site, n, call_index) {
+        Route::Parallel(plan)
+            if !watching && !plan.retry && worth_measuring_in_place(site, value_size) =>
+        {
+            measure_in_place(site, n, &plan)
+        }
+        route => route,
+    };
+    let in_place = !watching && matches!(route, Route::Serial { .. } | Route::Watched { .. });
+    (route, in_place)
 }
 
 /// Whether a call of `site` planned parallel over an owned `Vec` whose values take

@@ -34,13 +34,13 @@ pub(crate) fn learn_from_serial(site: &Site, n: usize, elapsed_ns: u64, whole_ca
     learn_loop(site, n, elapsed_ns, whole_call, false);
 }
 
-/// [`learn_from_serial`] for a whole call's loop run in place (see
+/// [`learn_from_serial`] for a loop run in place (see
 /// [`Site::loop_in_place`]): the loop's cost, without the cost of new memory that the
 /// parallel pieces pay. Its changes are not carried over to the pieces' cost, nor theirs to
 /// it (see [`learn_from_parallel`]).
 #[cold]
-pub(crate) fn learn_from_in_place(site: &Site, n: usize, elapsed_ns: u64) {
-    learn_loop(site, n, elapsed_ns, true, true);
+pub(crate) fn learn_from_in_place(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool) {
+    learn_loop(site, n, elapsed_ns, whole_call, true);
 }
 
 fn learn_loop(site: &Site, n: usize, elapsed_ns: u64, whole_call: bool, in_place: bool) {
@@ -419,14 +419,14 @@ mod tests {
         // 4 ns an item in a loop and in pieces, both writing a new `Vec`.
         APART.assume_cost(ns(4.0));
         // A loop in place takes 0.5 ns: a drift, to be confirmed.
-        learn_from_in_place(&APART, 100_000, 50_000);
+        learn_from_in_place(&APART, 100_000, 50_000, true);
         assert!(APART.loop_in_place());
         assert!(serial() < 1.0, "planned on the drifted sample");
         // Pieces at 4 ns do not bear it out, but they pay for new memory the loop did not.
         pieces(1, 4);
         assert!(APART.serial_word().drifting(), "the drift was dropped");
         // A second loop in place confirms it, for the loop's cost alone.
-        learn_from_in_place(&APART, 100_000, 50_000);
+        learn_from_in_place(&APART, 100_000, 50_000, true);
         assert!(serial() < 1.0);
         assert_eq!(
             APART.planning_costs().unwrap().parallel,
@@ -445,7 +445,7 @@ mod tests {
         );
         // A loop in place takes 2 ns: a drift up, for loops to confirm, not pieces, which
         // cost more than the loop whatever it does.
-        learn_from_in_place(&APART, 100_000, 200_000);
+        learn_from_in_place(&APART, 100_000, 200_000, true);
         pieces(5, 40);
         assert!(APART.serial_word().drifting(), "confirmed by the pieces");
         // Loops that write a new `Vec` again: the site's loop is that one now.
