@@ -135,7 +135,8 @@ where
 /// The route of a call of `n` items of `site` over an owned `Vec` whose values of
 /// `value_size` bytes take its items' places, and whether it runs as a loop in place: a
 /// loop unless watched (by an observer or progress bars, which take its items in steps),
-/// and a call planned parallel that measures the loop once instead, when the loop's cost was
+/// and a call planned parallel (in `auto`: a pinned or forced mode is obeyed) that measures
+/// the loop once instead, when the loop's cost was
 /// never measured in place and the items are cheap enough for the new memory the parallel
 /// pieces write to matter (see [`worth_measuring_in_place`]).
 pub(crate) fn owned_route(
@@ -147,7 +148,10 @@ pub(crate) fn owned_route(
     let watching = crate::observe::watching();
     let route = match route(site, n, call_index) {
         Route::Parallel(plan)
-            if !watching && !plan.retry && worth_measuring_in_place(site, value_size) =>
+            if !watching
+                && !plan.retry
+                && mode_for(site) == Mode::Auto
+                && worth_measuring_in_place(site, value_size) =>
         {
             measure_in_place(site, n, &plan)
         }
@@ -845,6 +849,14 @@ mod tests {
             assert!(last.plan.is_parallel());
             assert_ne!(out.as_ptr() as usize, at);
             assert!(!DEAR.loop_in_place());
+
+            // Cheap, but pinned parallel: parallel it is.
+            static PINNED: Site = Site::new("pinned_owned").with_mode(Mode::Parallel);
+            PINNED.assume_cost(PerItem::from_nanos(2.0));
+            assert_eq!(map(&PINNED, items(), |x| x ^ 1), expected);
+            let last = PINNED.learned().last.expect("a planned call");
+            assert_eq!(last.cause, Cause::Pinned(Mode::Parallel));
+            assert!(last.plan.is_parallel());
         });
     }
 }
