@@ -566,6 +566,12 @@ fn plan_long_call(site: &Site, n: usize, call_index: u64, word: CostWord) -> Rou
                 Cause::MeasureLoop,
             )
         }
+        // A loop run in place drifted: its drift is confirmed by loops only (the pieces
+        // cost more than it whatever it does), and what parallel runs measured before was
+        // of the work before it. Planned on the drift, the call is not held to that verdict.
+        Plan::Parallel { .. } if word.drifting() && site.loop_in_place() => {
+            (parallel(decision, false), decision, cause)
+        }
         Plan::Parallel { .. } => match learned.outcome.gate(n, call_index) {
             Gate::Run => (parallel(decision, false), decision, cause),
             Gate::Retry => (parallel(decision, true), decision, Cause::Retry),
@@ -857,6 +863,42 @@ mod tests {
             let last = PINNED.learned().last.expect("a planned call");
             assert_eq!(last.cause, Cause::Pinned(Mode::Parallel));
             assert!(last.plan.is_parallel());
+        });
+    }
+
+    #[test]
+    fn a_drift_of_a_loop_in_place_is_not_held_to_the_verdict_on_the_old_work() {
+        static TURNED: Site = Site::new("turned_dear_in_place");
+        let figures = Machine {
+            threads: 2,
+            overhead_ns: 1_000.0,
+            cold_overhead_ns: 1_000.0,
+            per_piece_ns: 50.0,
+        };
+        // A pool of a size no other test uses, with figures of its own.
+        let own = rayon::ThreadPoolBuilder::new()
+            .num_threads(10)
+            .build()
+            .unwrap();
+        own.install(|| {
+            pool::Pool::registered_with_figures(10, figures, true);
+            // Loops in place of 0.6 ns an item, planned parallel for 100 000 items, whose
+            // parallel runs measured slower than those loops: the loop, for a while.
+            TURNED.assume_cost(PerItem::from_nanos(0.6));
+            crate::learn::learn_from_in_place(&TURNED, 100_000, 60_000, true);
+            let call = TURNED.calls();
+            for _ in 0..2 {
+                TURNED.learned().outcome.record(100_000, call, 0.3, false);
+            }
+            let route = |call| route(&TURNED, 100_000, call);
+            let r = route(call + 1);
+            assert!(matches!(r, Route::Serial { .. }), "{r:?}");
+            // The items turn 1 µs each: one loop in place took 100 ms.
+            crate::learn::learn_from_in_place(&TURNED, 100_000, 100_000_000, true);
+            assert!(TURNED.serial_word().drifting());
+            // The next call is planned on it, in parallel.
+            let r = route(call + 2);
+            assert!(matches!(r, Route::Parallel(_)), "{r:?}");
         });
     }
 }

@@ -448,6 +448,13 @@ mod tests {
         learn_from_in_place(&APART, 100_000, 200_000, true);
         pieces(5, 40);
         assert!(APART.serial_word().drifting(), "confirmed by the pieces");
+        // Planned on that drift, the pieces keep the cost they measured (they may have
+        // measured the change already), not scaled along.
+        assert_eq!(
+            APART.planning_costs().unwrap().parallel,
+            APART.costs().unwrap().parallel,
+            "the pieces' cost was scaled along with the loop's pending drift"
+        );
         // Loops that write a new `Vec` again: the site's loop is that one now.
         learn_from_serial(&APART, 100_000, 400_000, true);
         assert!(!APART.loop_in_place());
