@@ -356,11 +356,15 @@ fn parity(x: u64) -> u64 {
 fn a_range_too_large_to_collect_runs_on_the_pool_not_in_slices() {
     poll_here(par_parity_async(0..100_000u64));
     RANGE_ON_POOL.store(0, Ordering::Relaxed);
-    // 1 M `u64`s (8 MB) are collected and run in slices here.
+    // 1 M `u64`s (8 MB) are collected and run in slices here (on a busy machine, two
+    // slices in a row stretched past twice their length by preemption send the rest to
+    // the pool: what counts is that the slices ran here, not the pool over the range).
     let (small, polls) = poll_here(par_parity_async(0..1_000_000u64));
     assert_eq!(small.iter().sum::<u64>(), 500_000);
     assert!(polls > 1);
-    assert_eq!(RANGE_ON_POOL.load(Ordering::Relaxed), 0);
+    let on_pool = RANGE_ON_POOL.load(Ordering::Relaxed);
+    assert!(on_pool < 1_000_000, "every item ran on the pool");
+    RANGE_ON_POOL.store(0, Ordering::Relaxed);
     // 3 M (24 MB) are not: the pool iterates the range itself.
     let (large, _) = poll_here(par_parity_async(0..3_000_000u64));
     assert_eq!(large.iter().sum::<u64>(), 1_500_000);
