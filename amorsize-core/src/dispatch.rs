@@ -710,27 +710,41 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
+    /// Figures of two threads that take `overhead_ns` to go parallel awake, and
+    /// `cold_overhead_ns` after idling.
+    fn two_threads(overhead_ns: f64, cold_overhead_ns: f64) -> Machine {
+        Machine {
+            threads: 2,
+            overhead_ns,
+            cold_overhead_ns,
+            per_piece_ns: 50.0,
+        }
+    }
+
+    /// Runs `test` in a rayon pool of `size` threads, a size no other test uses, whose
+    /// figures are `figures` (set, not measured: the plans do not depend on this machine's
+    /// CPUs), the pool `awake` or idle.
+    fn in_pool_with(size: usize, figures: Machine, awake: bool, test: impl FnOnce() + Send) {
+        let own = rayon::ThreadPoolBuilder::new()
+            .num_threads(size)
+            .build()
+            .unwrap();
+        own.install(|| {
+            pool::Pool::registered_with_figures(size, figures, awake);
+            test();
+        });
+    }
+
     #[test]
     fn an_async_call_from_a_pool_that_idled_plans_with_the_cost_after_idling() {
         static WOKEN: Site = Site::new("woken_for_async");
         // 60 items of 1 µs: in parallel, 30 µs and the cost of going parallel.
         WOKEN.assume_cost(PerItem::from_nanos(1_000.0));
         let costs = WOKEN.planning_costs().unwrap();
-        let figures = Machine {
-            threads: 2,
-            overhead_ns: 1_000.0,
-            cold_overhead_ns: 40_000.0,
-            per_piece_ns: 50.0,
-        };
-        // A rayon pool of a size no other test uses: the figures are this test's.
-        let own = rayon::ThreadPoolBuilder::new()
-            .num_threads(5)
-            .build()
-            .unwrap();
-        own.install(|| {
+        let figures = two_threads(1_000.0, 40_000.0);
+        in_pool_with(5, figures, false, || {
             // Idle: sent to the pool, the call would wait 40 µs for a thread to wake, and
             // 30 + 40 µs is no faster than its 60 µs loop.
-            pool::Pool::registered_with_figures(5, figures, false);
             assert!(plans_loop(&WOKEN, 60, costs));
             // Awake: 30 + 1 µs pays.
             pool::Pool::registered_with_figures(5, figures, true);
@@ -814,20 +828,7 @@ mod tests {
         // included; 20 ns for the dear one. Either is planned parallel for 100 000 items.
         CHEAP.assume_cost(PerItem::from_nanos(2.0));
         DEAR.assume_cost(PerItem::from_nanos(20.0));
-        let figures = Machine {
-            threads: 2,
-            overhead_ns: 1_000.0,
-            cold_overhead_ns: 1_000.0,
-            per_piece_ns: 50.0,
-        };
-        // A pool of a size no other test uses, with figures of its own (set, not
-        // measured: the plans do not depend on this machine's CPUs).
-        let own = rayon::ThreadPoolBuilder::new()
-            .num_threads(9)
-            .build()
-            .unwrap();
-        own.install(|| {
-            pool::Pool::registered_with_figures(9, figures, true);
+        in_pool_with(9, two_threads(1_000.0, 1_000.0), true, || {
             let items = || (0..100_000u64).collect::<Vec<_>>();
             let expected: Vec<u64> = items().iter().map(|x| x ^ 1).collect();
 
@@ -869,19 +870,7 @@ mod tests {
     #[test]
     fn a_drift_of_a_loop_in_place_is_not_held_to_the_verdict_on_the_old_work() {
         static TURNED: Site = Site::new("turned_dear_in_place");
-        let figures = Machine {
-            threads: 2,
-            overhead_ns: 1_000.0,
-            cold_overhead_ns: 1_000.0,
-            per_piece_ns: 50.0,
-        };
-        // A pool of a size no other test uses, with figures of its own.
-        let own = rayon::ThreadPoolBuilder::new()
-            .num_threads(10)
-            .build()
-            .unwrap();
-        own.install(|| {
-            pool::Pool::registered_with_figures(10, figures, true);
+        in_pool_with(10, two_threads(1_000.0, 1_000.0), true, || {
             // Loops in place of 0.6 ns an item, planned parallel for 100 000 items, whose
             // parallel runs measured slower than those loops: the loop, for a while.
             TURNED.assume_cost(PerItem::from_nanos(0.6));
