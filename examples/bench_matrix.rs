@@ -4,10 +4,10 @@
 //! Run: `cargo run --release --example bench_matrix` (a few minutes on 2 cores), or
 //! `-- --quick` for a smoke run of a few seconds (what CI runs). `-- --reps N` sets the
 //! repetitions per configuration (default 11, quick 3); `-- --only strings` runs one
-//! workload's cells (`base`, `context` and `reduce` run one group; `fail-fast`, `stream` and
-//! `progress` one line each); `-- --report` ends with amorsize's report on every site it used. With
-//! `--features progress` it also measures what watching calls costs (bars on, an observer
-//! installed), in child processes.
+//! workload's cells (`base`, `context`, `reduce` and `owned` run one group; `fail-fast`,
+//! `stream` and `progress` one line each); `-- --report` ends with amorsize's report on every
+//! site it used. With `--features progress` it also measures what watching calls costs (bars
+//! on, an observer installed), in child processes.
 //!
 //! Two groups of cells, each with its own summary: the base matrix (workloads × lengths)
 //! and the context cells, where what a call should do changes with its context:
@@ -151,6 +151,8 @@ enum Group {
     Context,
     /// Reductions and folds, against a loop's fold and rayon's `reduce` / `fold` (issue 15).
     Reduce,
+    /// Owned `Vec`s mapped into values of their items' size, which a loop writes in place.
+    Owned,
 }
 
 impl<'a> Cell<'a> {
@@ -305,6 +307,11 @@ fn main() {
     cells.push(threads_cell(&numbers[..context_n], 4));
     cells.push(first_in_one_pool_cell(&numbers[..context_n], &one_thread));
 
+    // Owned `Vec`s, copied for every call, mapped in place by a loop.
+    for n in sizes(&[10_000, 100_000, 1_000_000], &[10_000]) {
+        cells.push(owned_cell(&numbers[..n]));
+    }
+
     // Reductions (issue 15): sums over ranges (no input in memory), a word count.
     for n in sizes(&[100, 10_000_000], &[100, 1_000_000]) {
         cells.push(sum_cell(n));
@@ -321,6 +328,7 @@ fn main() {
             "base" => cell.group == Group::Base,
             "context" => cell.group == Group::Context,
             "reduce" => cell.group == Group::Reduce,
+            "owned" => cell.group == Group::Owned,
             workload => cell.workload == workload,
         });
     }
@@ -433,6 +441,57 @@ fn range_cell<'a>(n: usize) -> Cell<'a> {
         }),
         amorsize: Box::new(move |site| {
             black_box(amorsize::map(site, 1..end, collatz));
+        }),
+    }
+}
+
+/// `cheap` by value.
+fn cheap_value(x: u64) -> u64 {
+    cheap(&x)
+}
+
+/// An owned `Vec` mapped by value into values of its items' size: every configuration maps a
+/// copy of `items` made in the call (as a caller passing `v.clone()` would), and the loop is
+/// `into_iter().map(f).collect()`, which std runs in place.
+// The copy is the point: each configuration maps a `Vec` of its own, as a caller would.
+#[allow(clippy::unnecessary_to_owned)]
+fn owned_cell(items: &[u64]) -> Cell<'_> {
+    Cell {
+        workload: "owned",
+        label: items.len().to_string(),
+        n: items.len(),
+        group: Group::Owned,
+        pool: None,
+        plain: Box::new(move || {
+            black_box(
+                items
+                    .to_vec()
+                    .into_iter()
+                    .map(cheap_value)
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        rayon: Box::new(move || {
+            black_box(
+                items
+                    .to_vec()
+                    .into_par_iter()
+                    .map(cheap_value)
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                items
+                    .to_vec()
+                    .into_par_iter()
+                    .with_min_len(m)
+                    .map(cheap_value)
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map(site, items.to_vec(), cheap_value));
         }),
     }
 }
@@ -1221,6 +1280,11 @@ fn summarize(rows: &[Row]) {
             "  reduction {} n={}: {what} [{target}]",
             r.workload, r.label
         );
+    }
+    let owned: Vec<&Row> = rows.iter().filter(|r| r.group == Group::Owned).collect();
+    if !owned.is_empty() {
+        println!("owned Vecs (a copy made in every call; the loop writes in place):");
+        summarize_group(&owned, 1.15);
     }
     let context: Vec<&Row> = rows.iter().filter(|r| r.group == Group::Context).collect();
     if !context.is_empty() {

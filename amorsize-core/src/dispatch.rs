@@ -138,7 +138,7 @@ where
 /// and a call planned parallel (in `auto`: a pinned or forced mode is obeyed) that measures
 /// the loop once instead, when the loop's cost was
 /// never measured in place and the items are cheap enough for the new memory the parallel
-/// pieces write to matter (see [`worth_measuring_in_place`]).
+/// pieces write to matter (see [`cheap_in_place`]).
 pub(crate) fn owned_route(
     site: &Site,
     n: usize,
@@ -151,9 +151,29 @@ pub(crate) fn owned_route(
             if !watching
                 && !plan.retry
                 && mode_for(site) == Mode::Auto
-                && worth_measuring_in_place(site, value_size) =>
+                && !site.loop_in_place()
+                && cheap_in_place(site, value_size) =>
         {
             measure_in_place(site, n, &plan)
+        }
+        // A call above the break-even point whose cost only a short call measured
+        // (`Basis::Weak`) profiles again: its head into a new `Vec`, which for cheap items
+        // costs more than they do, and whose time says as little as the short call's did,
+        // so that calls near the break-even point profiled every time (10 000 `u64`s:
+        // 27 µs a call against 8 µs in place). Cheap, and within a profile's own budget of
+        // work, it is one timed loop in place instead, learned from whole.
+        Route::Profile
+            if !watching
+                && mode_for(site) == Mode::Auto
+                && cheap_in_place(site, value_size)
+                && site.planning_costs().is_some_and(|costs| {
+                    costs.serial.work_ns(n) <= crate::profile::BUDGET_NS as f64
+                }) =>
+        {
+            Route::Serial {
+                timed: true,
+                pool: None,
+            }
         }
         route => route,
     };
@@ -161,22 +181,19 @@ pub(crate) fn owned_route(
     (route, in_place)
 }
 
-/// Whether a call of `site` planned parallel over an owned `Vec` whose values take
-/// `value_size` bytes each is worth running as a loop in place once, to measure it: the
-/// loop's cost was not measured in place, and it is at most 1 ns per byte of a value. The
+/// Whether the items of `site`, mapped into values of `value_size` bytes, are cheap enough
+/// for a loop in place to be worth measuring: at most 1 ns per byte of a value. The
 /// pieces pay for writing a new `Vec`, whose first writes fault its pages in: measured here
 /// at 0.25-1 µs a 4 KiB page, so up to about 0.25 ns a byte (2 ns for a `u64`, against 0.5
 /// ns of work for a cheap function, which then runs 3x faster in place than in parallel).
 /// For dearer items parallel pays whatever its memory costs, and one loop would be a loss.
-fn worth_measuring_in_place(site: &Site, value_size: usize) -> bool {
-    !site.loop_in_place()
-        && site
-            .planning_costs()
-            .is_some_and(|costs| costs.serial.as_nanos() <= value_size as f64)
+fn cheap_in_place(site: &Site, value_size: usize) -> bool {
+    site.planning_costs()
+        .is_some_and(|costs| costs.serial.as_nanos() <= value_size as f64)
 }
 
 /// The route of a call planned parallel as `plan` that runs as a loop in place once instead,
-/// to measure it (see [`worth_measuring_in_place`]): noted as such.
+/// to measure it (see [`cheap_in_place`]): noted as such.
 #[cold]
 fn measure_in_place(site: &Site, n: usize, plan: &ParallelRoute) -> Route {
     let mut last = LastDecision::new(
@@ -888,6 +905,29 @@ mod tests {
             // The next call is planned on it, in parallel.
             let r = route(call + 2);
             assert!(matches!(r, Route::Parallel(_)), "{r:?}");
+        });
+    }
+
+    #[test]
+    fn a_cheap_owned_call_on_a_weak_cost_loops_in_place_rather_than_profile_again() {
+        static WEAK: Site = Site::new("weak_owned");
+        // 2 ns a `u64`, from a call too short to time well: a call above the break-even
+        // point would profile again.
+        WEAK.publish_profile(PerItem::from_nanos(2.0), false, false);
+        in_pool_with(11, two_threads(1_000.0, 1_000.0), true, || {
+            let r = route(&WEAK, 50_000, WEAK.calls() + 1);
+            assert!(matches!(r, Route::Profile), "{r:?}");
+            // Within a profile's budget (100 µs of work): one timed loop in place.
+            let owned: Vec<u64> = (0..50_000).collect();
+            let at = owned.as_ptr() as usize;
+            let out = map(&WEAK, owned, |x| x ^ 1);
+            assert!(out.iter().enumerate().all(|(i, &v)| v == i as u64 ^ 1));
+            assert_eq!(
+                out.as_ptr() as usize,
+                at,
+                "the call profiled into a new Vec"
+            );
+            assert!(WEAK.loop_in_place());
         });
     }
 }
