@@ -39,8 +39,9 @@ pub trait IntoItems<T: Send> {
 
     /// The items as the `Vec` they are already (a `Vec`, a `Box<[T]>`), without copying
     /// them, or `Err(self)`: how an async call run in slices on the polling thread holds its
-    /// items. The default, `Err(self)`, makes such a call collect them from
-    /// [`into_items`](Self::into_items) instead.
+    /// items, and what a loop maps in place when its values fit the items' places. The
+    /// default, `Err(self)`, makes such a call collect them from
+    /// [`into_items`](Self::into_items) instead, and its loops write a new `Vec`.
     #[doc(hidden)]
     fn into_held_vec(self) -> Result<Vec<T>, Self>
     where
