@@ -153,13 +153,16 @@ pub(crate) fn learn_from_parallel(
         return;
     };
     let up = piece > serial;
+    // A loop run in place and these pieces, which wrote a new `Vec`, do not correct each
+    // other (see `Site::loop_in_place`).
+    let in_place = site.loop_in_place();
     match updated {
         (parallel, Change::Drifted { factor }) => {
             site.learned().outcome.forget();
             // The work changed. So did the loop's cost, unless a loop measured it since, or
             // it was measured in place: the pieces' cost of new memory (which changes with
             // the allocator's state) alone can set the two that far apart.
-            let stale = !site.loop_in_place()
+            let stale = !in_place
                 && parallel
                     .per_item()
                     .is_some_and(|parallel| far_apart(serial, parallel));
@@ -173,10 +176,7 @@ pub(crate) fn learn_from_parallel(
                     .update(|word| Some((word.scaled(factor), ())));
             }
         }
-        _ if far_apart(piece, serial)
-            && serial_word.drifting_toward(up)
-            && !site.loop_in_place() =>
-        {
+        _ if far_apart(piece, serial) && serial_word.drifting_toward(up) && !in_place => {
             // The loop's cost had drifted the same way in its last sample, and the call was
             // planned on that sample: these pieces confirm it, for both costs.
             if let Some(factor) = site.serial_cost().confirm_pending(up) {
@@ -190,7 +190,7 @@ pub(crate) fn learn_from_parallel(
             }
         }
         _ => {
-            if serial_word.drifting() && !far_apart(piece, serial) && !site.loop_in_place() {
+            if serial_word.drifting() && !far_apart(piece, serial) && !in_place {
                 // The call was planned on a drifted sample its pieces do not bear out (one
                 // held-up stretch of a loop): the estimate stands. Not for a loop run in
                 // place, whose pieces pay for new memory the loop did not.
