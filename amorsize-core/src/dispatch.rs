@@ -146,16 +146,17 @@ pub(crate) fn owned_route(
     value_size: usize,
 ) -> (Route, bool) {
     let watching = crate::observe::watching();
+    // The costs of cheap items, when the call may loop in place instead of its route:
+    // unwatched, and in `auto` (a pinned or forced mode is obeyed).
+    let cheap = || {
+        let free = !watching && mode_for(site) == Mode::Auto;
+        free.then(|| cheap_in_place(site, value_size)).flatten()
+    };
     let route = match route(site, n, call_index) {
-        Route::Parallel(plan)
-            if !watching
-                && !plan.retry
-                && mode_for(site) == Mode::Auto
-                && !site.loop_in_place()
-                && cheap_in_place(site, value_size) =>
-        {
-            measure_in_place(site, n, &plan)
-        }
+        Route::Parallel(plan) if !plan.retry && !site.loop_in_place() => match cheap() {
+            Some(costs) => measure_in_place(site, n, &plan, costs),
+            None => Route::Parallel(plan),
+        },
         // A call above the break-even point whose cost only a short call measured
         // (`Basis::Weak`) profiles again: its head into a new `Vec`, which for cheap items
         // costs more than they do, and whose time says as little as the short call's did,
@@ -163,12 +164,9 @@ pub(crate) fn owned_route(
         // 27 µs a call against 8 µs in place). Cheap, and within a profile's own budget of
         // work, it is one timed loop in place instead, learned from whole.
         Route::Profile
-            if !watching
-                && mode_for(site) == Mode::Auto
-                && cheap_in_place(site, value_size)
-                && site.planning_costs().is_some_and(|costs| {
-                    costs.serial.work_ns(n) <= crate::profile::BUDGET_NS as f64
-                }) =>
+            if cheap().is_some_and(|costs| {
+                costs.serial.work_ns(n) <= crate::profile::BUDGET_NS as f64
+            }) =>
         {
             Route::Serial {
                 timed: true,
@@ -181,31 +179,30 @@ pub(crate) fn owned_route(
     (route, in_place)
 }
 
-/// Whether the items of `site`, mapped into values of `value_size` bytes, are cheap enough
-/// for a loop in place to be worth measuring: at most 1 ns per byte of a value. The
+/// The planning costs of `site` if its items, mapped into values of `value_size` bytes, are
+/// cheap enough for a loop in place to be worth measuring: at most 1 ns per byte of a value. The
 /// pieces pay for writing a new `Vec`, whose first writes fault its pages in: measured here
 /// at 0.25-1 µs a 4 KiB page, so up to about 0.25 ns a byte (2 ns for a `u64`, against 0.5
 /// ns of work for a cheap function, which then runs 3x faster in place than in parallel).
 /// For dearer items parallel pays whatever its memory costs, and one loop would be a loss.
-fn cheap_in_place(site: &Site, value_size: usize) -> bool {
+fn cheap_in_place(site: &Site, value_size: usize) -> Option<Costs> {
     site.planning_costs()
-        .is_some_and(|costs| costs.serial.as_nanos() <= value_size as f64)
+        .filter(|costs| costs.serial.as_nanos() <= value_size as f64)
 }
 
-/// The route of a call planned parallel as `plan` that runs as a loop in place once instead,
-/// to measure it (see [`cheap_in_place`]): noted as such.
+/// The route of a call planned parallel as `plan` (on `costs`) that runs as a loop in place
+/// once instead, to measure it (see [`cheap_in_place`]): noted as such.
 #[cold]
-fn measure_in_place(site: &Site, n: usize, plan: &ParallelRoute) -> Route {
-    let mut last = LastDecision::new(
-        n,
-        &serial_decision(plan.decision),
-        Cause::MeasureLoop,
-        plan.machine,
+fn measure_in_place(site: &Site, n: usize, plan: &ParallelRoute, costs: Costs) -> Route {
+    site.note(
+        LastDecision::new(
+            n,
+            &serial_decision(plan.decision),
+            Cause::MeasureLoop,
+            plan.machine,
+        )
+        .with_costs(costs),
     );
-    if let Some(costs) = site.planning_costs() {
-        last = last.with_costs(costs);
-    }
-    site.note(last);
     Route::Serial {
         timed: true,
         pool: Some(plan.pool),
