@@ -843,39 +843,37 @@ mod tests {
         CHEAP.assume_cost(PerItem::from_nanos(2.0));
         DEAR.assume_cost(PerItem::from_nanos(20.0));
         in_pool_with(9, two_threads(1_000.0, 1_000.0), true, || {
-            let items = || (0..100_000u64).collect::<Vec<_>>();
-            let expected: Vec<u64> = items().iter().map(|x| x ^ 1).collect();
+            let expected: Vec<u64> = (0..100_000u64).map(|x| x ^ 1).collect();
+            // One call of `site` over a new `Vec` of 100 000 items: its plan, and whether the
+            // values took the items' places.
+            let call = |site: &'static Site| {
+                let owned: Vec<u64> = (0..100_000).collect();
+                let at = owned.as_ptr() as usize;
+                let out = map(site, owned, |x| x ^ 1);
+                assert_eq!(out, expected);
+                let last = site.learned().last.expect("a planned call");
+                (last, out.as_ptr() as usize == at)
+            };
 
-            let owned = items();
-            let at = owned.as_ptr() as usize;
-            let out = map(&CHEAP, owned, |x| x ^ 1);
-            assert_eq!(out, expected);
-            let last = CHEAP.learned().last.expect("a planned call");
+            let (last, in_place) = call(&CHEAP);
             assert_eq!(last.cause, Cause::MeasureLoop);
             assert_eq!(last.plan, Plan::Serial);
-            assert_eq!(out.as_ptr() as usize, at, "the loop ran in place");
+            assert!(in_place, "the loop ran in place");
             assert!(CHEAP.loop_in_place());
             // Measured once: the next call is planned on what the loop measured.
-            assert_eq!(map(&CHEAP, items(), |x| x ^ 1), expected);
-            let last = CHEAP.learned().last.expect("a planned call");
-            assert_ne!(last.cause, Cause::MeasureLoop);
+            assert_ne!(call(&CHEAP).0.cause, Cause::MeasureLoop);
 
             // Dearer items: parallel as planned, into a new `Vec`.
-            let owned = items();
-            let at = owned.as_ptr() as usize;
-            let out = map(&DEAR, owned, |x| x ^ 1);
-            assert_eq!(out, expected);
-            let last = DEAR.learned().last.expect("a planned call");
+            let (last, in_place) = call(&DEAR);
             assert_eq!(last.cause, Cause::Model);
             assert!(last.plan.is_parallel());
-            assert_ne!(out.as_ptr() as usize, at);
+            assert!(!in_place);
             assert!(!DEAR.loop_in_place());
 
             // Cheap, but pinned parallel: parallel it is.
             static PINNED: Site = Site::new("pinned_owned").with_mode(Mode::Parallel);
             PINNED.assume_cost(PerItem::from_nanos(2.0));
-            assert_eq!(map(&PINNED, items(), |x| x ^ 1), expected);
-            let last = PINNED.learned().last.expect("a planned call");
+            let (last, _) = call(&PINNED);
             assert_eq!(last.cause, Cause::Pinned(Mode::Parallel));
             assert!(last.plan.is_parallel());
         });
