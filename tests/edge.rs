@@ -153,6 +153,12 @@ fn bumped(c: Counted) -> Counted {
     Counted::new(c.0 + 1)
 }
 
+#[amorsize::parallel(mode = "serial")]
+fn low_byte(c: Counted) -> u8 {
+    assert_ne!(c.0, 77, "item 77 fails");
+    c.0 as u8
+}
+
 // The only test here that counts `Counted` values (the count is the binary's).
 #[test]
 fn a_loop_run_in_place_that_panics_or_fails_drops_every_item_and_value_once() {
@@ -175,11 +181,72 @@ fn a_loop_run_in_place_that_panics_or_fails_drops_every_item_and_value_once() {
     let items: Vec<Counted> = (0..100).map(Counted::new).collect();
     assert!(try_par_bumped_or_not(items).is_none());
     assert_eq!(Counted::live(), 0);
+
+    // A loop into a new `Vec` (smaller values): the same.
+    let items: Vec<Counted> = (0..100).map(Counted::new).collect();
+    assert!(std::panic::catch_unwind(move || par_low_byte(items)).is_err());
+    assert_eq!(Counted::live(), 0);
+    let out = par_low_byte((0..50).map(Counted::new).collect::<Vec<_>>());
+    assert_eq!(out, (0..50).collect::<Vec<u8>>());
+    assert_eq!(Counted::live(), 0);
     let items: Vec<Counted> = (0..50).map(Counted::new).collect();
     let out = try_par_bumped_or_not(items).expect("item 77 is not there");
     assert!(out.iter().enumerate().all(|(i, c)| c.0 == i as u64 + 1));
     drop(out);
     assert_eq!(Counted::live(), 0);
+}
+
+#[amorsize::parallel(mode = "serial")]
+fn length(s: String) -> usize {
+    s.len()
+}
+
+#[test]
+fn a_loop_over_an_owned_vec_of_larger_items_writes_a_vec_of_its_own() {
+    for n in [10, 1_000, 100_000] {
+        let words: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let expected: Vec<usize> = words.iter().map(String::len).collect();
+        let out = par_length(words);
+        assert_eq!(out, expected);
+        // std's `collect` would reuse the `String`s' allocation, and hold three `usize`s of
+        // capacity a value.
+        assert!(
+            out.capacity() < 2 * n,
+            "{n} values hold a capacity of {}",
+            out.capacity()
+        );
+    }
+}
+
+#[amorsize::parallel]
+fn tripled(x: u8) -> u16 {
+    u16::from(x) * 3
+}
+
+#[amorsize::parallel(mode = "parallel")]
+fn tripled_in_parallel(x: u8) -> u16 {
+    tripled(x)
+}
+
+#[amorsize::parallel(mode = "serial")]
+fn halved(x: i16) -> i16 {
+    x / 2
+}
+
+#[test]
+fn ranges_up_to_their_types_maximum() {
+    two_threads();
+    let expected: Vec<u16> = (0..=255u8).map(tripled).collect();
+    for _ in 0..3 {
+        assert_eq!(par_tripled(0..=255u8), expected);
+        assert_eq!(par_tripled_in_parallel(0..=255u8), expected);
+    }
+    assert_eq!(par_tripled(250..=255u8), expected[250..]);
+    assert_eq!(par_tripled(255..=255u8), [765]);
+    assert_eq!(
+        par_halved(i16::MIN..=i16::MAX),
+        (i16::MIN..=i16::MAX).map(halved).collect::<Vec<_>>()
+    );
 }
 
 #[amorsize::parallel(mode = "serial")]

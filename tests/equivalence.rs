@@ -55,6 +55,33 @@ fn parallel_shout(s: String) -> String {
     shout(s)
 }
 
+// Owned values smaller than the items: loops write a new `Vec`.
+#[amorsize::parallel]
+fn auto_narrow(x: u64) -> u32 {
+    (h(x) >> 32) as u32
+}
+#[amorsize::parallel(mode = "serial")]
+fn serial_narrow(x: u64) -> u32 {
+    (h(x) >> 32) as u32
+}
+#[amorsize::parallel(mode = "parallel")]
+fn parallel_narrow(x: u64) -> u32 {
+    (h(x) >> 32) as u32
+}
+
+/// `items` in a `VecDeque` whose buffer wraps around: the last `front` of them pushed at
+/// the front.
+fn wrapped(items: &[u64], front: usize) -> std::collections::VecDeque<u64> {
+    let front = front.min(items.len());
+    let (head, tail) = items.split_at(front);
+    let mut deque = std::collections::VecDeque::with_capacity(items.len());
+    deque.extend(tail);
+    for &x in head.iter().rev() {
+        deque.push_front(x);
+    }
+    deque
+}
+
 fn checked(x: u64) -> Result<u64, u64> {
     if x % 1_000 == 999 {
         Err(x)
@@ -101,6 +128,33 @@ proptest! {
         prop_assert_eq!(&par_auto_val(start..end), &expected);
         prop_assert_eq!(&par_serial_val(start..end), &expected);
         prop_assert_eq!(&par_parallel_val(start..end), &expected);
+    }
+
+    #[test]
+    fn inclusive_ranges(start in any::<u64>(), len in 0u64..=50_000, to_the_end in any::<bool>()) {
+        // Half of them end at `u64::MAX`, which a `Range` cannot.
+        let start = if to_the_end { u64::MAX - len } else { start };
+        let last = start.saturating_add(len);
+        let expected: Vec<u64> = (start..=last).map(h).collect();
+        prop_assert_eq!(&par_auto_val(start..=last), &expected);
+        prop_assert_eq!(&par_serial_val(start..=last), &expected);
+        prop_assert_eq!(&par_parallel_val(start..=last), &expected);
+    }
+
+    #[test]
+    fn owned_narrowed_and_deques(
+        items in prop::collection::vec(any::<u64>(), 0..=50_000),
+        front in any::<usize>(),
+    ) {
+        let expected: Vec<u32> = items.iter().map(|&x| (h(x) >> 32) as u32).collect();
+        prop_assert_eq!(&par_auto_narrow(items.clone()), &expected);
+        prop_assert_eq!(&par_serial_narrow(items.clone()), &expected);
+        prop_assert_eq!(&par_parallel_narrow(items.clone()), &expected);
+        let front = front % (items.len() + 1);
+        let wide: Vec<u64> = items.iter().map(|&x| h(x)).collect();
+        prop_assert_eq!(&par_auto_narrow(wrapped(&items, front)), &expected);
+        prop_assert_eq!(&par_serial_val(wrapped(&items, front)), &wide);
+        prop_assert_eq!(&par_parallel_val(wrapped(&items, front)), &wide);
     }
 
     #[test]

@@ -7,12 +7,12 @@ use crate::cause::Cause;
 use crate::config::{self, Mode};
 use crate::cost::{Basis, CostWord};
 use crate::items::IntoItems;
-use crate::learn::learn_from_in_place;
+use crate::learn::{learn_from_in_place, learn_from_serial};
 use crate::model::{self, Costs, Decision, Machine, Plan};
 use crate::observe::Watch;
 use crate::outcome::Gate;
 use crate::pool::{self, Pool};
-use crate::run::{fits_in_place, in_place, timed_in_place, Run, Serial};
+use crate::run::{fits_in_place, owned_loop, timed_owned_loop, Run, Serial};
 use crate::site::{LastDecision, Site};
 use crate::units::PerItem;
 use rayon::prelude::*;
@@ -55,13 +55,9 @@ where
     R: Send,
     F: Fn(T) -> R + Sync + Send,
 {
-    let items = if fits_in_place::<T, R>() {
-        match items.into_held_vec() {
-            Ok(items) => return map_owned(site, items, f),
-            Err(items) => items,
-        }
-    } else {
-        items
+    let items = match items.into_held_vec() {
+        Ok(items) => return map_owned(site, items, f),
+        Err(items) => items,
     };
     let iter = items.into_items();
     let n = iter.len();
@@ -77,8 +73,8 @@ where
     map_routed(site, iter, n, call_index, f)
 }
 
-/// [`map`] over an owned `Vec` (or `Box<[T]>`) whose values fit its items' memory: its
-/// loops run [`in_place`], allocating nothing, as the caller's own loop over it would.
+/// [`map`] over an owned `Vec` (or `Box<[T]>`): its loops run as the caller's own loop over
+/// it would ([`owned_loop`]), in place when its values fit its items' memory.
 #[inline]
 fn map_owned<T, R, F>(site: &'static Site, items: Vec<T>, f: F) -> Vec<R>
 where
@@ -92,16 +88,17 @@ where
         return Vec::new();
     }
     if short_call(site, n, call_index) {
-        return in_place(items, &f);
+        return owned_loop(items, &f);
     }
     map_owned_routed(site, items, n, call_index, f)
 }
 
-/// [`map_owned`]'s calls that are not settled short loops, routed by [`owned_route`]. A
-/// loop in place, unlike one over other items, does not re-plan its rest on its first
-/// eighth's time (see `run_watched`; std's in-place `collect` cannot be split): a cost that
-/// rose is acted on from the next call. Other routes take the items as a rayon iterator, as
-/// [`map_routed`] does.
+/// [`map_owned`]'s calls that are not settled short loops, routed by [`owned_route`] when
+/// the values fit the items' memory. A loop in place, unlike one over other items, does not
+/// re-plan its rest on its first eighth's time (see `run_watched`; std's in-place `collect`
+/// cannot be split): a cost that rose is acted on from the next call. An unwatched loop
+/// over other values is timed as any loop is, and learned from as one. Other routes take
+/// the items as a rayon iterator, as [`map_routed`] does.
 #[inline(never)]
 fn map_owned_routed<T, R, F>(
     site: &'static Site,
@@ -115,19 +112,30 @@ where
     R: Send,
     F: Fn(T) -> R + Sync + Send,
 {
-    let (route, loops_in_place) = owned_route(site, n, call_index, std::mem::size_of::<R>());
-    if !loops_in_place {
+    let fits = fits_in_place::<T, R>();
+    let (route, owned) = if fits {
+        owned_route(site, n, call_index, std::mem::size_of::<R>())
+    } else {
+        let route = route(site, n, call_index);
+        let plain = !crate::observe::watching() && matches!(route, Route::Serial { .. });
+        (route, plain)
+    };
+    if !owned {
         return map_on(site, items.into_par_iter(), n, call_index, route, f);
     }
     if let Route::Serial { timed: false, .. } = route {
-        return in_place(items, &f);
+        return owned_loop(items, &f);
     }
     routed(site, n, route, |watch| {
         if let Some(watch) = watch {
             watch.ran(Plan::Serial);
         }
-        let (out, ns) = timed_in_place(items, &f);
-        learn_from_in_place(site, n, ns, true);
+        let (out, ns) = timed_owned_loop(items, &f);
+        if fits {
+            learn_from_in_place(site, n, ns, true);
+        } else {
+            learn_from_serial(site, n, ns, true);
+        }
         (out, false)
     })
 }

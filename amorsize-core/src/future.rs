@@ -847,7 +847,9 @@ struct Collect;
 impl<X> ProducerCallback<X> for Collect {
     type Output = Vec<X>;
     fn callback<P: Producer<Item = X>>(self, producer: P) -> Vec<X> {
-        producer.into_iter().collect()
+        let mut items = Vec::new();
+        crate::run::extend_mapped(&mut items, producer, &|item| item);
+        items
     }
 }
 

@@ -37,8 +37,8 @@ pub trait IntoItems<T: Send> {
     /// other types.
     const HELD: bool = false;
 
-    /// The items as the `Vec` they are already (a `Vec`, a `Box<[T]>`), without copying
-    /// them, or `Err(self)`: how an async call run in slices on the polling thread holds its
+    /// The items as the `Vec` they are already (a `Vec`, a `Box<[T]>`, a `VecDeque`'s
+    /// buffer), without allocating, or `Err(self)`: how an async call run in slices on the polling thread holds its
     /// items, and what a loop maps in place when its values fit the items' places. The
     /// default, `Err(self)`, makes such a call collect them from
     /// [`into_items`](Self::into_items) instead, and its loops write a new `Vec`.
@@ -111,8 +111,19 @@ impl<T: Send> IntoItems<T> for Vec<T> {
     }
 }
 
+impl<T: Send> IntoItems<T> for VecDeque<T> {
+    type Iter = rayon::collections::vec_deque::IntoIter<T>;
+    const HELD: bool = true;
+    fn into_items(self) -> Self::Iter {
+        self.into_par_iter()
+    }
+    /// The deque's own buffer, its items moved into order (no allocation).
+    fn into_held_vec(self) -> Result<Vec<T>, Self> {
+        Ok(Vec::from(self))
+    }
+}
+
 via_rayon! {
-    impl[T: Send] for VecDeque<T> => rayon::collections::vec_deque::IntoIter<T>, item = T;
     impl[T: Send, const N: usize] for [T; N] => rayon::array::IntoIter<T, N>, item = T;
     impl['a, T: Sync + 'a] for &'a [T] => rayon::slice::Iter<'a, T>, item = &'a T;
     impl['a, T: Sync + 'a] for &'a Vec<T> => rayon::slice::Iter<'a, T>, item = &'a T;
@@ -216,6 +227,17 @@ pub trait RangeInt: Copy + Send + Sync + std::fmt::Debug {
     /// compiles into tighter loops than offsets added to a start (measured: 7.1 ms against
     /// 5.0 ms for 10 M cheap items).
     fn fold_span<B, F: FnMut(B, Self) -> B>(first: Self, last: Self, init: B, f: F) -> B;
+    /// `first..=last` (`first <= last`) as std's `Range` of the type, whose loops compile
+    /// as tightly as the caller's own: `first..last + 1`, or `None` when `last` is the
+    /// type's maximum (see [`span`](RangeInt::span)).
+    fn upto(first: Self, last: Self) -> Option<Self::Upto>;
+    /// `first..=last` as a `Range` of the type, then `last`: for a `last` that is the
+    /// type's maximum.
+    fn span(first: Self, last: Self) -> Self::Span;
+    /// What [`upto`](RangeInt::upto) returns.
+    type Upto: Iterator<Item = Self>;
+    /// What [`span`](RangeInt::span) returns.
+    type Span: Iterator<Item = Self>;
 }
 
 macro_rules! range_ints {
@@ -231,6 +253,16 @@ macro_rules! range_ints {
                 // overflow.
                 let acc = (first..last).fold(init, &mut f);
                 f(acc, last)
+            }
+            type Upto = Range<$t>;
+            type Span = std::iter::Chain<Range<$t>, std::iter::Once<$t>>;
+            #[inline]
+            fn upto(first: $t, last: $t) -> Option<Range<$t>> {
+                Some(first..last.checked_add(1)?)
+            }
+            #[inline]
+            fn span(first: $t, last: $t) -> Self::Span {
+                (first..last).chain(std::iter::once(last))
             }
         }
     )*};
@@ -283,6 +315,19 @@ impl<T: RangeInt> rayon::iter::plumbing::Producer for RangeItems<T> {
             start: self.start,
             front: 0,
             back: self.len,
+        }
+    }
+
+    /// Hands the folder a `Range` of std's (see [`RangeInt::upto`]), so that a folder
+    /// that extends a `Vec` writes it as tightly as a loop over a `Range` does.
+    fn fold_with<F: rayon::iter::plumbing::Folder<T>>(self, folder: F) -> F {
+        if self.len == 0 {
+            return folder;
+        }
+        let (first, last) = (self.start, self.start.offset(self.len - 1));
+        match T::upto(first, last) {
+            Some(range) => folder.consume_iter(range),
+            None => folder.consume_iter(T::span(first, last)),
         }
     }
 

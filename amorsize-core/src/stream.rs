@@ -886,7 +886,9 @@ where
         } = self;
         let Plan::Parallel { min_len, threads } = plan.decision.plan else {
             before();
-            return producer.into_iter().map(f).collect();
+            let mut out = Vec::with_capacity(n);
+            crate::run::extend_mapped(&mut out, producer, &f);
+            return out;
         };
         let call = Call {
             site,
