@@ -4,7 +4,7 @@
 //! Run: `cargo run --release --example bench_matrix` (a few minutes on 2 cores), or
 //! `-- --quick` for a smoke run of a few seconds (what CI runs). `-- --reps N` sets the
 //! repetitions per configuration (default 11, quick 3); `-- --only strings` runs one
-//! workload's cells (`base`, `context`, `reduce` and `owned` run one group; `fail-fast`,
+//! workload's cells (`base`, `context`, `reduce`, `owned` and `by-value` run one group; `fail-fast`,
 //! `stream` and `progress` one line each); `-- --report` ends with amorsize's report on every
 //! site it used. With `--features progress` it also measures what watching calls costs (bars
 //! on, an observer installed), in child processes.
@@ -153,6 +153,9 @@ enum Group {
     Reduce,
     /// Owned `Vec`s mapped into values of their items' size, which a loop writes in place.
     Owned,
+    /// Cheap items by value from a range, or from an owned `Vec` into smaller values: loops
+    /// into a new `Vec`.
+    ByValue,
 }
 
 impl<'a> Cell<'a> {
@@ -312,6 +315,12 @@ fn main() {
         cells.push(owned_cell(&numbers[..n]));
     }
 
+    // Cheap items by value into a new `Vec`: from a range, from an owned `Vec` (a copy).
+    for n in sizes(&[10_000, 1_000_000], &[10_000]) {
+        cells.push(cheap_range_cell(n));
+        cells.push(narrowed_cell(&numbers[..n]));
+    }
+
     // Reductions (issue 15): sums over ranges (no input in memory), a word count.
     for n in sizes(&[100, 10_000_000], &[100, 1_000_000]) {
         cells.push(sum_cell(n));
@@ -329,6 +338,7 @@ fn main() {
             "context" => cell.group == Group::Context,
             "reduce" => cell.group == Group::Reduce,
             "owned" => cell.group == Group::Owned,
+            "by-value" => cell.group == Group::ByValue,
             workload => cell.workload == workload,
         });
     }
@@ -492,6 +502,85 @@ fn owned_cell(items: &[u64]) -> Cell<'_> {
         }),
         amorsize: Box::new(move |site| {
             black_box(amorsize::map(site, items.to_vec(), cheap_value));
+        }),
+    }
+}
+
+/// `cheap` over a range of `n` `u64`s.
+fn cheap_range_cell<'a>(n: usize) -> Cell<'a> {
+    let end = n as u64;
+    Cell {
+        workload: "range-cheap",
+        label: n.to_string(),
+        n,
+        group: Group::ByValue,
+        pool: None,
+        plain: Box::new(move || {
+            black_box((0..end).map(cheap_value).collect::<Vec<_>>());
+        }),
+        rayon: Box::new(move || {
+            // rayon cannot index a u64 range; its default is the unindexed collect.
+            black_box(
+                (0..end)
+                    .into_par_iter()
+                    .map(cheap_value)
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                (0..n)
+                    .into_par_iter()
+                    .with_min_len(m)
+                    .map(|x| cheap_value(x as u64))
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map(site, 0..end, cheap_value));
+        }),
+    }
+}
+
+/// `cheap`, cut to a `u32`: values of another size than the items'.
+fn narrowed(x: u64) -> u32 {
+    cheap(&x) as u32
+}
+
+/// An owned `Vec` (a copy made in the call) mapped into smaller values: a new `Vec`.
+// The copy is the point: each configuration maps a `Vec` of its own, as a caller would.
+#[allow(clippy::unnecessary_to_owned)]
+fn narrowed_cell(items: &[u64]) -> Cell<'_> {
+    Cell {
+        workload: "owned-narrowed",
+        label: items.len().to_string(),
+        n: items.len(),
+        group: Group::ByValue,
+        pool: None,
+        plain: Box::new(move || {
+            black_box(items.to_vec().into_iter().map(narrowed).collect::<Vec<_>>());
+        }),
+        rayon: Box::new(move || {
+            black_box(
+                items
+                    .to_vec()
+                    .into_par_iter()
+                    .map(narrowed)
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                items
+                    .to_vec()
+                    .into_par_iter()
+                    .with_min_len(m)
+                    .map(narrowed)
+                    .collect::<Vec<_>>(),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map(site, items.to_vec(), narrowed));
         }),
     }
 }
@@ -1285,6 +1374,11 @@ fn summarize(rows: &[Row]) {
     if !owned.is_empty() {
         println!("owned Vecs (a copy made in every call; the loop writes in place):");
         summarize_group(&owned, 1.15);
+    }
+    let by_value: Vec<&Row> = rows.iter().filter(|r| r.group == Group::ByValue).collect();
+    if !by_value.is_empty() {
+        println!("cheap items by value into a new Vec (ranges; owned Vecs into smaller values):");
+        summarize_group(&by_value, 1.15);
     }
     let context: Vec<&Row> = rows.iter().filter(|r| r.group == Group::Context).collect();
     if !context.is_empty() {
