@@ -42,11 +42,12 @@ const SAMPLE_EVERY: u64 = 64;
 /// A panic in `f` propagates to the caller with its original payload, as from a plain loop;
 /// the site stays usable.
 ///
-/// An owned `Vec` (or `Box<[T]>`) whose values have the same size and alignment as its items
-/// (`u64` to `u64`, `String` to `String`) is mapped in place when the call runs as a loop:
-/// each value is written where its item was and the result keeps the items' allocation (and
-/// capacity), as `items.into_iter().map(f).collect()` does. A parallel call and a site's
-/// first call (which profiles its head) write a new `Vec`.
+/// An owned `Vec` (or `Box<[T]>`, or a `VecDeque`) whose values have the same size and
+/// alignment as its items (`u64` to `u64`, `String` to `String`) is mapped in place when the
+/// call runs as a loop: each value is written where its item was and the result keeps the
+/// items' allocation (and capacity), as `items.into_iter().map(f).collect()` does. A
+/// parallel call, a site's first call (which profiles its head), and every call whose
+/// values have another size write a new `Vec` of exactly their number.
 #[inline]
 pub fn map<T, I, R, F>(site: &'static Site, items: I, f: F) -> Vec<R>
 where
