@@ -303,3 +303,32 @@ fn a_cap_around_the_code_that_makes_a_stream_applies_where_it_is_read() {
         eprintln!("note: one thread in this pool: every batch is a loop, capped or not");
     }
 }
+
+static LOOPED: AtomicUsize = AtomicUsize::new(0);
+
+#[amorsize::parallel(mode = "serial")]
+fn looped(x: u64) -> u64 {
+    LOOPED.fetch_add(1, Ordering::Relaxed);
+    x ^ 0x5A
+}
+
+#[test]
+fn a_batch_that_would_run_as_a_loop_is_read_short_and_the_rest_mapped_one_by_one() {
+    // The site's cost, learned (a call, then a stream: its first batch is profiled).
+    let n = 200_000u64;
+    assert_eq!(par_looped(0..n).len(), n as usize);
+    let _ = par_looped_iter(0..n).count();
+    LOOPED.store(0, Ordering::Relaxed);
+    // A whole batch would be 65 536 items (the longest) of an item of a few ns: read
+    // short, a few µs of work, and then the items one by one, as they are taken.
+    let mut stream = par_looped_iter(0..n);
+    assert_eq!(stream.next(), Some(0x5A));
+    let first = LOOPED.load(Ordering::Relaxed);
+    assert!(first <= 16_384, "{first} items mapped for the first result");
+    for taken in 1..1_000u64 {
+        assert_eq!(stream.next(), Some(taken ^ 0x5A));
+    }
+    assert!(LOOPED.load(Ordering::Relaxed) <= first.max(1_000) + 1);
+    assert!(stream.zip(1_000..n).all(|(value, x)| value == x ^ 0x5A));
+    assert_eq!(LOOPED.load(Ordering::Relaxed), n as usize);
+}

@@ -517,7 +517,20 @@ fn shared_figures(site: &Site, pool: &Pool, mut m: Machine) -> (Machine, Cause) 
 /// what is known: never measures the pool. A loop planned by the model is recorded as the
 /// site's last decision, with its cause, as `route` records it for a planned call. An async
 /// call asks it before its first slice: the pool has nothing to offer a loop (see `future`).
+/// A stream asks [`plans_loop_here`] before it reads a batch.
 pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
+    plans_loop_as(site, n, costs, true)
+}
+
+/// [`plans_loop`] for a call that works on the calling thread from its start, as `map`'s
+/// does (a stream's batch): it plans beside the planned calls running only, and with the
+/// pool's cost when awake, whatever the async calls did lately and however long the pool
+/// idled.
+pub(crate) fn plans_loop_here(site: &Site, n: usize, costs: Costs) -> bool {
+    plans_loop_as(site, n, costs, false)
+}
+
+fn plans_loop_as(site: &Site, n: usize, costs: Costs, sent: bool) -> bool {
     let pool = pool::here();
     if costs.serial.work_ps(n) < pool.known_serial_limit_ps() {
         return true;
@@ -527,7 +540,7 @@ pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
     let (mut m, mut cause) = shared_figures(site, pool, base);
     // Beside the calls that overlapped lately, too (see `pool::OVERLAPS_REMEMBERED`): one of
     // them may only be between two calls.
-    let lately = pool.recent_peak();
+    let lately = if sent { pool.recent_peak() } else { 0 };
     if lately > pool.long_calls() + 1 {
         let share = crate::pool::share_of(base.threads, lately - 1);
         if share < m.threads {
@@ -539,7 +552,7 @@ pub(crate) fn plans_loop(site: &Site, n: usize, costs: Costs) -> bool {
         // A pool not measured yet is measured by its first parallel call.
         return false;
     }
-    if pool.idle_for(pool::IDLE_PAUSE) {
+    if sent && pool.idle_for(pool::IDLE_PAUSE) {
         // Sent to the pool, an async call waits for one of its threads to wake: none of its
         // own works meanwhile, as a call of `map`'s does from the start. After the pool
         // idled as long as before a sample of its cost after idling, that is what it costs.
