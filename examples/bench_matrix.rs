@@ -153,8 +153,8 @@ enum Group {
     Reduce,
     /// Owned `Vec`s mapped into values of their items' size, which a loop writes in place.
     Owned,
-    /// Cheap items by value from a range, or from an owned `Vec` into smaller values: loops
-    /// into a new `Vec`.
+    /// Cheap items by value from a range (mapped, or streamed), or from an owned `Vec` into
+    /// smaller values: loops into a new `Vec`.
     ByValue,
 }
 
@@ -319,6 +319,7 @@ fn main() {
     for n in sizes(&[10_000, 1_000_000], &[10_000]) {
         cells.push(cheap_range_cell(n));
         cells.push(narrowed_cell(&numbers[..n]));
+        cells.push(cheap_stream_cell(n));
     }
 
     // Reductions (issue 15): sums over ranges (no input in memory), a word count.
@@ -538,6 +539,38 @@ fn cheap_range_cell<'a>(n: usize) -> Cell<'a> {
         }),
         amorsize: Box::new(move |site| {
             black_box(amorsize::map(site, 0..end, cheap_value));
+        }),
+    }
+}
+
+/// `cheap` over a range of `n` `u64`s as a stream (`map_iter`), folded into a checksum as
+/// its results come (a loop's `fold`, rayon's `reduce`).
+fn cheap_stream_cell<'a>(n: usize) -> Cell<'a> {
+    let end = n as u64;
+    let xor = |a: u64, b: u64| a ^ b;
+    Cell {
+        workload: "stream-cheap",
+        label: n.to_string(),
+        n,
+        group: Group::ByValue,
+        pool: None,
+        plain: Box::new(move || {
+            black_box((0..end).map(cheap_value).fold(0, xor));
+        }),
+        rayon: Box::new(move || {
+            black_box((0..end).into_par_iter().map(cheap_value).reduce(|| 0, xor));
+        }),
+        min_len: Box::new(move |m| {
+            black_box(
+                (0..n)
+                    .into_par_iter()
+                    .with_min_len(m)
+                    .map(|x| cheap_value(x as u64))
+                    .reduce(|| 0, xor),
+            );
+        }),
+        amorsize: Box::new(move |site| {
+            black_box(amorsize::map_iter(site, 0..end, cheap_value).fold(0, xor));
         }),
     }
 }
@@ -1377,7 +1410,7 @@ fn summarize(rows: &[Row]) {
     }
     let by_value: Vec<&Row> = rows.iter().filter(|r| r.group == Group::ByValue).collect();
     if !by_value.is_empty() {
-        println!("cheap items by value into a new Vec (ranges; owned Vecs into smaller values):");
+        println!("cheap items by value into a new Vec (ranges, mapped or streamed; owned Vecs into smaller values):");
         summarize_group(&by_value, 1.15);
     }
     let context: Vec<&Row> = rows.iter().filter(|r| r.group == Group::Context).collect();
