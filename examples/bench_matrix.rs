@@ -312,13 +312,23 @@ fn main() {
 
     // Owned `Vec`s, copied for every call, mapped in place by a loop.
     for n in sizes(&[10_000, 100_000, 1_000_000], &[10_000]) {
-        cells.push(owned_cell(&numbers[..n]));
+        cells.push(owned_cell(
+            "owned",
+            Group::Owned,
+            &numbers[..n],
+            cheap_value,
+        ));
     }
 
     // Cheap items by value into a new `Vec`: from a range, from an owned `Vec` (a copy).
     for n in sizes(&[10_000, 1_000_000], &[10_000]) {
         cells.push(cheap_range_cell(n));
-        cells.push(narrowed_cell(&numbers[..n]));
+        cells.push(owned_cell(
+            "owned-narrowed",
+            Group::ByValue,
+            &numbers[..n],
+            narrowed,
+        ));
         cells.push(cheap_stream_cell(n));
     }
 
@@ -461,35 +471,29 @@ fn cheap_value(x: u64) -> u64 {
     cheap(&x)
 }
 
-/// An owned `Vec` mapped by value into values of its items' size: every configuration maps a
-/// copy of `items` made in the call (as a caller passing `v.clone()` would), and the loop is
-/// `into_iter().map(f).collect()`, which std runs in place.
+/// An owned `Vec` mapped by value by `f`: every configuration maps a copy of `items` made in
+/// the call (as a caller passing `v.clone()` would), and the loop is
+/// `into_iter().map(f).collect()`, which std runs in place when `R` is a `u64`. (`f` a
+/// function item, not a pointer: every configuration calls it directly.)
 // The copy is the point: each configuration maps a `Vec` of its own, as a caller would.
 #[allow(clippy::unnecessary_to_owned)]
-fn owned_cell(items: &[u64]) -> Cell<'_> {
+fn owned_cell<'a, R: Send + 'static>(
+    workload: &'static str,
+    group: Group,
+    items: &'a [u64],
+    f: impl Fn(u64) -> R + Copy + Send + Sync + 'static,
+) -> Cell<'a> {
     Cell {
-        workload: "owned",
+        workload,
         label: items.len().to_string(),
         n: items.len(),
-        group: Group::Owned,
+        group,
         pool: None,
         plain: Box::new(move || {
-            black_box(
-                items
-                    .to_vec()
-                    .into_iter()
-                    .map(cheap_value)
-                    .collect::<Vec<_>>(),
-            );
+            black_box(items.to_vec().into_iter().map(f).collect::<Vec<_>>());
         }),
         rayon: Box::new(move || {
-            black_box(
-                items
-                    .to_vec()
-                    .into_par_iter()
-                    .map(cheap_value)
-                    .collect::<Vec<_>>(),
-            );
+            black_box(items.to_vec().into_par_iter().map(f).collect::<Vec<_>>());
         }),
         min_len: Box::new(move |m| {
             black_box(
@@ -497,12 +501,12 @@ fn owned_cell(items: &[u64]) -> Cell<'_> {
                     .to_vec()
                     .into_par_iter()
                     .with_min_len(m)
-                    .map(cheap_value)
+                    .map(f)
                     .collect::<Vec<_>>(),
             );
         }),
         amorsize: Box::new(move |site| {
-            black_box(amorsize::map(site, items.to_vec(), cheap_value));
+            black_box(amorsize::map(site, items.to_vec(), f));
         }),
     }
 }
@@ -543,79 +547,23 @@ fn cheap_range_cell<'a>(n: usize) -> Cell<'a> {
     }
 }
 
-/// `cheap` over a range of `n` `u64`s as a stream (`map_iter`), folded into a checksum as
-/// its results come (a loop's `fold`, rayon's `reduce`).
+/// `cheap` over a range of `n` items as a stream (`map_iter`), summed as its results come
+/// (see [`fold_cell`]).
 fn cheap_stream_cell<'a>(n: usize) -> Cell<'a> {
-    let end = n as u64;
-    let xor = |a: u64, b: u64| a ^ b;
-    Cell {
-        workload: "stream-cheap",
-        label: n.to_string(),
+    let add = |a: u64, b: u64| a.wrapping_add(b);
+    fold_cell(
+        "stream-cheap",
+        Group::ByValue,
         n,
-        group: Group::ByValue,
-        pool: None,
-        plain: Box::new(move || {
-            black_box((0..end).map(cheap_value).fold(0, xor));
+        Box::new(move |site| {
+            black_box(amorsize::map_iter(site, 0..n as u64, cheap_value).fold(0, add));
         }),
-        rayon: Box::new(move || {
-            black_box((0..end).into_par_iter().map(cheap_value).reduce(|| 0, xor));
-        }),
-        min_len: Box::new(move |m| {
-            black_box(
-                (0..n)
-                    .into_par_iter()
-                    .with_min_len(m)
-                    .map(|x| cheap_value(x as u64))
-                    .reduce(|| 0, xor),
-            );
-        }),
-        amorsize: Box::new(move |site| {
-            black_box(amorsize::map_iter(site, 0..end, cheap_value).fold(0, xor));
-        }),
-    }
+    )
 }
 
 /// `cheap`, cut to a `u32`: values of another size than the items'.
 fn narrowed(x: u64) -> u32 {
     cheap(&x) as u32
-}
-
-/// An owned `Vec` (a copy made in the call) mapped into smaller values: a new `Vec`.
-// The copy is the point: each configuration maps a `Vec` of its own, as a caller would.
-#[allow(clippy::unnecessary_to_owned)]
-fn narrowed_cell(items: &[u64]) -> Cell<'_> {
-    Cell {
-        workload: "owned-narrowed",
-        label: items.len().to_string(),
-        n: items.len(),
-        group: Group::ByValue,
-        pool: None,
-        plain: Box::new(move || {
-            black_box(items.to_vec().into_iter().map(narrowed).collect::<Vec<_>>());
-        }),
-        rayon: Box::new(move || {
-            black_box(
-                items
-                    .to_vec()
-                    .into_par_iter()
-                    .map(narrowed)
-                    .collect::<Vec<_>>(),
-            );
-        }),
-        min_len: Box::new(move |m| {
-            black_box(
-                items
-                    .to_vec()
-                    .into_par_iter()
-                    .with_min_len(m)
-                    .map(narrowed)
-                    .collect::<Vec<_>>(),
-            );
-        }),
-        amorsize: Box::new(move |site| {
-            black_box(amorsize::map(site, items.to_vec(), narrowed));
-        }),
-    }
 }
 
 fn nested_cell(items: &[u64]) -> Cell<'_> {
@@ -883,37 +831,53 @@ fn fail_fast(n: u64, reps: usize) {
     );
 }
 
-/// A sum of `cheap` over `0..n` (a `usize` range: rayon indexes those, not `u64` ones): a
-/// loop's fold, rayon's `map().reduce()`, amorsize's `map_reduce`. A range, so that 10 M
-/// items take no memory.
+/// A sum of `cheap` over `0..n` by amorsize's `map_reduce` (see [`fold_cell`]).
 fn sum_cell<'a>(n: usize) -> Cell<'a> {
     let f = |x: usize| cheap(&(x as u64));
     let add = |a: u64, b: u64| a.wrapping_add(b);
-    let n64 = n;
+    fold_cell(
+        "sum",
+        Group::Reduce,
+        n,
+        Box::new(move |site| {
+            black_box(amorsize::map_reduce(site, 0..n, f, || 0, add));
+        }),
+    )
+}
+
+/// A sum of `cheap` over `0..n` (a `usize` range: rayon indexes those, not `u64` ones): a
+/// loop's fold, rayon's `map().reduce()`, and `amorsize`'s way. A range, so that 10 M items
+/// take no memory.
+fn fold_cell<'a>(
+    workload: &'static str,
+    group: Group,
+    n: usize,
+    amorsize: Box<dyn Fn(&'static Site) + Sync + 'a>,
+) -> Cell<'a> {
+    let f = |x: usize| cheap(&(x as u64));
+    let add = |a: u64, b: u64| a.wrapping_add(b);
     Cell {
-        workload: "sum",
+        workload,
         label: n.to_string(),
         n,
-        group: Group::Reduce,
+        group,
         pool: None,
         plain: Box::new(move || {
-            black_box((0..n64).map(f).fold(0, add));
+            black_box((0..n).map(f).fold(0, add));
         }),
         rayon: Box::new(move || {
-            black_box((0..n64).into_par_iter().map(f).reduce(|| 0, add));
+            black_box((0..n).into_par_iter().map(f).reduce(|| 0, add));
         }),
         min_len: Box::new(move |m| {
             black_box(
-                (0..n64)
+                (0..n)
                     .into_par_iter()
                     .with_min_len(m)
                     .map(f)
                     .reduce(|| 0, add),
             );
         }),
-        amorsize: Box::new(move |site| {
-            black_box(amorsize::map_reduce(site, 0..n64, f, || 0, add));
-        }),
+        amorsize,
     }
 }
 
