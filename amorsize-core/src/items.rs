@@ -38,9 +38,10 @@ pub trait IntoItems<T: Send> {
     const HELD: bool = false;
 
     /// The items as the `Vec` they are already (a `Vec`, a `Box<[T]>`, a `VecDeque`'s
-    /// buffer), without allocating, or `Err(self)`: how an async call run in slices on the polling thread holds its
-    /// items, and what a loop maps in place when its values fit the items' places. The
-    /// default, `Err(self)`, makes such a call collect them from
+    /// buffer), without allocating, or `Err(self)`: how an async call run in slices on the
+    /// polling thread holds its items, and what a call's loops take them from, as the
+    /// caller's own loop over the `Vec` would (in place when the values fit the items'
+    /// places). The default, `Err(self)`, makes such a call collect them from
     /// [`into_items`](Self::into_items) instead, and its loops write a new `Vec`.
     #[doc(hidden)]
     fn into_held_vec(self) -> Result<Vec<T>, Self>
