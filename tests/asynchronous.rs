@@ -644,6 +644,13 @@ fn unwrap_tracked(item: Counted) -> u64 {
     item.0 * 2
 }
 
+#[amorsize::parallel(max_threads = 1)]
+fn tracked_until_1500(item: Counted) -> u64 {
+    spin(Duration::from_micros(2));
+    assert_ne!(item.0, 1_500, "item 1500 panics");
+    item.0 * 2
+}
+
 #[test]
 fn items_held_as_their_vec_or_box_run_in_slices_and_are_all_dropped() {
     let tracked = |n: u64| (0..n).map(Counted::new).collect::<Vec<_>>();
@@ -659,6 +666,15 @@ fn items_held_as_their_vec_or_box_run_in_slices_and_are_all_dropped() {
     let boxed = tracked(2_000).into_boxed_slice();
     assert_eq!(poll_here(par_unwrap_tracked_async(boxed)).0, expected);
     assert_eq!(Counted::live(), 0);
+    // A panic in a slice drops the values made and the items not run, once each (the
+    // first call profiles on the pool; the next ones run in slices here).
+    for _ in 0..3 {
+        let panicked = std::panic::catch_unwind(|| {
+            poll_here(par_tracked_until_1500_async(tracked(2_000)));
+        });
+        assert!(panicked.is_err());
+        assert_eq!(Counted::live(), 0);
+    }
     // Dropped between slices: the items not run yet are dropped with it.
     let waker = nobody();
     let mut cx = Context::from_waker(&waker);
