@@ -147,11 +147,42 @@ fn tiny(x: u32) -> u32 {
     x + 1
 }
 
+#[amorsize::parallel]
+fn tiny_lent(x: &u32) -> u32 {
+    x + 1
+}
+
 #[tokio::test]
 async fn every_length_matches_the_serial_map() {
     for n in [0u32, 1, 2, 10, 1_000, 100_000] {
         let got = par_tiny_async((0..n).collect::<Vec<_>>()).await;
         assert_eq!(got, (0..n).map(|x| x + 1).collect::<Vec<_>>(), "n={n}");
+    }
+    // Every kind of input, called again and again: whole on the polling thread, in slices
+    // there, or on the pool, as the learned cost says.
+    for round in 0..4 {
+        for n in [3u32, 700, 5_000, 40_000, 200_000] {
+            let expected: Vec<u32> = (0..n).map(|x| x + 1).collect();
+            let deque: std::collections::VecDeque<u32> = (0..n).collect();
+            let lent: Arc<[u32]> = (0..n).collect();
+            assert_eq!(
+                par_tiny_async(0..n).await,
+                expected,
+                "range, n={n}, {round}"
+            );
+            assert_eq!(
+                par_tiny_async(deque).await,
+                expected,
+                "deque, n={n}, {round}"
+            );
+            assert_eq!(
+                par_tiny_lent_async(lent).await,
+                expected,
+                "lent, n={n}, {round}"
+            );
+            let (here, _) = poll_here(par_tiny_async((0..n).collect::<Vec<_>>()));
+            assert_eq!(here, expected, "polled here, n={n}, {round}");
+        }
     }
 }
 

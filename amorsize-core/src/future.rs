@@ -65,7 +65,7 @@ use crate::try_map::TryItem;
 use crate::units::{elapsed_ns, PerItem};
 use crate::ParIter;
 use rayon::iter::plumbing::{Producer, ProducerCallback};
-use rayon::iter::IndexedParallelIterator;
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator};
 use std::any::Any;
 use std::borrow::Borrow;
 use std::convert::Infallible;
@@ -131,6 +131,12 @@ trait Start<T>: Send {
     fn job(self: Box<Self>) -> Job<T>;
     /// The call run here, a slice per poll.
     fn slices(self: Box<Self>, pace: Pace) -> Box<dyn Slices<T>>;
+    /// Whether the call's function never fails (`map_async`, not `try_map_async`).
+    fn infallible(&self) -> bool;
+    /// The whole call run here, through the map every caller of the site has: only for an
+    /// [`infallible`](Self::infallible) call. (A job run here takes the fallible path,
+    /// which pushes its values one by one, and checks for cancellation before each.)
+    fn map_here(self: Box<Self>) -> T;
 }
 
 /// An async call running on the polling thread.
@@ -236,6 +242,9 @@ impl<T: Send + 'static> Future for MapFuture<T> {
                 let how =
                     with_max_threads(cap, || how(start.site(), start.len(), start.can_slice()));
                 match how {
+                    How::Here if start.infallible() => {
+                        return Poll::Ready(with_max_threads(cap, || start.map_here()))
+                    }
                     How::Here => return Poll::Ready(run_here(start.job(), cap)),
                     How::Slices(per_item) => {
                         let pace = Pace::new(start.site(), start.len(), per_item);
@@ -378,6 +387,8 @@ struct Pace {
     /// Items run and not yet reported as progress; reported every `step` items.
     unreported: usize,
     step: usize,
+    /// The call's function never fails: its slices run as plain loops.
+    infallible: bool,
 }
 
 /// After this many crowded slices in a row, a call's rest goes to the pool's free thread.
@@ -411,6 +422,7 @@ impl Pace {
             over: false,
             crowded: 0,
             running: Slicing::start(crate::pool::here()),
+            infallible: false,
         }
     }
 
@@ -451,9 +463,17 @@ impl Pace {
             // function, pinned to one CPU, 428-431 ms in all before, 411-413 ms with the
             // values here, 366-374 ms with the items too.
             let mut values = std::mem::take(out);
-            stop = run_part(&mut items, halfway, &g, &mut values);
+            let infallible = self.infallible;
+            let mut run = |most| {
+                if infallible {
+                    run_infallible(&mut items, most, &g, &mut values)
+                } else {
+                    run_part(&mut items, most, &g, &mut values)
+                }
+            };
+            stop = run(halfway);
             if stop.is_none() && halfway != usize::MAX && elapsed_ns(start) < SLICE_NS {
-                stop = run_part(&mut items, usize::MAX, &g, &mut values);
+                stop = run(usize::MAX);
             }
             *out = values;
             elapsed_ns(start)
@@ -526,6 +546,29 @@ fn run_part<X, V, E>(
             Err(e) => return Some(e),
         }
     }
+    None
+}
+
+/// [`run_part`] for a function that never fails: a loop of std's `extend` over an
+/// exact-length `Range`, which writes the values without a push each (as the sync entry
+/// points' loops do, see `run::extend_mapped`). Measured (scratch probe, 2 000 calls of
+/// 100 000 owned `u64`s through a 0.5 ns function in slices, pinned to one CPU):
+/// 365-384 ms in all with `run_part`, 170-171 ms this way.
+#[inline(always)]
+fn run_infallible<X, V, E>(
+    items: &mut impl Iterator<Item = X>,
+    most: usize,
+    g: &impl Fn(X) -> Result<V, E>,
+    out: &mut Vec<V>,
+) -> Option<E> {
+    let (len, upper) = items.size_hint();
+    if upper != Some(len) {
+        return run_part(items, most, g, out);
+    }
+    out.extend((0..len.min(most)).map(|_| match items.next() {
+        Some(item) => never_failed(g(item)),
+        None => unreachable!("amorsize: a slice's items were fewer than their length"),
+    }));
     None
 }
 
@@ -609,6 +652,9 @@ trait Source<G, V, E, T>: Send + Sized + 'static {
     fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>);
     /// The items of `part` as a job for the pool, after the values `done` made before.
     fn rest(self, part: Part, g: G, done: Vec<V>, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T>;
+    /// All the items, run here through the site's map (an infallible `g` only, see
+    /// [`Start::map_here`]).
+    fn map_whole(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T;
 }
 
 /// A call run in slices: its items, the values made so far, `g` (a fallible form of the
@@ -656,6 +702,8 @@ struct AsyncCall<In, G, V, E, T> {
     input: In,
     g: G,
     finish: fn(Result<Vec<V>, E>) -> T,
+    /// `g` never fails.
+    infallible: bool,
 }
 
 /// An async call's items before its first poll: by value ([`Owned`]) or lent ([`Lending`]).
@@ -669,6 +717,8 @@ trait Input<G, V, E, T>: Send + 'static {
     fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T>;
     /// The items, to run in slices.
     fn into_source(self) -> Self::Source;
+    /// The whole call of an infallible `g`, run here (see [`Start::map_here`]).
+    fn map_here(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T;
 }
 
 impl<In, G, V, E, T> Start<T> for AsyncCall<In, G, V, E, T>
@@ -697,17 +747,23 @@ where
             input,
             g,
             finish,
+            ..
         } = *self;
         input.job(site, g, finish)
     }
 
     fn slices(self: Box<Self>, mut pace: Pace) -> Box<dyn Slices<T>> {
         let AsyncCall {
-            input, g, finish, ..
+            input,
+            g,
+            finish,
+            infallible,
+            ..
         } = *self;
         let source = input.into_source();
         // What the items are, should an iterator's `len` have said otherwise.
         pace.n = source.len();
+        pace.infallible = infallible;
         Box::new(Sliced {
             source,
             out: Vec::with_capacity(pace.n),
@@ -715,6 +771,30 @@ where
             finish,
             pace,
         })
+    }
+
+    fn infallible(&self) -> bool {
+        self.infallible
+    }
+
+    fn map_here(self: Box<Self>) -> T {
+        let AsyncCall {
+            site,
+            input,
+            g,
+            finish,
+            ..
+        } = *self;
+        input.map_here(site, g, finish)
+    }
+}
+
+/// `result`'s value: for the function of an infallible call, which returns `Ok` only.
+#[inline(always)]
+fn never_failed<V, E>(result: Result<V, E>) -> V {
+    match result {
+        Ok(value) => value,
+        Err(_) => unreachable!("amorsize: an infallible map failed"),
     }
 }
 
@@ -788,6 +868,17 @@ where
             // polls.
             Owned::Iter { iter, .. } => Drained(iter.with_producer(Collect).into_iter()),
         }
+    }
+
+    /// A rayon iterator of the items (not a `Vec` held: a loop would then run in place, and
+    /// slices do not; the site's loop cost would flip between the two kinds).
+    fn map_here(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T {
+        let f = |x| never_failed(g(x));
+        let values = match self {
+            Owned::Vec(vec) => crate::dispatch::map(site, ParIter(vec.into_par_iter()), f),
+            Owned::Iter { iter, .. } => crate::dispatch::map(site, ParIter(iter), f),
+        };
+        finish(Ok(values))
     }
 }
 
@@ -902,6 +993,13 @@ where
         let rest: Vec<X> = self.0.collect();
         pool_job(part, rest, g, done, finish)
     }
+
+    fn map_whole(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T {
+        let items: Vec<X> = self.0.collect();
+        let values =
+            crate::dispatch::map(site, ParIter(items.into_par_iter()), |x| never_failed(g(x)));
+        finish(Ok(values))
+    }
 }
 
 /// Owned items lent to the function (as `&B`), before the call and while it runs in slices
@@ -929,6 +1027,10 @@ where
 
     fn into_source(self) -> Self {
         self
+    }
+
+    fn map_here(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T {
+        self.map_whole(site, g, finish)
     }
 }
 
@@ -958,6 +1060,11 @@ where
             let from = part.from;
             part.run(&items.elements()[from..], &g, cancel, done, finish)
         })
+    }
+
+    fn map_whole(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T {
+        let values = crate::dispatch::map_slice(site, self.0.elements(), |x| never_failed(g(x)));
+        finish(Ok(values))
     }
 }
 
@@ -999,6 +1106,7 @@ where
         input: Owned::new(items),
         g: move |x| Ok::<R, Infallible>(f(x)),
         finish: values,
+        infallible: true,
     }))
 }
 
@@ -1076,6 +1184,7 @@ where
         input: Lending(items, PhantomData::<fn(&T)>),
         g: move |x: &C::Item| Ok::<R, Infallible>(f(x.borrow())),
         finish: values,
+        infallible: true,
     }))
 }
 
@@ -1097,6 +1206,7 @@ where
         input: Owned::new(items),
         g: move |x| f(x).into_result(),
         finish: batch::<R>,
+        infallible: false,
     }))
 }
 
@@ -1116,6 +1226,7 @@ where
         input: Lending(items, PhantomData::<fn(&T)>),
         g: move |x: &C::Item| f(x.borrow()).into_result(),
         finish: batch::<R>,
+        infallible: false,
     }))
 }
 
