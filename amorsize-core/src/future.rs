@@ -131,12 +131,11 @@ trait Start<T>: Send {
     fn job(self: Box<Self>) -> Job<T>;
     /// The call run here, a slice per poll.
     fn slices(self: Box<Self>, pace: Pace) -> Box<dyn Slices<T>>;
-    /// Whether the call's function never fails (`map_async`, not `try_map_async`).
-    fn infallible(&self) -> bool;
-    /// The whole call run here, through the map every caller of the site has: only for an
-    /// [`infallible`](Self::infallible) call. (A job run here takes the fallible path,
-    /// which pushes its values one by one, and checks for cancellation before each.)
-    fn map_here(self: Box<Self>) -> T;
+    /// The whole call run here, now, under the thread cap `cap`. An infallible call
+    /// (`map_async`'s) goes through the map every caller of the site has; a fallible one
+    /// runs its job (which pushes its values one by one, and checks for cancellation
+    /// before each).
+    fn whole_here(self: Box<Self>, cap: usize) -> T;
 }
 
 /// An async call running on the polling thread.
@@ -242,10 +241,7 @@ impl<T: Send + 'static> Future for MapFuture<T> {
                 let how =
                     with_max_threads(cap, || how(start.site(), start.len(), start.can_slice()));
                 match how {
-                    How::Here if start.infallible() => {
-                        return Poll::Ready(with_max_threads(cap, || start.map_here()))
-                    }
-                    How::Here => return Poll::Ready(run_here(start.job(), cap)),
+                    How::Here => return Poll::Ready(start.whole_here(cap)),
                     How::Slices(per_item) => {
                         let pace = Pace::new(start.site(), start.len(), per_item);
                         start.slices(pace)
@@ -652,9 +648,6 @@ trait Source<G, V, E, T>: Send + Sized + 'static {
     fn slice(&mut self, pace: &mut Pace, g: &G, out: &mut Vec<V>) -> (Next, Option<E>);
     /// The items of `part` as a job for the pool, after the values `done` made before.
     fn rest(self, part: Part, g: G, done: Vec<V>, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T>;
-    /// All the items, run here through the site's map (an infallible `g` only, see
-    /// [`Start::map_here`]).
-    fn map_whole(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T;
 }
 
 /// A call run in slices: its items, the values made so far, `g` (a fallible form of the
@@ -717,7 +710,7 @@ trait Input<G, V, E, T>: Send + 'static {
     fn job(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> Job<T>;
     /// The items, to run in slices.
     fn into_source(self) -> Self::Source;
-    /// The whole call of an infallible `g`, run here (see [`Start::map_here`]).
+    /// The whole call of an infallible `g`, run here (see [`Start::whole_here`]).
     fn map_here(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T;
 }
 
@@ -773,11 +766,10 @@ where
         })
     }
 
-    fn infallible(&self) -> bool {
-        self.infallible
-    }
-
-    fn map_here(self: Box<Self>) -> T {
+    fn whole_here(self: Box<Self>, cap: usize) -> T {
+        if !self.infallible {
+            return run_here(self.job(), cap);
+        }
         let AsyncCall {
             site,
             input,
@@ -785,7 +777,7 @@ where
             finish,
             ..
         } = *self;
-        input.map_here(site, g, finish)
+        with_max_threads(cap, || input.map_here(site, g, finish))
     }
 }
 
@@ -993,13 +985,6 @@ where
         let rest: Vec<X> = self.0.collect();
         pool_job(part, rest, g, done, finish)
     }
-
-    fn map_whole(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T {
-        let items: Vec<X> = self.0.collect();
-        let values =
-            crate::dispatch::map(site, ParIter(items.into_par_iter()), |x| never_failed(g(x)));
-        finish(Ok(values))
-    }
 }
 
 /// Owned items lent to the function (as `&B`), before the call and while it runs in slices
@@ -1007,14 +992,19 @@ where
 struct Lending<C, B: ?Sized>(C, PhantomData<fn(&B)>);
 
 /// Lent items are held across polls as they are: they are their own [`Source`].
-impl<C, B: ?Sized, G, V, E, T> Input<G, V, E, T> for Lending<C, B>
+impl<C, B, G, V, E, T> Input<G, V, E, T> for Lending<C, B>
 where
-    Self: Source<G, V, E, T>,
+    B: ?Sized + 'static,
+    C: OwnedItems<B>,
+    G: Fn(&C::Item) -> Result<V, E> + Send + Sync + 'static,
+    V: Send + 'static,
+    E: Send + 'static,
+    T: 'static,
 {
     type Source = Self;
 
     fn len(&self) -> usize {
-        Source::len(self)
+        <Self as Source<G, V, E, T>>::len(self)
     }
 
     fn can_slice(&self) -> bool {
@@ -1030,7 +1020,8 @@ where
     }
 
     fn map_here(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T {
-        self.map_whole(site, g, finish)
+        let values = crate::dispatch::map_slice(site, self.0.elements(), |x| never_failed(g(x)));
+        finish(Ok(values))
     }
 }
 
@@ -1060,11 +1051,6 @@ where
             let from = part.from;
             part.run(&items.elements()[from..], &g, cancel, done, finish)
         })
-    }
-
-    fn map_whole(self, site: &'static Site, g: G, finish: fn(Result<Vec<V>, E>) -> T) -> T {
-        let values = crate::dispatch::map_slice(site, self.0.elements(), |x| never_failed(g(x)));
-        finish(Ok(values))
     }
 }
 
