@@ -163,7 +163,7 @@ where
 }
 
 /// A loop over an owned `Vec` that stops at the first failure, writing each value where
-/// its item was (see `run::in_place`): the values or the failure. The one copy of it each
+/// its item was (see `run::owned_loop`): the values or the failure. The one copy of it each
 /// fallible site compiles.
 #[inline(never)]
 fn try_in_place<T, R, F>(items: Vec<T>, f: &F) -> Result<Vec<R::Ok>, R::Stop>
