@@ -9,7 +9,7 @@ use crate::attr::{push, Mode, Options};
 use crate::signature::{Context, ItemPass, Receiver, Shape};
 use crate::types::{
     body_mentions_self, const_key, has_impl_trait, is_generic_sized, mentions_generics,
-    name_elided_lifetimes, signature_mentions_self,
+    name_elided_lifetimes, signature_mentions_self, unparenthesized,
 };
 use crate::{forward, valid};
 use proc_macro2::{Span, TokenStream};
@@ -129,6 +129,7 @@ impl Bounds {
         krate: &TokenStream,
     ) {
         let span = ty.span();
+        let ty = unparenthesized(ty);
         if has_impl_trait(ty) {
             return;
         }
@@ -198,8 +199,10 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     // `impl Trait` parameter: they get named lifetime parameters of the companion instead.
     let mut named_lifetimes = Vec::new();
     let named_item = match pass {
-        ItemPass::Borrowed { target, .. } => name_elided_lifetimes(target, &mut named_lifetimes),
-        ItemPass::Owned(ty) => name_elided_lifetimes(ty, &mut named_lifetimes),
+        ItemPass::Borrowed { target, .. } => {
+            name_elided_lifetimes(unparenthesized(target), &mut named_lifetimes)
+        }
+        ItemPass::Owned(ty) => name_elided_lifetimes(unparenthesized(ty), &mut named_lifetimes),
     };
     let item_span = item_arg.ty.span();
     let parts = match pass {

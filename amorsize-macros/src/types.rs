@@ -54,13 +54,43 @@ pub fn mentions_generics(ty: &syn::Type, generics: &syn::Generics) -> bool {
 
 /// `true` when a borrowed item's type names one of the function's type parameters and is
 /// not a `str` or slice (which only `Borrow` can reach from owned elements).
+/// A type parameter declared `?Sized` (`fn f<T: ?Sized + Hash>(x: &T)`) is not: its
+/// elements cannot form a slice, so it is reached through `Borrow` too.
 pub fn is_generic_sized(target: &syn::Type, generics: &syn::Generics) -> bool {
     !matches!(target, syn::Type::Slice(_))
+        && !is_maybe_sized_param(target, generics)
         && names_any(
             target,
             generics.type_params().map(|t| &t.ident).collect(),
             false,
         )
+}
+
+/// `true` when `ty` is one of the function's type parameters, declared `?Sized` in its list
+/// or in the `where` clause.
+fn is_maybe_sized_param(ty: &syn::Type, generics: &syn::Generics) -> bool {
+    let syn::Type::Path(path) = ty else {
+        return false;
+    };
+    let Some(ident) = path.path.get_ident().filter(|_| path.qself.is_none()) else {
+        return false;
+    };
+    let maybe = |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>| {
+        bounds
+            .iter()
+            .any(|bound| matches!(bound, syn::TypeParamBound::Trait(t) if t.maybe.is_some()))
+    };
+    let in_list = generics
+        .type_params()
+        .any(|param| &param.ident == ident && maybe(&param.bounds));
+    let in_where = generics.where_clause.iter().any(|clause| {
+        clause.predicates.iter().any(|predicate| {
+            matches!(predicate, syn::WherePredicate::Type(p)
+                if matches!(&p.bounded_ty, syn::Type::Path(b) if b.path.is_ident(ident))
+                    && maybe(&p.bounds))
+        })
+    });
+    in_list || in_where
 }
 
 /// `true` when a path in `ty` starts with one of `params` (or `Self`, if `or_self`).
@@ -132,6 +162,16 @@ impl<'ast> Visit<'ast> for SelfFinder {
         self.0 |= mentions;
         syn::visit::visit_macro(self, mac);
     }
+}
+
+/// `ty` without the parentheses around it: `(dyn Shape + Sync)` as the generated code names
+/// it where it stands alone (a generic argument, a bound's subject), where rustc's
+/// `unused_parens` lint would flag the user's own, needed, parentheses.
+pub fn unparenthesized(mut ty: &syn::Type) -> &syn::Type {
+    while let syn::Type::Paren(paren) = ty {
+        ty = &paren.elem;
+    }
+    ty
 }
 
 /// Renames elided lifetimes (`'_`, `&T`) in `ty` to fresh named ones, returned in `named`.
