@@ -78,6 +78,8 @@ pub use amorsize_core::{
 /// | `fn f((a, b): (u32, u32)) -> R` | `par_f(pairs)`: patterns are fine |
 /// | `fn f(x: &f64, factor: f64, offset: &f64) -> R` | `par_f(&xs, 2.0, &off)`: later parameters are shared by every item; `&U` needs `U: Sync`, a value `U` needs `U: Clone + Sync` (cloned per item) |
 /// | `fn f<T: Hash>(x: &T) -> u64` | `par_f(&items)` with a `&[T]`: each instantiation learns its own cost; a turbofish names only the function's own generics (`par_f::<u32>`) |
+/// | `fn f<T: ?Sized + AsRef<[u8]>>(x: &T) -> usize` | `par_f::<str>(&strings)`: elements that borrow as `T`, which a turbofish names when they borrow as several types |
+/// | `fn f(s: &(dyn Shape + Sync)) -> f64` | `par_f(&shapes)` with `Vec<Box<dyn Shape + Sync>>`: trait objects, parenthesized as they must be |
 /// | `fn f(&self, w: &str) -> R` in an inherent `impl` | `value.par_f(&words)`; needs `Self: Sync` |
 /// | `fn new(x: &u32) -> Self` in an inherent `impl` | `Type::par_new(&xs)`: associated functions whose signature mentions `Self` |
 ///
