@@ -377,8 +377,12 @@ impl Site {
             return self.begin_huge_call(n);
         }
         let token = thread_token();
-        if self.owner.load(Ordering::Relaxed) != token {
-            return self.begin_shared_call(n, token);
+        let owner = self.owner.load(Ordering::Relaxed);
+        if owner != token {
+            if owner == 0 && self.claim(token) {
+                return self.begin_call(n as usize);
+            }
+            return self.begin_shared_call(n);
         }
         // The owner's own counter: no other thread writes it.
         let old = self.owned.load(Ordering::Relaxed);
@@ -391,14 +395,10 @@ impl Site {
         (old >> ITEM_BITS) + (self.counts.load(Ordering::Relaxed) >> ITEM_BITS)
     }
 
-    /// [`begin_call`](Self::begin_call) on a thread that does not own the site's counter:
-    /// it claims the counter if no thread owns it (the site's first call registers the
-    /// site), or adds to the shared one.
-    #[inline(never)]
-    fn begin_shared_call(&'static self, n: u64, token: usize) -> u64 {
-        if self.owner.load(Ordering::Relaxed) == 0 && self.claim(token) {
-            return self.begin_call(n as usize);
-        }
+    /// [`begin_call`](Self::begin_call) on a thread that does not own the site's counter,
+    /// which another thread does: an atomic add to the shared one.
+    #[inline(always)]
+    fn begin_shared_call(&'static self, n: u64) -> u64 {
         let old = self.counts.fetch_add(ONE_CALL | n, Ordering::Relaxed);
         let index = old >> ITEM_BITS;
         if index >= SPILL_CALLS || old & ITEM_MASK >= SPILL_ITEMS {
