@@ -125,8 +125,20 @@ fn a_cost_that_changes_by_far_is_followed_within_two_calls() {
     let report = amorsize::report();
     let site = report.site("drifting").unwrap();
     if needs_two_cpus("a_cost_that_changes_by_far_is_followed_within_two_calls") {
-        // 20 ms of work: parallel from the third call on.
-        assert!(matches!(site.plan, Some(Plan::Parallel { .. })), "{report}");
+        // 20 ms of work: parallel from the third call on, unless its parallel items cost
+        // far more than its loop's (a machine busy enough to deschedule a thread mid-item:
+        // one run under two busy loops measured 13.5 µs in parallel against 5.4 µs), where
+        // the loop is right and the reason says why.
+        if site.plan == Some(Plan::Serial) {
+            let dearer_in_parallel = site
+                .per_item_in_parallel
+                .zip(site.per_item)
+                .is_some_and(|(parallel, serial)| parallel.as_nanos() > 1.2 * serial.as_nanos());
+            assert!(dearer_in_parallel, "{report}");
+            assert!(site.reason.contains("in parallel"), "{report}");
+        } else {
+            assert!(matches!(site.plan, Some(Plan::Parallel { .. })), "{report}");
+        }
     } else {
         assert_eq!(site.plan, Some(Plan::Serial), "{report}");
     }
