@@ -437,31 +437,48 @@ fn string_cell(items: &[String]) -> Cell<'_> {
 }
 
 fn range_cell<'a>(n: usize) -> Cell<'a> {
-    let end = n as u64 + 1;
+    u64_range_cell("range", Group::Base, 1, n, collatz)
+}
+
+/// `f` over the `n` `u64`s from `start` on, every configuration from the range itself (no
+/// input in memory). Generic over `f`, so each cell calls its kernel directly.
+fn u64_range_cell<'a, R, F>(
+    workload: &'static str,
+    group: Group,
+    start: u64,
+    n: usize,
+    f: F,
+) -> Cell<'a>
+where
+    R: Send + 'static,
+    F: Fn(u64) -> R + Copy + Send + Sync + 'static,
+{
+    let end = start + n as u64;
     Cell {
-        workload: "range",
+        workload,
         label: n.to_string(),
         n,
-        group: Group::Base,
+        group,
         pool: None,
         plain: Box::new(move || {
-            black_box((1..end).map(collatz).collect::<Vec<_>>());
+            black_box((start..end).map(f).collect::<Vec<_>>());
         }),
         rayon: Box::new(move || {
             // rayon cannot index a u64 range; its default is the unindexed collect.
-            black_box((1..end).into_par_iter().map(collatz).collect::<Vec<_>>());
+            black_box((start..end).into_par_iter().map(f).collect::<Vec<_>>());
         }),
         min_len: Box::new(move |m| {
+            let from = start as usize;
             black_box(
-                (1..n + 1)
+                (from..from + n)
                     .into_par_iter()
                     .with_min_len(m)
-                    .map(|x| collatz(x as u64))
+                    .map(|x| f(x as u64))
                     .collect::<Vec<_>>(),
             );
         }),
         amorsize: Box::new(move |site| {
-            black_box(amorsize::map(site, 1..end, collatz));
+            black_box(amorsize::map(site, start..end, f));
         }),
     }
 }
@@ -513,38 +530,7 @@ fn owned_cell<'a, R: Send + 'static>(
 
 /// `cheap` over a range of `n` `u64`s.
 fn cheap_range_cell<'a>(n: usize) -> Cell<'a> {
-    let end = n as u64;
-    Cell {
-        workload: "range-cheap",
-        label: n.to_string(),
-        n,
-        group: Group::ByValue,
-        pool: None,
-        plain: Box::new(move || {
-            black_box((0..end).map(cheap_value).collect::<Vec<_>>());
-        }),
-        rayon: Box::new(move || {
-            // rayon cannot index a u64 range; its default is the unindexed collect.
-            black_box(
-                (0..end)
-                    .into_par_iter()
-                    .map(cheap_value)
-                    .collect::<Vec<_>>(),
-            );
-        }),
-        min_len: Box::new(move |m| {
-            black_box(
-                (0..n)
-                    .into_par_iter()
-                    .with_min_len(m)
-                    .map(|x| cheap_value(x as u64))
-                    .collect::<Vec<_>>(),
-            );
-        }),
-        amorsize: Box::new(move |site| {
-            black_box(amorsize::map(site, 0..end, cheap_value));
-        }),
-    }
+    u64_range_cell("range-cheap", Group::ByValue, 0, n, cheap_value)
 }
 
 /// `cheap` over a range of `n` items as a stream (`map_iter`), summed as its results come
