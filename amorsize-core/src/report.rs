@@ -285,26 +285,39 @@ fn overhead(m: &Machine) -> String {
 }
 
 /// [`overhead`] in the figures a plan was made with (`then`), with the pool's figures now
-/// (`now`, both awake and after idling) when the plan's is far from either: the plan stands
-/// until a call re-plans, and the report's header gives today's.
+/// (`now`, both awake and after idling) when the plan's is far from either, or when the
+/// plan assumed a cost that has been measured since: the plan stands until a call
+/// re-plans, and the report's header gives today's.
 fn overhead_then(then: &Machine, now: &Machine) -> String {
+    let assumed = crate::pool::is_provisional(then);
+    if assumed && !crate::pool::is_provisional(now) {
+        return format!(
+            "the {} cost of going parallel assumed when it was planned, before it was measured ({})",
+            Nanos(then.overhead_ns),
+            figures_now(now)
+        );
+    }
     let words = overhead(then);
     let moved = |now_ns: f64| moved_far(then.overhead_ns, now_ns.max(1e-3));
-    if !crate::pool::is_provisional(then) && moved(now.overhead_ns) && moved(now.cold_overhead_ns) {
-        // Equal until the cost after idling is measured (see `Report::cold_measured`).
-        if now.cold_overhead_ns == now.overhead_ns {
-            return format!(
-                "{words} (when it was planned; {} now)",
-                Nanos(now.overhead_ns)
-            );
-        }
+    if !assumed && moved(now.overhead_ns) && moved(now.cold_overhead_ns) {
+        format!("{words} (when it was planned; {})", figures_now(now))
+    } else {
+        words
+    }
+}
+
+/// The pool's cost of going parallel now, in words: `12.0 µs now`, with the cost after
+/// idling where it is known (equal to the awake one until it is measured: see
+/// `Report::cold_measured`).
+fn figures_now(now: &Machine) -> String {
+    if now.cold_overhead_ns == now.overhead_ns {
+        format!("{} now", Nanos(now.overhead_ns))
+    } else {
         format!(
-            "{words} (when it was planned; {} now, {} after idling)",
+            "{} now, {} after idling",
             Nanos(now.overhead_ns),
             Nanos(now.cold_overhead_ns)
         )
-    } else {
-        words
     }
 }
 
@@ -577,6 +590,16 @@ mod tests {
         );
         assert!(
             r.ends_with("the 20.0 µs cost of going parallel assumed until it is measured: serial"),
+            "{r}"
+        );
+        // Measured since the plan was made: the plan's basis, and today's figures.
+        let r = reason(
+            Some(PerItem::from_nanos(2.0)),
+            Some(&last(100, 2.0, Cause::Model, assumed)),
+            &two_cores(),
+        );
+        assert!(
+            r.ends_with("the 20.0 µs cost of going parallel assumed when it was planned, before it was measured (12.0 µs now, 120.0 µs after idling): serial"),
             "{r}"
         );
         // Measured figures are stated as they are.
