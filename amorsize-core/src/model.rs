@@ -128,12 +128,7 @@ pub fn serial_work_limit_ps(machine: &Machine) -> u64 {
 /// it is predicted [`MIN_SPEEDUP`] times faster than the loop.
 pub fn decide(n: usize, costs: Costs, machine: &Machine) -> Decision {
     let serial_ns = costs.serial.work_ns(n);
-    // Pieces that measured free (clock granularity) cost what the loop does.
-    let per_item_ns = if costs.parallel == PerItem::ZERO {
-        costs.serial.as_nanos()
-    } else {
-        costs.parallel.as_nanos()
-    };
+    let per_item_ns = in_pieces(costs).as_nanos();
     let serial = Decision {
         plan: Plan::Serial,
         serial_ns,
@@ -172,14 +167,30 @@ pub fn decide(n: usize, costs: Costs, machine: &Machine) -> Decision {
     }
 }
 
+/// What an item costs in parallel pieces, as [`decide`] weighs it: pieces that measured
+/// free (clock granularity) cost what the loop does.
+pub(crate) fn in_pieces(costs: Costs) -> PerItem {
+    if costs.parallel == PerItem::ZERO {
+        costs.serial
+    } else {
+        costs.parallel
+    }
+}
+
+/// The fewest items of `per_item_ns` each that make a piece worth its scheduling cost on
+/// `machine` (that cost at most [`MAX_PIECE_OVERHEAD_SHARE`] of the piece's): a call with
+/// no more items than this makes one piece.
+pub(crate) fn piece_floor(per_item_ns: f64, machine: &Machine) -> f64 {
+    (machine.per_piece_ns.max(0.0) / MAX_PIECE_OVERHEAD_SHARE / per_item_ns).ceil()
+}
+
 /// The split length for a parallel call: long enough that a piece's scheduling cost is a small
 /// share of it, and long enough that there are at most [`MAX_PIECES_PER_THREAD`] pieces per
 /// thread.
 fn min_len(n: usize, per_item_ns: f64, machine: &Machine) -> usize {
     let max_pieces = machine.threads.saturating_mul(MAX_PIECES_PER_THREAD).max(1);
     let by_piece_cap = n.div_ceil(max_pieces);
-    let piece_ns = machine.per_piece_ns.max(0.0) / MAX_PIECE_OVERHEAD_SHARE;
-    let by_overhead = (piece_ns / per_item_ns).ceil();
+    let by_overhead = piece_floor(per_item_ns, machine);
     let by_overhead = if by_overhead >= n as f64 {
         n
     } else {

@@ -321,6 +321,17 @@ fn figures_now(now: &Machine) -> String {
     }
 }
 
+/// The fewest items a piece may hold, for a plan at `costs` whose call had the work to pay
+/// for going parallel but made one piece only: items so cheap that a piece worth its
+/// scheduling cost holds them all. `None` for any other plan.
+fn one_piece(costs: Costs, last: &LastDecision) -> Option<f64> {
+    let m = &last.machine;
+    let n = last.planned;
+    let above_break_even = costs.serial.work_ns(n) >= MIN_SPEEDUP * m.overhead_ns;
+    let least = crate::model::piece_floor(crate::model::in_pieces(costs).as_nanos(), m);
+    (above_break_even && m.threads >= 2 && n >= 2 && least >= n as f64).then_some(least)
+}
+
 /// Why the model kept a call a loop, in the terms that decided it: too little work for the
 /// cost of going parallel, or items that cost more in parallel pieces than in the loop.
 fn model_serial_reason(c: PerItem, last: &LastDecision, now: &Machine) -> String {
@@ -339,9 +350,15 @@ fn model_serial_reason(c: PerItem, last: &LastDecision, now: &Machine) -> String
         _ if split.is_finite() && split > 0.0 => format!(
             "{weighed}: after {overhead}, parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial"
         ),
-        _ => format!(
-            "{weighed}, not {MIN_SPEEDUP}× more than {overhead}: serial"
-        ),
+        _ => match last.costs.and_then(|costs| one_piece(costs, last)) {
+            Some(least) => format!(
+                "{weighed}, but at {} each in parallel a piece must hold {least:.0} items or more to keep its {} of scheduling under {:.0}% of it, so the call makes one piece: serial",
+                last.costs.map_or(c, crate::model::in_pieces),
+                Nanos(last.machine.per_piece_ns),
+                crate::model::MAX_PIECE_OVERHEAD_SHARE * 100.0
+            ),
+            None => format!("{weighed}, not {MIN_SPEEDUP}× more than {overhead}: serial"),
+        },
     }
 }
 
@@ -578,6 +595,39 @@ mod tests {
         let r = reason(c, Some(&last(64, 1e6, Cause::Model, m)), &m);
         assert!(r.contains("64 items × 1.0 ms = 64.0 ms"), "{r}");
         assert!(r.ends_with("parallel: 2 threads, pieces ≥ 2"), "{r}");
+    }
+
+    #[test]
+    fn a_call_too_cheap_to_split_says_so_not_that_it_is_below_the_break_even_point() {
+        // Pieces cost 637.3 ns to schedule: a piece worth it holds 12 746 ns of items,
+        // 21 244 at 0.6 ns in parallel, so a call of 10 000 makes one piece, though its
+        // 29.0 µs of loop are well above 1.25 × 10.7 µs.
+        let m = Machine {
+            threads: 2,
+            overhead_ns: 10_700.0,
+            cold_overhead_ns: 10_700.0,
+            per_piece_ns: 637.3,
+        };
+        let costs = Costs {
+            serial: PerItem::from_nanos(2.9),
+            parallel: PerItem::from_nanos(0.6),
+        };
+        let decision = decide(10_000, costs, &m);
+        assert_eq!(decision.plan, Plan::Serial);
+        let last = LastDecision::new(10_000, &decision, Cause::Model, m).with_costs(costs);
+        let r = reason(Some(costs.serial), Some(&last), &m);
+        assert_eq!(
+            r,
+            "10000 items × 2.9 ns = 29.0 µs, but at 0.6 ns each in parallel a piece must hold 21244 items or more to keep its 637.3 ns of scheduling under 5% of it, so the call makes one piece: serial"
+        );
+        // Below the break-even point, that is what is said.
+        let short =
+            LastDecision::new(1_000, &decide(1_000, costs, &m), Cause::Model, m).with_costs(costs);
+        let r = reason(Some(costs.serial), Some(&short), &m);
+        assert!(
+            r.ends_with("not 1.25× more than the 10.7 µs cost of going parallel: serial"),
+            "{r}"
+        );
     }
 
     #[test]
