@@ -41,9 +41,12 @@ pub struct SiteReport {
     /// The site's own mode: `mode = "…"` on the attribute, or
     /// [`Site::with_mode`](crate::Site::with_mode) ([`Mode::Auto`] unless pinned).
     pub mode: Mode,
-    /// Calls so far.
+    /// Calls so far. A stream (`map_iter`, `par_<name>_iter`) counts each batch it maps as
+    /// a call, and the items it maps one by one (a short rest) as one more.
     pub calls: u64,
-    /// Items processed by those calls.
+    /// Items in those calls: all of a call's items, counted when it starts, also for a
+    /// fallible call that stopped at a failure or an async call dropped after it started; for
+    /// a stream, the items it mapped.
     pub items: u64,
     /// Learned cost of one item in a plain loop, once measured.
     #[cfg_attr(feature = "serde", serde(rename = "per_item_ns"))]
