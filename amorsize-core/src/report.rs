@@ -431,9 +431,10 @@ fn mode_variant(mode: Mode) -> &'static str {
 fn plan_words(plan: Plan) -> String {
     match plan {
         Plan::Serial => "serial".to_owned(),
-        Plan::Parallel { min_len, threads } => {
-            format!("parallel: {threads} threads, pieces ≥ {min_len}")
-        }
+        Plan::Parallel { min_len, threads } => format!(
+            "parallel: {threads} thread{}, pieces ≥ {min_len}",
+            if threads == 1 { "" } else { "s" }
+        ),
     }
 }
 
@@ -598,6 +599,20 @@ mod tests {
         let r = reason(c, Some(&last(64, 1e6, Cause::Model, m)), &m);
         assert!(r.contains("64 items × 1.0 ms = 64.0 ms"), "{r}");
         assert!(r.ends_with("parallel: 2 threads, pieces ≥ 2"), "{r}");
+    }
+
+    #[test]
+    fn a_plan_capped_to_one_thread_says_thread() {
+        let one = Plan::Parallel {
+            min_len: 125,
+            threads: 1,
+        };
+        assert_eq!(plan_words(one), "parallel: 1 thread, pieces ≥ 125");
+        let two = Plan::Parallel {
+            min_len: 63,
+            threads: 2,
+        };
+        assert_eq!(plan_words(two), "parallel: 2 threads, pieces ≥ 63");
     }
 
     #[test]
