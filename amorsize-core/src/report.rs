@@ -234,10 +234,16 @@ impl Facts<'_> {
                 if calls == 1 { "" } else { "s" }
             ));
         }
-        if let Some(threads) = threads.filter(|&t| observed > t as f64 * 1.05) {
-            notes.push(format!(
-                "observed {observed:.2}× is above the {threads} threads: the loop's cost was measured slower than the items run now (a cold start or a busy moment), or {threads} threads' caches hold what one thread's could not"
-            ));
+        let slower = "the loop's cost was measured slower than the items run now (a cold start or a busy moment)";
+        match threads.filter(|&t| observed > t as f64 * 1.05) {
+            // One thread has no other thread's caches to gain from.
+            Some(1) => notes.push(format!(
+                "observed {observed:.2}× on 1 thread: {slower}"
+            )),
+            Some(threads) => notes.push(format!(
+                "observed {observed:.2}× is above the {threads} threads: {slower}, or {threads} threads' caches hold what one thread's could not"
+            )),
+            None => {}
         }
         (!notes.is_empty()).then(|| notes.join("; "))
     }
@@ -881,5 +887,21 @@ mod tests {
         }
         .reason();
         assert!(!r.contains("is above"), "{r}");
+        // A parallel plan on one thread (a forced mode under a cap of one) that measured
+        // above the loop has no second thread's caches to explain it.
+        let one_thread = LastDecision {
+            plan: Plan::Parallel {
+                min_len: 125,
+                threads: 1,
+            },
+            ..capped
+        };
+        let r = Facts {
+            last: Some(&one_thread),
+            observed: Some((1.3, 12)),
+            ..facts(None)
+        }
+        .reason();
+        assert!(r.ends_with("observed 1.30× on 1 thread: the loop's cost was measured slower than the items run now (a cold start or a busy moment)"), "{r}");
     }
 }
