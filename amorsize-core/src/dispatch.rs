@@ -692,10 +692,16 @@ fn forced_parallel(site: &Site, n: usize, cause: Cause) -> Route {
 }
 
 /// The plan for the rest of a profiled call (`remaining` of its `n` items) at the costs the
-/// profile just published.
+/// profile just published, logged with what its head did (`head`: "profiled", say).
 #[cold]
-pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
+pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize, head: &str) -> Route {
+    let done = n - remaining;
     let Some(costs) = site.planning_costs() else {
+        log::debug!(
+            target: "amorsize",
+            "{}: first {done} of {n} items {head}; rest planned serial (no cost to plan with)",
+            site.name()
+        );
         return Route::Serial {
             timed: true,
             pool: None,
@@ -708,6 +714,24 @@ pub(crate) fn plan_rest(site: &Site, n: usize, remaining: usize) -> Route {
         LastDecision::new(n, &decision, cause, m)
             .with_costs(costs)
             .of_rest(remaining),
+    );
+    let split = decision.serial_ns / decision.parallel_ns;
+    log::debug!(
+        target: "amorsize",
+        "{}: first {done} of {n} items {head}; rest planned {}",
+        site.name(),
+        match decision.plan {
+            Plan::Parallel { .. } => format!(
+                "{:?} (predicted speedup {:.2}x)",
+                decision.plan,
+                decision.predicted_speedup()
+            ),
+            // What decided it, as the report says.
+            Plan::Serial if split > 0.0 => {
+                format!("serial ({cause:?}; the best split predicted {split:.2}x)")
+            }
+            Plan::Serial => format!("serial ({cause:?}; no split possible)"),
+        }
     );
     match decision.plan {
         Plan::Parallel { .. } => Route::Parallel(ParallelRoute {

@@ -310,22 +310,7 @@ pub(crate) fn after_profile(
         crate::dispatch::note_profiled_whole(site, n, estimate.per_item);
         return None;
     }
-    let plan = plan_rest(site, n, n - estimate.done);
-    log::debug!(
-        target: "amorsize",
-        "{}: first {} of {n} items profiled; rest planned {}",
-        site.name(),
-        estimate.done,
-        match &plan {
-            Route::Parallel(p) => format!(
-                "{:?} (predicted speedup {:.2}x)",
-                p.decision.plan,
-                p.decision.predicted_speedup()
-            ),
-            _ => "serial".to_owned(),
-        }
-    );
-    Some(plan)
+    Some(plan_rest(site, n, n - estimate.done, "profiled"))
 }
 
 /// A watched loop's first share: an eighth of the call, one clock read (about 25 ns) more
@@ -399,7 +384,12 @@ fn after_watched_head(
         return None;
     }
     learn_from_serial(site, head_len, head_ns, false);
-    Some(plan_rest(site, n, n - head_len))
+    Some(plan_rest(
+        site,
+        n,
+        n - head_len,
+        "ran far dearer than planned",
+    ))
 }
 
 fn run_parallel<P, F, R>(
