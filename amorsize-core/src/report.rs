@@ -330,15 +330,17 @@ fn figures_now(now: &Machine) -> String {
     }
 }
 
-/// The fewest items a piece may hold, for a plan at `costs` whose call had the work to pay
-/// for going parallel but made one piece only: items so cheap that a piece worth its
-/// scheduling cost holds them all. `None` for any other plan.
-fn one_piece(costs: Costs, last: &LastDecision) -> Option<f64> {
+/// The fewest items a piece may hold and an item's cost in pieces, for a plan at `costs`
+/// whose call had the work to pay for going parallel but made one piece only: items so
+/// cheap that a piece worth its scheduling cost holds them all. `None` for any other plan.
+fn one_piece(costs: Costs, last: &LastDecision) -> Option<(f64, PerItem)> {
     let m = &last.machine;
     let n = last.planned;
     let above_break_even = costs.serial.work_ns(n) >= MIN_SPEEDUP * m.overhead_ns;
-    let least = crate::model::piece_floor(crate::model::in_pieces(costs).as_nanos(), m);
-    (above_break_even && m.threads >= 2 && n >= 2 && least >= n as f64).then_some(least)
+    let in_pieces = crate::model::in_pieces(costs);
+    let least = crate::model::piece_floor(in_pieces.as_nanos(), m);
+    (above_break_even && m.threads >= 2 && n >= 2 && least >= n as f64)
+        .then_some((least, in_pieces))
 }
 
 /// Why the model kept a call a loop, in the terms that decided it: too little work for the
@@ -360,9 +362,8 @@ fn model_serial_reason(c: PerItem, last: &LastDecision, now: &Machine) -> String
             "{weighed}: after {overhead}, parallel predicted {split:.2}×, under {MIN_SPEEDUP}×: serial"
         ),
         _ => match last.costs.and_then(|costs| one_piece(costs, last)) {
-            Some(least) => format!(
-                "{weighed}, but at {} each in parallel a piece must hold {least:.0} items or more to keep its {} of scheduling under {:.0}% of it, so the call makes one piece: serial",
-                last.costs.map_or(c, crate::model::in_pieces),
+            Some((least, in_pieces)) => format!(
+                "{weighed}, but at {in_pieces} each in parallel a piece must hold {least:.0} items or more to keep its {} of scheduling under {:.0}% of it, so the call makes one piece: serial",
                 Nanos(last.machine.per_piece_ns),
                 crate::model::MAX_PIECE_OVERHEAD_SHARE * 100.0
             ),
