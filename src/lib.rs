@@ -166,7 +166,9 @@ pub use amorsize_core::{
 /// fallible ones): owned items, owned or `'static` context, the map run with the tuned plan
 /// without blocking the executor: on rayon's pool when it runs in parallel, where it is
 /// polled in slices of at most [`future::SLICE`] of work when it runs as a loop (see
-/// [`future`]).
+/// [`future`]). The future owns the context, so a context of one of the function's type
+/// parameters must also be `Send` there (`fn f<G: Fn(u64) -> u64 + Sync>(x: &u64, g: G)`
+/// gets a `par_f_async` that asks `G: Send`; `par_f` does not).
 ///
 /// ```
 /// #[amorsize::parallel]

@@ -624,6 +624,23 @@ fn a_failure_in_the_rest_handed_to_the_pool_comes_back_from_the_poll() {
     assert_eq!(again.map(|v| v.len()), Ok(2_000));
 }
 
+/// A function generic over a context taken by value: the async companion moves the context
+/// into its future, so it asks the context's type to be `Send`, which the function's own
+/// bounds need not say (they did not compile before: "`G` cannot be sent between threads").
+#[amorsize::parallel]
+fn applied<G: Fn(u64) -> u64 + Sync>(x: &u64, g: G) -> u64 {
+    g(*x)
+}
+
+#[test]
+fn a_context_of_a_generic_type_is_moved_into_the_async_companion() {
+    let xs: Vec<u64> = (0..300).collect();
+    let expected: Vec<u64> = xs.iter().map(|x| x + 7).collect();
+    assert_eq!(par_applied(&xs, |v| v + 7), expected);
+    let (got, _) = poll_here(par_applied_async(xs.clone(), |v| v + 7));
+    assert_eq!(got, expected);
+}
+
 /// A generic type whose associated functions have companions: its `impl` has parameters
 /// of its own, which the attribute cannot see.
 #[derive(Debug, PartialEq)]

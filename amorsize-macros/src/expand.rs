@@ -286,6 +286,8 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let mut iter_lifetimes: Vec<syn::Lifetime> = Vec::new();
     // An async companion's future outlives the call: its context is owned or `'static`.
     let mut async_context_params = Vec::new();
+    // …and moved into it, so a context of a generic type must be `Send` there.
+    let mut async_context_predicates: Vec<WherePredicate> = Vec::new();
     let mut context_args = Vec::new();
     let mut shared_docs = Vec::new();
     for context in &shape.context {
@@ -318,6 +320,15 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             } else {
                 quote!(::core::clone::Clone::clone(&#ident))
             });
+            let plain = unparenthesized(ty);
+            if !context.by_ref
+                && mentions_generics(plain, &sig.generics)
+                && !crate::types::has_lifetimes(plain)
+            {
+                async_context_predicates.push(syn::parse_quote_spanned! {ty.span()=>
+                    #plain: ::core::marker::Send
+                });
+            }
         }
         if context.by_ref {
             let syn::Type::Reference(reference) = &**ty else {
@@ -669,7 +680,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                 clause
                     .get_or_insert_with(|| syn::parse_quote!(where))
                     .predicates
-                    .extend(predicates.iter().cloned());
+                    .extend(predicates.iter().chain(&async_context_predicates).cloned());
             }
         }
         let where_clause = where_clause.as_ref();
