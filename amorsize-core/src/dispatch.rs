@@ -69,9 +69,9 @@ where
     if short_call(site, n, call_index) {
         // The common short call: inlined into the caller, with its loop in a callback of
         // its own so that it compiles as tightly as the user's own would.
-        return iter.with_producer(Serial::new(n, &f));
+        return iter.with_producer(Serial::new(n, &f, I::EXACT));
     }
-    map_routed(site, iter, n, call_index, f)
+    map_routed(site, iter, n, call_index, f, I::EXACT)
 }
 
 /// [`map`] over an owned `Vec` (or `Box<[T]>`): its loops run as the caller's own loop over
@@ -122,7 +122,7 @@ where
         (route, plain)
     };
     if !owned {
-        return map_on(site, items.into_par_iter(), n, call_index, route, f);
+        return map_on(site, items.into_par_iter(), n, call_index, route, f, false);
     }
     if let Route::Serial { timed: false, .. } = route {
         return owned_loop(items, &f);
@@ -243,17 +243,32 @@ pub(crate) fn short_call(site: &Site, n: usize, call_index: u64) -> bool {
 
 /// Every call that is not a settled short loop: routed, then run.
 #[inline(never)]
-fn map_routed<T, It, R, F>(site: &'static Site, iter: It, n: usize, call_index: u64, f: F) -> Vec<R>
+fn map_routed<T, It, R, F>(
+    site: &'static Site,
+    iter: It,
+    n: usize,
+    call_index: u64,
+    f: F,
+    exact: bool,
+) -> Vec<R>
 where
     T: Send,
     It: IndexedParallelIterator<Item = T>,
     R: Send,
     F: Fn(T) -> R + Sync + Send,
 {
-    map_on(site, iter, n, call_index, route(site, n, call_index), f)
+    map_on(
+        site,
+        iter,
+        n,
+        call_index,
+        route(site, n, call_index),
+        f,
+        exact,
+    )
 }
 
-/// Runs a call of `n` items of `site` on `route`.
+/// Runs a call of `n` items of `site` on `route` (`exact` as for [`Serial::new`]).
 #[inline(always)]
 fn map_on<T, It, R, F>(
     site: &'static Site,
@@ -262,6 +277,7 @@ fn map_on<T, It, R, F>(
     call_index: u64,
     route: Route,
     f: F,
+    exact: bool,
 ) -> Vec<R>
 where
     T: Send,
@@ -273,7 +289,7 @@ where
         if !crate::observe::watching() {
             // An untimed loop the fast path could not settle (a forced or pinned mode, or a
             // pool not resolved on this thread yet).
-            return iter.with_producer(Serial::new(n, &f));
+            return iter.with_producer(Serial::new(n, &f, exact));
         }
     }
     routed(site, n, route, |watch| {
@@ -282,7 +298,7 @@ where
             call_index,
             watch,
         };
-        let out = iter.with_producer(Run::new(call, n, &f, route));
+        let out = iter.with_producer(Run::new(call, n, &f, route, exact));
         (out, false)
     })
 }

@@ -937,7 +937,7 @@ impl<X> ProducerCallback<X> for Collect {
     type Output = Vec<X>;
     fn callback<P: Producer<Item = X>>(self, producer: P) -> Vec<X> {
         let mut items = Vec::new();
-        crate::run::extend_mapped(&mut items, producer, &|item| item);
+        crate::run::extend_mapped(&mut items, producer, &|item| item, false);
         items
     }
 }

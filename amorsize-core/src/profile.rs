@@ -46,7 +46,7 @@ pub(crate) struct Estimate {
 pub(crate) fn profile<P, F, R>(
     producer: P,
     n: usize,
-    f: &F,
+    f: crate::run::Loop<'_, F>,
     out: &mut Vec<R>,
     watch: Option<&crate::observe::Watch>,
 ) -> (Estimate, Option<P>)
@@ -239,7 +239,11 @@ mod tests {
         type Output = (Estimate, Vec<u64>, usize);
         fn callback<P: Producer<Item = T>>(self, producer: P) -> Self::Output {
             let mut out = Vec::new();
-            let (estimate, rest) = profile(producer, self.n, self.f, &mut out, None);
+            let f = crate::run::Loop {
+                f: self.f,
+                exact: false,
+            };
+            let (estimate, rest) = profile(producer, self.n, f, &mut out, None);
             let rest_len = rest.map_or(0, |p| p.into_iter().len());
             (estimate, out, rest_len)
         }

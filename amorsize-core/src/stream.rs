@@ -259,7 +259,7 @@ where
                     call_index,
                     watch,
                 };
-                let out = iter.with_producer(Run::new(call, n, f, route));
+                let out = iter.with_producer(Run::new(call, n, f, route, false));
                 (out, false)
             });
             before();
@@ -933,7 +933,7 @@ where
         let Plan::Parallel { min_len, threads } = plan.decision.plan else {
             before();
             let mut out = Vec::with_capacity(n);
-            crate::run::extend_mapped(&mut out, producer, &f);
+            crate::run::extend_mapped(&mut out, producer, &f, false);
             return out;
         };
         let call = Call {
