@@ -422,6 +422,17 @@ where
     ) -> Result<usize, usize> {
         let len = slots.len();
         let mut filling = Filling { slots, written: 0 };
+        if !S::STOPS {
+            // A step that never stops: the piece's own `fold_with` (std's `Range` for an
+            // integer range) writes the slots in order, with no check of its own per item.
+            let filling = piece.fold_with(Fill {
+                filling,
+                step: self.step,
+                offset,
+                _item: PhantomData,
+            });
+            return self.completed(filling.filling, len, offset);
+        }
         for item in piece.into_iter() {
             if S::STOPS && control.stopping() {
                 return Err(filling.written);
@@ -438,6 +449,18 @@ where
                 None => panic!("amorsize: a producer yielded more items than its length"),
             }
         }
+        self.completed(filling, len, offset)
+    }
+}
+
+impl<S, R> MapPieces<'_, '_, S, R> {
+    /// Records a piece whose `len` slots from `offset` on `filling` wrote.
+    fn completed(
+        &self,
+        mut filling: Filling<'_, R>,
+        len: usize,
+        offset: usize,
+    ) -> Result<usize, usize> {
         assert_eq!(
             filling.written, len,
             "amorsize: a producer yielded fewer items than its length"
@@ -445,6 +468,55 @@ where
         filling.written = 0; // Complete: the results now belong to the output.
         lock(&self.complete).push((offset, len));
         Ok(len)
+    }
+}
+
+/// The folder that fills a piece's slots for a step that never stops.
+struct Fill<'a, 's, S, R, I> {
+    filling: Filling<'s, R>,
+    step: &'a S,
+    offset: usize,
+    _item: PhantomData<fn(I)>,
+}
+
+impl<S, R, I> rayon::iter::plumbing::Folder<I> for Fill<'_, '_, S, R, I>
+where
+    S: Step<I, R>,
+{
+    type Result = Self;
+
+    fn consume(self, item: I) -> Self {
+        self.consume_iter(std::iter::once(item))
+    }
+
+    /// Writes the slots left in order, one per item: a loop the iterator drives, with no
+    /// bounds check per item (the slots' iterator ends it); an item beyond the last slot
+    /// panics, as a producer that yields more than its length is broken.
+    #[inline(always)]
+    fn consume_iter<T: IntoIterator<Item = I>>(mut self, iter: T) -> Self {
+        let mut iter = iter.into_iter();
+        let from = self.filling.written;
+        for (slot, item) in self.filling.slots[from..].iter_mut().zip(iter.by_ref()) {
+            match self.step.step(self.offset + self.filling.written, item) {
+                Some(result) => {
+                    slot.write(result);
+                }
+                None => unreachable!("amorsize: a step that never stops stopped"),
+            }
+            self.filling.written += 1;
+        }
+        if iter.next().is_some() {
+            panic!("amorsize: a producer yielded more items than its length");
+        }
+        self
+    }
+
+    fn complete(self) -> Self {
+        self
+    }
+
+    fn full(&self) -> bool {
+        false
     }
 }
 
