@@ -87,10 +87,18 @@ fn main() {
     println!("\nStep 2: rayon everywhere, `items.par_iter().map(f).collect()`");
     for r in &rows {
         let ratio = r.plain_ns / r.rayon_ns;
+        // Two decimals near 1 (where one would print "1.0× SLOWER"), one above 10.
+        let times = |x: f64| {
+            if x < 10.0 {
+                format!("{x:.2}×")
+            } else {
+                format!("{x:.1}×")
+            }
+        };
         let verdict = if ratio >= 1.0 {
-            format!("{ratio:.2}× faster")
+            format!("{} faster", times(ratio))
         } else {
-            format!("{:.1}× SLOWER", 1.0 / ratio)
+            format!("{} SLOWER", times(1.0 / ratio))
         };
         println!(
             "  {:<7} n = {:>9}: {:>10}  {verdict} than the loop",
