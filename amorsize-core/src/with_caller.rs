@@ -411,8 +411,9 @@ where
 {
     type Slots = &'s mut [MaybeUninit<R>];
 
-    /// Writes the step's result for each item into `slots`, in order. Panics (dropping
-    /// what it wrote) unless the piece yields exactly one item per slot.
+    /// Writes the step's result for each item into `slots`, in order, through the piece's
+    /// own `fold_with` (std's `Range` for an integer range). Panics (dropping what it
+    /// wrote) unless the piece yields exactly one item per slot.
     fn run(
         &self,
         piece: P,
@@ -421,46 +422,18 @@ where
         control: &Control<'_>,
     ) -> Result<usize, usize> {
         let len = slots.len();
-        let mut filling = Filling { slots, written: 0 };
-        if !S::STOPS {
-            // A step that never stops: the piece's own `fold_with` (std's `Range` for an
-            // integer range) writes the slots in order, with no check of its own per item.
-            let filling = piece.fold_with(Fill {
-                filling,
-                step: self.step,
-                offset,
-                _item: PhantomData,
-            });
-            return self.completed(filling.filling, len, offset);
+        let fill = piece.fold_with(Fill {
+            filling: Filling { slots, written: 0 },
+            step: self.step,
+            offset,
+            control,
+            stopped: None,
+            _item: PhantomData,
+        });
+        if let Some(ran) = fill.stopped {
+            return Err(ran);
         }
-        for item in piece.into_iter() {
-            if S::STOPS && control.stopping() {
-                return Err(filling.written);
-            }
-            let Some(result) = self.step.step(offset + filling.written, item) else {
-                control.stop_here();
-                return Err(filling.written + 1);
-            };
-            match filling.slots.get_mut(filling.written) {
-                Some(slot) => {
-                    slot.write(result);
-                    filling.written += 1;
-                }
-                None => panic!("amorsize: a producer yielded more items than its length"),
-            }
-        }
-        self.completed(filling, len, offset)
-    }
-}
-
-impl<S, R> MapPieces<'_, '_, S, R> {
-    /// Records a piece whose `len` slots from `offset` on `filling` wrote.
-    fn completed(
-        &self,
-        mut filling: Filling<'_, R>,
-        len: usize,
-        offset: usize,
-    ) -> Result<usize, usize> {
+        let mut filling = fill.filling;
         assert_eq!(
             filling.written, len,
             "amorsize: a producer yielded fewer items than its length"
@@ -471,15 +444,19 @@ impl<S, R> MapPieces<'_, '_, S, R> {
     }
 }
 
-/// The folder that fills a piece's slots for a step that never stops.
-struct Fill<'a, 's, S, R, I> {
+/// The folder that fills a piece's slots: the step's result for each item, in order.
+struct Fill<'a, 's, 'c, S, R, I> {
     filling: Filling<'s, R>,
     step: &'a S,
     offset: usize,
+    control: &'a Control<'c>,
+    /// The piece stopped (the call is stopping, or the step stopped it): how many of its
+    /// items ran, the stopping one included. Its results are dropped with `filling`.
+    stopped: Option<usize>,
     _item: PhantomData<fn(I)>,
 }
 
-impl<S, R, I> rayon::iter::plumbing::Folder<I> for Fill<'_, '_, S, R, I>
+impl<S, R, I> rayon::iter::plumbing::Folder<I> for Fill<'_, '_, '_, S, R, I>
 where
     S: Step<I, R>,
 {
@@ -490,19 +467,27 @@ where
     }
 
     /// Writes the slots left in order, one per item: a loop the iterator drives, with no
-    /// bounds check per item (the slots' iterator ends it); an item beyond the last slot
-    /// panics, as a producer that yields more than its length is broken.
+    /// bounds check per item (the slots' iterator ends it). A step that can stop checks for
+    /// a stop before each item (see [`Step::STOPS`]). An item beyond the last slot panics,
+    /// as a producer that yields more than its length is broken.
     #[inline(always)]
     fn consume_iter<T: IntoIterator<Item = I>>(mut self, iter: T) -> Self {
+        if self.stopped.is_some() {
+            return self;
+        }
         let mut iter = iter.into_iter();
         let from = self.filling.written;
         for (slot, item) in self.filling.slots[from..].iter_mut().zip(iter.by_ref()) {
-            match self.step.step(self.offset + self.filling.written, item) {
-                Some(result) => {
-                    slot.write(result);
-                }
-                None => unreachable!("amorsize: a step that never stops stopped"),
+            if S::STOPS && self.control.stopping() {
+                self.stopped = Some(self.filling.written);
+                return self;
             }
+            let Some(result) = self.step.step(self.offset + self.filling.written, item) else {
+                self.control.stop_here();
+                self.stopped = Some(self.filling.written + 1);
+                return self;
+            };
+            slot.write(result);
             self.filling.written += 1;
         }
         if iter.next().is_some() {
@@ -516,7 +501,7 @@ where
     }
 
     fn full(&self) -> bool {
-        false
+        self.stopped.is_some()
     }
 }
 
