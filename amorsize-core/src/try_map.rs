@@ -310,10 +310,22 @@ where
     R: TryItem,
     F: Fn(P::Item) -> R,
 {
+    // The values go to a `Vec` of this frame's while the loop runs: pushed into `out`
+    // through the reference, each push stored and reloaded its length, which held every
+    // item up behind the last one's store (as in `future::Pace::slice`).
+    let mut values = std::mem::take(out);
+    let mut result = Ok(());
     for item in producer.into_iter() {
-        out.push(f(item).into_result()?);
+        match f(item).into_result() {
+            Ok(value) => values.push(value),
+            Err(stop) => {
+                result = Err(stop);
+                break;
+            }
+        }
     }
-    Ok(())
+    *out = values;
+    result
 }
 
 /// [`try_loop`], timed (nanoseconds): the one copy each fallible site compiles.
