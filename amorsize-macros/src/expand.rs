@@ -286,8 +286,9 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
     let mut iter_lifetimes: Vec<syn::Lifetime> = Vec::new();
     // An async companion's future outlives the call: its context is owned or `'static`.
     let mut async_context_params = Vec::new();
-    // …and moved into it, so a context of a generic type must be `Send` there.
-    let mut async_context_predicates: Vec<WherePredicate> = Vec::new();
+    // …and moved into it, so a context taken by value must be `Send` there: a where-clause
+    // for one of a generic type (a concrete one is held by the runtime's own bounds).
+    let mut async_bounds = Bounds::default();
     let mut context_args = Vec::new();
     let mut shared_docs = Vec::new();
     for context in &shape.context {
@@ -320,14 +321,14 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
             } else {
                 quote!(::core::clone::Clone::clone(&#ident))
             });
-            let plain = unparenthesized(ty);
-            if !context.by_ref
-                && mentions_generics(plain, &sig.generics)
-                && !crate::types::has_lifetimes(plain)
-            {
-                async_context_predicates.push(syn::parse_quote_spanned! {ty.span()=>
-                    #plain: ::core::marker::Send
-                });
+            if !context.by_ref {
+                async_bounds.require(
+                    ty,
+                    quote!(::core::marker::Send),
+                    "sent_across_threads",
+                    &sig.generics,
+                    &krate,
+                );
             }
         }
         if context.by_ref {
@@ -680,7 +681,7 @@ fn companion(func: &ItemFn, shape: &Shape, options: &Options) -> TokenStream {
                 clause
                     .get_or_insert_with(|| syn::parse_quote!(where))
                     .predicates
-                    .extend(predicates.iter().chain(&async_context_predicates).cloned());
+                    .extend(predicates.iter().chain(&async_bounds.predicates).cloned());
             }
         }
         let where_clause = where_clause.as_ref();
