@@ -937,7 +937,11 @@ impl<X> ProducerCallback<X> for Collect {
     type Output = Vec<X>;
     fn callback<P: Producer<Item = X>>(self, producer: P) -> Vec<X> {
         let mut items = Vec::new();
-        crate::run::extend_mapped(&mut items, producer, &|item| item, false);
+        let identity = crate::run::Loop {
+            f: &|item| item,
+            exact: false,
+        };
+        crate::run::extend_mapped(&mut items, producer, identity);
         items
     }
 }

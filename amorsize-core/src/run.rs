@@ -14,25 +14,37 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// A loop's function, and whether its items' producer yields them through an iterator whose
+/// length `Vec::extend` trusts (see [`IntoItems::EXACT`]): what every plain loop runs.
+///
+/// [`IntoItems::EXACT`]: crate::IntoItems::EXACT
+pub(crate) struct Loop<'f, F> {
+    pub(crate) f: &'f F,
+    pub(crate) exact: bool,
+}
+
+impl<F> Clone for Loop<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for Loop<'_, F> {}
+
 /// The callback for an untimed serial call: a plain loop into a new `Vec`.
 pub(crate) struct Serial<'f, F, R> {
     n: usize,
-    f: &'f F,
-    exact: bool,
+    f: Loop<'f, F>,
     _result: PhantomData<fn() -> R>,
 }
 
 impl<'f, F, R> Serial<'f, F, R> {
-    /// A loop over `n` items through `f`; `exact` when the items' producer yields them
-    /// through an iterator whose length `Vec::extend` trusts (see [`IntoItems::EXACT`]).
-    ///
-    /// [`IntoItems::EXACT`]: crate::IntoItems::EXACT
+    /// A loop over `n` items through `f`; `exact` as for [`Loop`].
     #[inline(always)]
     pub(crate) fn new(n: usize, f: &'f F, exact: bool) -> Self {
         Serial {
             n,
-            f,
-            exact,
+            f: Loop { f, exact },
             _result: PhantomData,
         }
     }
@@ -47,7 +59,7 @@ where
     #[inline]
     fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
         let mut out = Vec::with_capacity(self.n);
-        extend_mapped(&mut out, producer, self.f, self.exact);
+        extend_mapped(&mut out, producer, self.f);
         out
     }
 }
@@ -55,7 +67,7 @@ where
 /// Pushes `f` of each of `producer`'s items onto `out`, in order: the one loop every plain
 /// loop over a producer runs, as tight as the caller's own loop over the same items.
 /// `Vec::extend` writes without checking its capacity item by item only for iterators of
-/// std's that it knows the exact length of. With `exact` the producer yields its items
+/// std's that it knows the exact length of. With `f.exact` the producer yields its items
 /// through one (std's `Range`, which an integer range hands over from its `fold_with`, see
 /// `items::RangeItems`; a slice's iterator), and they are mapped straight from it. Other
 /// producers' iterators (a drained `Vec`'s, most adapters') are taken through a
@@ -67,12 +79,12 @@ where
 /// multiply-and-shift chain took 2.85 µs from a range through it and 2.44 µs straight from
 /// the range (the caller's loop: 2.42 µs), hence `exact`.
 #[inline(always)]
-pub(crate) fn extend_mapped<P, F, R>(out: &mut Vec<R>, producer: P, f: &F, exact: bool)
+pub(crate) fn extend_mapped<P, F, R>(out: &mut Vec<R>, producer: P, f: Loop<'_, F>)
 where
     P: Producer,
     F: Fn(P::Item) -> R,
 {
-    producer.fold_with(Extending { out, f, exact });
+    producer.fold_with(Extending { out, f });
 }
 
 /// An iterator yielded fewer items than it said it would.
@@ -85,9 +97,7 @@ fn short_producer() -> ! {
 /// The folder of [`extend_mapped`].
 struct Extending<'o, 'f, R, F> {
     out: &'o mut Vec<R>,
-    f: &'f F,
-    /// The producer's iterator is one whose length `extend` trusts.
-    exact: bool,
+    f: Loop<'f, F>,
 }
 
 impl<T, R, F> Folder<T> for Extending<'_, '_, R, F>
@@ -97,29 +107,30 @@ where
     type Result = ();
 
     fn consume(self, item: T) -> Self {
-        self.out.push((self.f)(item));
+        self.out.push((self.f.f)(item));
         self
     }
 
-    /// An iterator whose length is exact (every producer's) is taken through a `Range`
-    /// of that length; any other, or what it yields beyond its length, as it comes.
+    /// A trusted iterator (`f.exact`) is mapped straight from; any other of exact length
+    /// (every producer's) is taken through a `Range` of that length, and what it yields
+    /// beyond its length, or an iterator of no exact length, as it comes.
     #[inline(always)]
     fn consume_iter<I: IntoIterator<Item = T>>(self, iter: I) -> Self {
         let mut iter = iter.into_iter();
-        if self.exact {
-            self.out.extend(iter.map(self.f));
+        let f = self.f.f;
+        if self.f.exact {
+            self.out.extend(iter.map(f));
             return self;
         }
         if let (len, Some(upper)) = iter.size_hint() {
             if len == upper {
-                let f = self.f;
                 self.out.extend((0..len).map(|_| match iter.next() {
                     Some(item) => f(item),
                     None => short_producer(),
                 }));
             }
         }
-        self.out.extend(iter.map(self.f));
+        self.out.extend(iter.map(f));
         self
     }
 
@@ -130,29 +141,12 @@ where
     }
 }
 
-/// A loop's function, and whether its items' producer yields them through an iterator whose
-/// length `Vec::extend` trusts (see [`Serial::new`]): what the loops of a routed call run.
-pub(crate) struct Loop<'f, F> {
-    pub(crate) f: &'f F,
-    pub(crate) exact: bool,
-}
-
-impl<F> Clone for Loop<'_, F> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<F> Copy for Loop<'_, F> {}
-
 /// The callback that receives the call's producer and runs the route.
 pub(crate) struct Run<'f, F, R> {
     call: Call<'f>,
     n: usize,
-    f: &'f F,
+    f: Loop<'f, F>,
     route: Route,
-    /// As [`Serial`]'s.
-    exact: bool,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -161,9 +155,8 @@ impl<'f, F, R> Run<'f, F, R> {
         Run {
             call,
             n,
-            f,
+            f: Loop { f, exact },
             route,
-            exact,
             _result: PhantomData,
         }
     }
@@ -179,16 +172,10 @@ where
 
     fn callback<P: Producer<Item = T>>(self, producer: P) -> Vec<R> {
         let Run {
-            call,
-            n,
-            f,
-            route,
-            exact,
-            ..
+            call, n, f, route, ..
         } = self;
         let Call { site, watch, .. } = call.begin();
         let mut out = Vec::with_capacity(n);
-        let f = Loop { f, exact };
         match route {
             // Untimed loops took the `Serial` callback (`map`, `map_routed`) instead, unless
             // watched: then they are timed too, as the steps read the clock anyway.
@@ -217,7 +204,7 @@ where
     F: Fn(P::Item) -> R,
 {
     let start = Instant::now();
-    extend_mapped(out, producer, f.f, f.exact);
+    extend_mapped(out, producer, f);
     elapsed_ns(start)
 }
 
@@ -447,7 +434,7 @@ fn run_parallel<P, F, R>(
     F: Fn(P::Item) -> R + Sync + Send,
 {
     let Plan::Parallel { min_len, threads } = plan.decision.plan else {
-        extend_mapped(out, producer, f.f, f.exact);
+        extend_mapped(out, producer, f);
         return;
     };
     let f = f.f;

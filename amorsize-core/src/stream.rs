@@ -933,7 +933,11 @@ where
         let Plan::Parallel { min_len, threads } = plan.decision.plan else {
             before();
             let mut out = Vec::with_capacity(n);
-            crate::run::extend_mapped(&mut out, producer, &f, false);
+            let f = crate::run::Loop {
+                f: &f,
+                exact: false,
+            };
+            crate::run::extend_mapped(&mut out, producer, f);
             return out;
         };
         let call = Call {
